@@ -1,0 +1,184 @@
+package control
+
+import (
+	"time"
+
+	"github.com/torrentclaw/cli/internal/token"
+)
+
+// StatusResponse is the reply of GET /v1/status: the daemon's identity, where
+// its media listener answers, its origin and UPnP state, and every task. It
+// never contains a token.
+type StatusResponse struct {
+	Version   string    `json:"version"`
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
+
+	// MediaURLs are the base URLs of the media listener
+	// ("http://192.168.1.20:11818"), best first: LAN, Tailscale, public, TLS.
+	MediaURLs []string  `json:"mediaUrls"`
+	Addresses Addresses `json:"addresses"`
+
+	// RequireStreamToken reports whether a task without a token is refused
+	// (true) or served token-less (false).
+	RequireStreamToken bool `json:"requireStreamToken"`
+
+	Origin OriginStatus `json:"origin"`
+
+	// UPnP is a one-line summary: "disabled", "mapped 11818 -> 203.0.113.7",
+	// "failed: no gateway found", …
+	UPnP string `json:"upnp"`
+
+	// HLS is a one-line summary: "available", "ffmpeg not found", …
+	HLS string `json:"hls,omitempty"`
+
+	Tasks []TaskInfo `json:"tasks"`
+}
+
+// Addresses are the addresses the daemon knows for itself. Empty strings are
+// unknown; zero ports are not bound.
+type Addresses struct {
+	Listen      string `json:"listen"`              // media listener, as bound ("0.0.0.0:11818")
+	LAN         string `json:"lan,omitempty"`       // IP of the default-route interface
+	Tailscale   string `json:"tailscale,omitempty"` // IP in 100.64.0.0/10 or fd7a:115c:a1e0::/48
+	Public      string `json:"public,omitempty"`    // UPnP external IP or stream.public_host
+	MediaPort   int    `json:"mediaPort"`
+	TLSPort     int    `json:"tlsPort,omitempty"`
+	TorrentPort int    `json:"torrentPort"`
+}
+
+// OriginStatus describes the link to the web origin.
+type OriginStatus struct {
+	// Configured is false when no origin.api_url/api_key is set (standalone).
+	Configured bool `json:"configured"`
+	// URL is the origin's scheme and host, never the API key.
+	URL string `json:"url,omitempty"`
+	// State is the sync loop's state: "connecting", "connected", "backoff",
+	// "stopped" (key revoked), …
+	State     string    `json:"state,omitempty"`
+	LastSync  time.Time `json:"lastSync,omitzero"`
+	LastError string    `json:"lastError,omitempty"`
+}
+
+// TaskInfo is one task as the control socket reports it: the engine's status
+// plus whether a token is set. It never contains the token itself.
+type TaskInfo struct {
+	ID              string  `json:"id"`
+	InfoHash        string  `json:"infoHash,omitempty"`
+	Name            string  `json:"name,omitempty"`
+	State           string  `json:"state"`    // resolving|downloading|seeding|completed|failed|paused
+	Progress        float64 `json:"progress"` // 0-100
+	DownloadedBytes int64   `json:"downloadedBytes"`
+	TotalBytes      int64   `json:"totalBytes"`
+	SpeedBps        int64   `json:"speedBps"`   // bytes per second
+	ETASeconds      int64   `json:"etaSeconds"` // 0 when unknown
+	FileName        string  `json:"fileName,omitempty"`
+	FileIndex       int     `json:"fileIndex"` // -1 before metadata
+	// StreamReady reports whether the selected file can be played now.
+	StreamReady bool   `json:"streamReady"`
+	Error       string `json:"error,omitempty"`
+
+	Token TokenInfo  `json:"token"`
+	Files []FileInfo `json:"files,omitempty"`
+}
+
+// TokenInfo says whether a task has a stream token and until when. It
+// deliberately has no field for the token.
+type TokenInfo struct {
+	Set       bool      `json:"set"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+}
+
+// FileInfo is one file of a task.
+type FileInfo struct {
+	Index    int    `json:"index"`
+	Path     string `json:"path"` // sanitised, relative to the torrent root
+	Length   int64  `json:"length"`
+	Playable bool   `json:"playable"`
+}
+
+// AddRequest is the body of POST /v1/tasks.
+type AddRequest struct {
+	// Source is a magnet link, a 40/64-hex infohash, an absolute path to a
+	// .torrent file (as seen by the daemon) or an http(s) URL of one.
+	Source string `json:"source"`
+	// FileIndex selects the file to stream; -1 picks the largest video.
+	FileIndex int `json:"fileIndex"`
+	// HLS also starts an HLS session for the selected file.
+	HLS   bool   `json:"hls,omitempty"`
+	Title string `json:"title,omitempty"`
+}
+
+// AddResponse is the reply of POST /v1/tasks. It carries the freshly minted
+// token: the caller asked for it and owns the task.
+type AddResponse struct {
+	TaskID      string      `json:"taskId"`
+	Token       token.Token `json:"token"`
+	StreamURL   string      `json:"streamUrl"`
+	PlaylistURL string      `json:"playlistUrl"`
+	HLSURL      string      `json:"hlsUrl,omitempty"` // set when AddRequest.HLS
+	ExpiresAt   time.Time   `json:"expiresAt"`
+}
+
+// TokenResponse is the reply of POST /v1/tasks/{id}/token: a new token that
+// replaces the task's previous one (which stays valid for the grace period).
+type TokenResponse struct {
+	TaskID      string      `json:"taskId"`
+	Token       token.Token `json:"token"`
+	ExpiresAt   time.Time   `json:"expiresAt"`
+	StreamURL   string      `json:"streamUrl"`
+	PlaylistURL string      `json:"playlistUrl"`
+}
+
+// HLSRequest is the body of POST /v1/tasks/{id}/hls.
+type HLSRequest struct {
+	FileIndex int `json:"fileIndex"` // -1 = the task's selected file
+}
+
+// HLSResponse is the reply of POST /v1/tasks/{id}/hls.
+type HLSResponse struct {
+	SessionID string `json:"sessionId"`
+	HLSURL    string `json:"hlsUrl"` // master playlist URL, carrying the task's token
+}
+
+// SeedRequest is the body of POST /v1/seed.
+type SeedRequest struct {
+	Path string `json:"path"` // absolute, as seen by the daemon
+}
+
+// SeedResponse is the reply of POST /v1/seed.
+type SeedResponse struct {
+	Magnet   string `json:"magnet"`
+	InfoHash string `json:"infoHash"`
+	Peer     string `json:"peer"` // host:port of the daemon's BitTorrent listener
+}
+
+// Level grades a doctor [Check].
+type Level string
+
+// Check levels.
+const (
+	LevelOK   Level = "ok"
+	LevelWarn Level = "warn" // works, but degraded (no ffmpeg, UPnP failed, …)
+	LevelFail Level = "fail" // something the user must fix
+)
+
+// Check is one diagnostic result of GET /v1/doctor.
+type Check struct {
+	Name string `json:"name"`
+	// OK is false only when Level is [LevelFail].
+	OK     bool   `json:"ok"`
+	Level  Level  `json:"level"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// DoctorResponse is the reply of GET /v1/doctor.
+type DoctorResponse struct {
+	Checks []Check `json:"checks"`
+}
+
+// errorBody is every error reply: a one-line message and a stable code.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
