@@ -1,0 +1,145 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/hls"
+	"github.com/torrentclaw/cli/internal/token"
+)
+
+const maxResourceLen = 128
+
+// handleHLS serves GET /hls/{session}/{resource}?t=.
+func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
+	// Parse.
+	sessionID := r.PathValue("session")
+	resource := r.PathValue("resource")
+	tok, okTok := hlsToken(r.URL.RawQuery)
+	ok := okTok && hls.ValidSessionID(sessionID) && validResource(resource)
+
+	// Authorize: session -> task -> token. An unknown or closed session
+	// verifies against the dummy task, so it costs the same work.
+	unavailable := s.hlsUnavailable()
+	var sess *hls.Session
+	taskID := dummyTaskID
+	if ok && unavailable == nil {
+		if got, err := s.hls.Get(sessionID); err == nil {
+			sess, taskID = got, got.TaskID()
+		}
+	}
+	authorized := verify(taskID, tok, ok && sess != nil, s.tokens)
+	if unavailable != nil {
+		// No session can exist, so there is nothing to check the token
+		// against. A well-formed request (session ID and token shapes) learns
+		// that this daemon has no HLS, a daemon-wide fact that says nothing
+		// about what streams; anything else gets the usual 404.
+		if ok && token.Valid(tok) {
+			s.writeError(w, r, unavailable)
+			return
+		}
+		writeNotFound(w)
+		return
+	}
+	if !authorized {
+		writeNotFound(w)
+		return
+	}
+
+	// Domain and response.
+	switch resource {
+	case "master.m3u8", "index.m3u8":
+		body, err := sess.Playlist(r.Context(), resource, tok)
+		if err != nil {
+			s.writeError(w, r, fmt.Errorf("hls playlist: %w", err))
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/vnd.apple.mpegurl")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(body)
+		}
+	default:
+		p, err := sess.Segment(r.Context(), resource)
+		if err != nil {
+			s.writeError(w, r, fmt.Errorf("hls segment: %w", err))
+			return
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			// Deleted by Close or the disk cap between Segment and Open.
+			if errors.Is(err, os.ErrNotExist) {
+				err = fmt.Errorf("%w: %w", hls.ErrNotFound, err)
+			}
+			s.writeError(w, r, fmt.Errorf("hls segment: %w", err))
+			return
+		}
+		defer f.Close()
+		h := w.Header()
+		h.Set("Content-Type", segmentContentType(resource))
+		h.Set("Cache-Control", "private, max-age=3600")
+		http.ServeContent(w, r, "", time.Time{}, f)
+	}
+}
+
+// hlsUnavailable returns why HLS cannot be served, or nil.
+func (s *Server) hlsUnavailable() error {
+	if s.hls == nil {
+		return errHLSUnavailable
+	}
+	if err := s.hls.Available(); err != nil {
+		return fmt.Errorf("%w: %w", errHLSUnavailable, err)
+	}
+	return nil
+}
+
+// hlsToken returns the t parameter of an HLS URL. ok is false when the query
+// is malformed or repeats t.
+func hlsToken(rawQuery string) (string, bool) {
+	vals, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", false
+	}
+	tok, ok := single(vals, "t")
+	return tok, ok && len(tok) <= maxTokenLen
+}
+
+// validResource accepts a file name of a session: [A-Za-z0-9_.-], not
+// starting with a dot. The hls package decides which names exist.
+func validResource(s string) bool {
+	if s == "" || len(s) > maxResourceLen || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// segmentContentType returns the type of an HLS segment: fMP4 or MPEG-TS.
+func segmentContentType(name string) string {
+	if ct := hls.ContentType(name); ct != "" {
+		return ct
+	}
+	switch strings.ToLower(path.Ext(name)) {
+	case ".m4s", ".mp4":
+		return "video/mp4"
+	case ".vtt":
+		return "text/vtt; charset=utf-8"
+	default:
+		return "video/mp2t"
+	}
+}
