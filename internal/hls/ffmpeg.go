@@ -1,0 +1,196 @@
+package hls
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// cutEpsilon moves every cut time and copy-mode seek point slightly before
+// the keyframe it aims at. ffmpeg cuts at the first keyframe whose pts is
+// >= the cut time, and rounding between time bases could otherwise put a
+// keyframe a tick before its own cut time and the cut one GOP later. 1 ms
+// is far below any frame interval.
+const cutEpsilon = 0.001
+
+// windowSegments bounds the cut list of one ffmpeg run (a single argv
+// string is limited to 128 KiB on Linux). A run stops at the end of its
+// window; a later request starts the next run there.
+const windowSegments = 1000
+
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', 6, 64) }
+
+// inputOptions are ffmpeg/ffprobe input options for input: reconnect on a
+// dropped HTTP connection (a paused ffmpeg may be cut off by the server's
+// write deadline) from the byte offset it had reached.
+func inputOptions(input string) []string {
+	if !strings.HasPrefix(input, "http://") && !strings.HasPrefix(input, "https://") {
+		return nil
+	}
+	return []string{"-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "10"}
+}
+
+// runSpec is one ffmpeg run: segments [start, end) of the plan.
+type runSpec struct {
+	input      string
+	plan       *plan
+	variant    variant
+	videoIndex int
+	audioIndex int // -1 without audio
+	segSec     float64
+	start, end int
+	pattern    string // output file pattern with one %05d
+}
+
+// ffmpegArgs builds the command line of a run.
+//
+// Timestamps: every run writes segments whose timestamps are the source's
+// (relative to its start time) plus the MPEG-TS muxer's fixed 1.4 s offset,
+// whatever segment it starts at: -ss S shifts the input to 0, and
+// -output_ts_offset S shifts it back. avoid_negative_ts is disabled on both
+// the segment muxer and the inner MPEG-TS muxer, because its automatic
+// shift (applied only when a run starts at the very beginning of a file
+// with B-frames) would make the first run's timestamps disagree with every
+// other run's.
+func ffmpegArgs(r runSpec) []string {
+	v := r.variant
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"}
+	args = append(args, inputOptions(r.input)...)
+	seek := 0.0
+	if r.start > 0 {
+		seek = r.plan.starts[r.start]
+		if v.copyVideo {
+			// Land just before the keyframe; -copypriorss 0 drops the
+			// packets before the seek point, so output starts on it.
+			seek -= cutEpsilon
+		}
+		args = append(args, "-ss", ftoa(seek))
+	}
+	args = append(args, "-i", r.input, "-map", fmt.Sprintf("0:%d", r.videoIndex))
+	if r.audioIndex >= 0 {
+		args = append(args, "-map", fmt.Sprintf("0:%d", r.audioIndex))
+	}
+	args = append(args, "-sn", "-dn")
+	if v.copyVideo {
+		args = append(args, "-c:v", "copy", "-copypriorss", "0")
+	} else {
+		seg := ftoa(r.segSec)
+		args = append(args, "-c:v", "libx264", "-preset", "veryfast",
+			"-profile:v", "high", "-level:v", v.x264Level, "-pix_fmt", "yuv420p",
+			"-crf", "21", "-maxrate", strconv.FormatInt(v.maxrate, 10), "-bufsize", strconv.FormatInt(v.maxrate*2, 10),
+			// Keyframes on the segment grid, counted from this run's
+			// start (which is itself on the grid).
+			"-force_key_frames", "expr:gte(t,n_forced*"+seg+")",
+			"-vf", fmt.Sprintf("scale=%d:%d", v.width, v.height))
+	}
+	if r.audioIndex >= 0 {
+		if v.copyAudio {
+			args = append(args, "-c:a", "copy")
+		} else {
+			args = append(args, "-c:a", "aac", "-ac", "2", "-b:a", audioBitrateK)
+		}
+	}
+	args = append(args, "-avoid_negative_ts", "disabled")
+	if r.start > 0 {
+		args = append(args, "-output_ts_offset", ftoa(seek))
+	}
+	args = append(args, "-max_muxing_queue_size", "4096",
+		"-f", "segment", "-segment_format", "mpegts",
+		"-segment_format_options", "avoid_negative_ts=disabled")
+	// Cut times are absolute (the run's timestamps are the source's). The
+	// list includes the boundary at the window's end, so the last segment
+	// of the window is finished and reported before the run is stopped.
+	var times []string
+	for j := r.start + 1; j <= r.end && j < r.plan.n(); j++ {
+		times = append(times, ftoa(r.plan.starts[j]-cutEpsilon))
+	}
+	if len(times) == 0 {
+		// Only the last segment is left; without a cut list the muxer
+		// would cut every 2 s.
+		times = append(times, ftoa(r.plan.duration+86400))
+	}
+	args = append(args, "-segment_times", strings.Join(times, ","))
+	// The segment list goes to stdout (csv: name,start,end), one line per
+	// segment once its file is complete; that line is the signal to
+	// rename the file into place.
+	args = append(args, "-segment_start_number", strconv.Itoa(r.start),
+		"-segment_list", "pipe:1", "-segment_list_type", "csv", r.pattern)
+	return args
+}
+
+// escapePattern escapes % in a path used as a segment-muxer file pattern.
+func escapePattern(s string) string { return strings.ReplaceAll(s, "%", "%%") }
+
+// parseListLine parses one line of the segment muxer's csv list:
+// "<name>,<start>,<end>".
+func parseListLine(line string) (name string, start, end float64, ok bool) {
+	parts := strings.Split(strings.TrimSpace(line), ",")
+	if len(parts) != 3 {
+		return "", 0, 0, false
+	}
+	var err1, err2 error
+	start, err1 = strconv.ParseFloat(parts[1], 64)
+	end, err2 = strconv.ParseFloat(parts[2], 64)
+	return parts[0], start, end, err1 == nil && err2 == nil && parts[0] != ""
+}
+
+// partIndex extracts the segment number from a part file name
+// "part-<run>-<n>.ts".
+func partIndex(name string, run int) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "part-"+strconv.Itoa(run)+"-")
+	if !ok {
+		return 0, false
+	}
+	rest, ok = strings.CutSuffix(rest, ".ts")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil && n >= 0
+}
+
+// redact removes the input URL (which carries a token) from ffmpeg output.
+func redact(s, input string) string {
+	if input == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, input, "<input>")
+	if u, err := url.Parse(input); err == nil && u.RawQuery != "" {
+		s = strings.ReplaceAll(s, u.RawQuery, "<redacted>")
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				if len(v) >= 8 {
+					s = strings.ReplaceAll(s, v, "<redacted>")
+				}
+			}
+		}
+	}
+	return strings.TrimSpace(s)
+}
+
+// tail keeps the last max bytes written to it (ffmpeg's stderr).
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func newTail(max int) *tail { return &tail{max: max} }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

@@ -1,0 +1,392 @@
+package hls
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Resource names a session serves.
+const (
+	masterName = "master.m3u8"
+	indexName  = "index.m3u8"
+)
+
+// Content types for the resources of a session.
+const (
+	playlistContentType = "application/vnd.apple.mpegurl"
+	segmentContentType  = "video/mp2t"
+)
+
+// ContentType returns the Content-Type for a session resource name
+// ("master.m3u8", "index.m3u8", "seg-00000.ts"), or "" when the name is not a
+// valid resource.
+func ContentType(resource string) string {
+	r, err := parseResource(resource)
+	if err != nil {
+		return ""
+	}
+	if r.kind == kindSegment {
+		return segmentContentType
+	}
+	return playlistContentType
+}
+
+// ValidSessionID reports whether s is a well-formed session ID:
+// 1 to 128 characters of [A-Za-z0-9_-].
+func ValidSessionID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+type resourceKind int
+
+const (
+	kindMaster resourceKind = iota + 1
+	kindIndex
+	kindSegment
+)
+
+type resource struct {
+	kind  resourceKind
+	index int // segment index, kindSegment only
+}
+
+// maxSegmentIndex bounds segment numbers: far more than any title needs
+// (9 digits at 1 s per segment is 31 years) and safe from int overflow.
+const maxSegmentIndex = 999_999_999
+
+// segmentName is the canonical name of segment i; parseResource accepts only
+// canonical names, so every segment has exactly one name.
+func segmentName(i int) string { return fmt.Sprintf("seg-%05d.ts", i) }
+
+// parseResource parses a resource name of a session.
+func parseResource(name string) (resource, error) {
+	switch name {
+	case masterName:
+		return resource{kind: kindMaster}, nil
+	case indexName:
+		return resource{kind: kindIndex}, nil
+	}
+	digits, ok := strings.CutPrefix(name, "seg-")
+	if ok {
+		digits, ok = strings.CutSuffix(digits, ".ts")
+	}
+	if !ok || len(digits) < 5 || len(digits) > 9 {
+		return resource{}, ErrBadResource
+	}
+	n := 0
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return resource{}, ErrBadResource
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > maxSegmentIndex || segmentName(n) != name {
+		return resource{}, ErrBadResource
+	}
+	return resource{kind: kindSegment, index: n}, nil
+}
+
+// plan is the segmentation of a title: segment i covers
+// [starts[i], starts[i+1]) seconds of the file's timeline (relative to the
+// container's start time), the last one ends at duration.
+type plan struct {
+	starts   []float64
+	duration float64
+}
+
+func (p *plan) n() int { return len(p.starts) }
+
+func (p *plan) segDuration(i int) float64 {
+	if i+1 < len(p.starts) {
+		return p.starts[i+1] - p.starts[i]
+	}
+	return p.duration - p.starts[i]
+}
+
+// indexAt returns the segment containing t seconds.
+func (p *plan) indexAt(t float64) int {
+	lo, hi := 0, len(p.starts)-1
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if p.starts[mid] <= t {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo
+}
+
+// minLastSeconds is the shortest tail segment a plan makes: a shorter tail is
+// merged into the segment before it (a sliver may hold no video frame at
+// all, and then ffmpeg would never write it).
+const minLastSeconds = 0.25
+
+// gridPlan cuts the title every segSec seconds (transcode mode: the encoder
+// is forced to put a keyframe on every boundary).
+func gridPlan(duration, segSec float64) *plan {
+	n := int(math.Ceil((duration - minLastSeconds) / segSec))
+	n = max(n, 1)
+	p := &plan{starts: make([]float64, n), duration: duration}
+	for i := range p.starts {
+		p.starts[i] = float64(i) * segSec
+	}
+	return p
+}
+
+// maxCopySegmentSeconds is the longest segment a copy-mode plan accepts. A
+// source whose keyframes are further apart is transcoded instead.
+const maxCopySegmentSeconds = 20
+
+var errSparseKeyframes = errors.New("keyframes too far apart for stream copy")
+
+// keyframePlan cuts the title on source keyframes (stream-copy mode), taking
+// for each boundary the keyframe nearest to segSec after the previous one
+// (but at least segSec/2 after it). keyframes are in seconds relative to the
+// container start, ascending.
+func keyframePlan(keyframes []float64, duration, segSec float64) (*plan, error) {
+	p := &plan{starts: []float64{0}, duration: duration}
+	last := 0.0
+	i := 0
+	for {
+		target := last + segSec
+		for i < len(keyframes) && keyframes[i] < target {
+			i++
+		}
+		var best float64
+		found := false
+		if i < len(keyframes) {
+			best, found = keyframes[i], true
+		}
+		if i > 0 {
+			prev := keyframes[i-1]
+			if prev >= last+segSec/2 && (!found || target-prev < best-target) {
+				best, found = prev, true
+			}
+		}
+		// The end of the title competes too: stop when it is nearer
+		// the target than any keyframe.
+		if !found || best > duration-minLastSeconds || math.Abs(duration-target) <= math.Abs(best-target) {
+			break
+		}
+		if best-last > maxCopySegmentSeconds {
+			return nil, fmt.Errorf("%w: %.1fs at %.1fs", errSparseKeyframes, best-last, last)
+		}
+		p.starts = append(p.starts, best)
+		last = best
+	}
+	if duration-last > maxCopySegmentSeconds {
+		return nil, fmt.Errorf("%w: %.1fs at %.1fs", errSparseKeyframes, duration-last, last)
+	}
+	return p, nil
+}
+
+// mediaPlaylist is the content of index.m3u8.
+type mediaPlaylist struct {
+	targetDuration int
+	segments       []playlistEntry
+}
+
+type playlistEntry struct {
+	duration float64
+	uri      string
+}
+
+// withToken appends ?t=<token> to a relative child URI. Relative URIs do not
+// inherit the playlist's query, so every child carries the token itself.
+func withToken(uri, token string) string { return uri + tokenQuery(token) }
+
+func tokenQuery(token string) string {
+	if token == "" {
+		return ""
+	}
+	return "?t=" + url.QueryEscape(token)
+}
+
+// mediaPlaylistFor builds the VOD playlist of a plan.
+func mediaPlaylistFor(p *plan, token string) *mediaPlaylist {
+	pl := &mediaPlaylist{segments: make([]playlistEntry, p.n())}
+	q := tokenQuery(token)
+	for i := range pl.segments {
+		pl.segments[i] = playlistEntry{duration: p.segDuration(i), uri: segmentName(i) + q}
+	}
+	pl.targetDuration = targetDuration(pl.segments)
+	return pl
+}
+
+// targetDuration follows RFC 8216 4.3.3.1: every EXTINF rounded to the
+// nearest integer must not exceed it.
+func targetDuration(segs []playlistEntry) int {
+	t := 1
+	for _, s := range segs {
+		t = max(t, int(math.Round(roundMicro(s.duration))))
+	}
+	return t
+}
+
+// roundMicro rounds to the precision EXTINF is written with, so the target
+// duration and the written durations agree.
+func roundMicro(f float64) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(f, 'f', 6, 64), 64)
+	return v
+}
+
+// render writes the playlist. EXTINF values carry microseconds so that the
+// sum of earlier durations (where a player places a segment) does not drift
+// from the segments' real timestamps over thousands of segments.
+func (pl *mediaPlaylist) render() []byte {
+	size := 160
+	for _, s := range pl.segments {
+		size += len(s.uri) + 32
+	}
+	b := make([]byte, 0, size)
+	b = append(b, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:"...)
+	b = strconv.AppendInt(b, int64(pl.targetDuration), 10)
+	b = append(b, "\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n"...)
+	for _, s := range pl.segments {
+		b = append(b, "#EXTINF:"...)
+		b = strconv.AppendFloat(b, s.duration, 'f', 6, 64)
+		b = append(b, ",\n"...)
+		b = append(b, s.uri...)
+		b = append(b, '\n')
+	}
+	return append(b, "#EXT-X-ENDLIST\n"...)
+}
+
+var errBadPlaylist = errors.New("malformed playlist")
+
+// maxEXTINF bounds a parsed segment duration (seconds).
+const maxEXTINF = 1e6
+
+// parseMediaPlaylist parses the subset of RFC 8216 that render writes: a VOD
+// media playlist. It is the inverse of render (tests, fuzzing).
+func parseMediaPlaylist(data []byte) (*mediaPlaylist, error) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	pl := &mediaPlaylist{}
+	first := true
+	var pending *float64
+	ended := false
+	for sc.Scan() {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if first {
+			if line != "#EXTM3U" {
+				return nil, fmt.Errorf("%w: missing #EXTM3U", errBadPlaylist)
+			}
+			first = false
+			continue
+		}
+		if ended {
+			if line != "" {
+				return nil, fmt.Errorf("%w: content after #EXT-X-ENDLIST", errBadPlaylist)
+			}
+			continue
+		}
+		switch {
+		case line == "":
+		case strings.HasPrefix(line, "#EXT-X-TARGETDURATION:"):
+			v, err := strconv.Atoi(strings.TrimPrefix(line, "#EXT-X-TARGETDURATION:"))
+			if err != nil || v < 0 {
+				return nil, fmt.Errorf("%w: bad target duration", errBadPlaylist)
+			}
+			pl.targetDuration = v
+		case strings.HasPrefix(line, "#EXTINF:"):
+			if pending != nil {
+				return nil, fmt.Errorf("%w: EXTINF without URI", errBadPlaylist)
+			}
+			v, _, _ := strings.Cut(strings.TrimPrefix(line, "#EXTINF:"), ",")
+			d, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(d >= 0 && d <= maxEXTINF) {
+				return nil, fmt.Errorf("%w: bad EXTINF", errBadPlaylist)
+			}
+			pending = &d
+		case line == "#EXT-X-ENDLIST":
+			ended = true
+		case strings.HasPrefix(line, "#"):
+			// Other tags (version, sequence, type) are fixed by render.
+		default:
+			if pending == nil {
+				return nil, fmt.Errorf("%w: URI without EXTINF", errBadPlaylist)
+			}
+			pl.segments = append(pl.segments, playlistEntry{duration: *pending, uri: line})
+			pending = nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadPlaylist, err)
+	}
+	if first || pending != nil || !ended {
+		return nil, fmt.Errorf("%w: truncated", errBadPlaylist)
+	}
+	return pl, nil
+}
+
+// variant describes the single rendition a session serves.
+type variant struct {
+	copyVideo, copyAudio bool
+	hasAudio             bool
+	width, height        int // output size
+	fps                  float64
+	videoCodec           string // RFC 6381, e.g. "avc1.640028"
+	bandwidth            int64  // peak bits/s (estimate)
+	avgBandwidth         int64  // 0 when unknown
+	x264Level            string // transcode only
+	maxrate              int64  // transcode only, video bits/s
+}
+
+func (v variant) mode() string {
+	switch {
+	case v.copyVideo && (v.copyAudio || !v.hasAudio):
+		return ModeCopy
+	case v.copyVideo:
+		return ModeCopyVideo
+	default:
+		return ModeTranscode
+	}
+}
+
+func (v variant) codecs() string {
+	if v.hasAudio {
+		return v.videoCodec + ",mp4a.40.2"
+	}
+	return v.videoCodec
+}
+
+// renderMaster writes master.m3u8 with one variant pointing at index.m3u8.
+func renderMaster(v variant, token string) []byte {
+	var b bytes.Buffer
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d", v.bandwidth)
+	if v.avgBandwidth > 0 {
+		fmt.Fprintf(&b, ",AVERAGE-BANDWIDTH=%d", v.avgBandwidth)
+	}
+	fmt.Fprintf(&b, ",CODECS=\"%s\"", v.codecs())
+	if v.width > 0 && v.height > 0 {
+		fmt.Fprintf(&b, ",RESOLUTION=%dx%d", v.width, v.height)
+	}
+	if v.fps > 0 {
+		fmt.Fprintf(&b, ",FRAME-RATE=%.3f", v.fps)
+	}
+	b.WriteString("\n")
+	b.WriteString(withToken(indexName, token))
+	b.WriteString("\n")
+	return b.Bytes()
+}

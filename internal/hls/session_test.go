@@ -1,0 +1,713 @@
+package hls
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSessionPlayback(t *testing.T) {
+	tests := []struct {
+		name      string
+		media     string
+		mode      string
+		codecs    string
+		durations []float64 // expected EXTINFs
+		target    string
+		audio     string
+		channels  int
+	}{
+		{name: "copy mp4 moov at end", media: mediaCopy, mode: ModeCopy, codecs: "avc1.640014,mp4a.40.2",
+			durations: []float64{4, 4, 4}, target: "4", audio: "aac", channels: 2},
+		{name: "copy mp4 faststart", media: mediaFaststart, mode: ModeCopy, codecs: "avc1.640014,mp4a.40.2",
+			durations: []float64{4, 4, 4}, target: "4", audio: "aac", channels: 2},
+		// Irregular keyframes: boundaries land on real keyframes, so
+		// EXTINFs are irregular but exact.
+		{name: "copy video mkv irregular keyframes", media: mediaIrregular, mode: ModeCopyVideo, codecs: "avc1.640014,mp4a.40.2",
+			durations: []float64{4.605, 4.4, 3.0}, target: "5", audio: "aac", channels: 2},
+		{name: "transcode mpeg4 ac3", media: mediaTranscode, mode: ModeTranscode, codecs: "avc1.640029,mp4a.40.2",
+			durations: []float64{4, 4, 4.005}, target: "4", audio: "aac", channels: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serveMedia(t, media(t, tc.media), serverOptions{})
+			m := newTestManager(t, Options{})
+			s, err := m.Create(t.Context(), Spec{TaskID: "task", InputURL: srv.inputURL()})
+			if err != nil {
+				t.Fatalf("Create() = %v", err)
+			}
+			if !ValidSessionID(s.ID()) || len(s.ID()) != 36 {
+				t.Errorf("minted ID %q is not a UUID", s.ID())
+			}
+			if err := s.WaitReady(t.Context()); err != nil {
+				t.Fatalf("WaitReady() = %v", err)
+			}
+			if got := s.Info().Mode; got != tc.mode {
+				t.Errorf("mode = %q, want %q", got, tc.mode)
+			}
+
+			master, err := s.Playlist(t.Context(), "master.m3u8", testToken)
+			if err != nil {
+				t.Fatalf("Playlist(master.m3u8) = %v", err)
+			}
+			for _, want := range []string{
+				"#EXTM3U\n", "#EXT-X-INDEPENDENT-SEGMENTS\n", `CODECS="` + tc.codecs + `"`,
+				"RESOLUTION=320x240", "BANDWIDTH=", "FRAME-RATE=25.000",
+				"\nindex.m3u8?t=" + testToken + "\n",
+			} {
+				if !strings.Contains(string(master), want) {
+					t.Errorf("master.m3u8 lacks %q:\n%s", want, master)
+				}
+			}
+
+			idx, err := s.Playlist(t.Context(), "index.m3u8", testToken)
+			if err != nil {
+				t.Fatalf("Playlist(index.m3u8) = %v", err)
+			}
+			for _, want := range []string{"#EXT-X-PLAYLIST-TYPE:VOD\n", "#EXT-X-ENDLIST\n", "#EXT-X-INDEPENDENT-SEGMENTS\n", "#EXT-X-TARGETDURATION:" + tc.target + "\n"} {
+				if !strings.Contains(string(idx), want) {
+					t.Errorf("index.m3u8 lacks %q:\n%s", want, idx)
+				}
+			}
+			pl, err := parseMediaPlaylist(idx)
+			if err != nil {
+				t.Fatalf("parse index.m3u8: %v", err)
+			}
+			sum := 0.0
+			for i, seg := range pl.segments {
+				sum += seg.duration
+				if want := segmentName(i) + "?t=" + testToken; seg.uri != want {
+					t.Errorf("segment %d URI = %q, want %q", i, seg.uri, want)
+				}
+				if i < len(tc.durations) && math.Abs(seg.duration-tc.durations[i]) > 0.0015 {
+					t.Errorf("EXTINF %d = %.6f, want %.3f", i, seg.duration, tc.durations[i])
+				}
+			}
+			if len(pl.segments) != len(tc.durations) {
+				t.Errorf("%d segments, want %d", len(pl.segments), len(tc.durations))
+			}
+			if math.Abs(sum-mediaDuration) > 4 {
+				t.Errorf("sum of EXTINF = %.3f, want %.1f within one segment", sum, mediaDuration)
+			}
+
+			for i := range pl.segments {
+				path, err := s.Segment(t.Context(), segmentName(i))
+				if err != nil {
+					t.Fatalf("Segment(%d) = %v", i, err)
+				}
+				sp := checkSegment(t, path, pl, i)
+				if sp.audioCodec != tc.audio || sp.audioChannels != tc.channels {
+					t.Errorf("segment %d audio = %s/%d, want %s/%d", i, sp.audioCodec, sp.audioChannels, tc.audio, tc.channels)
+				}
+			}
+			if got := m.starts.Load(); got != 1 {
+				t.Errorf("ffmpeg started %d times for sequential playback, want 1", got)
+			}
+		})
+	}
+}
+
+func TestSeek(t *testing.T) {
+	tests := []struct {
+		name     string
+		media    string
+		segments int
+	}{
+		{"copy", mediaCopy, 6},
+		// Boundaries at 0, 1.405, 4.605, 9.005, 10.405.
+		{"copy video irregular", mediaIrregular, 5},
+		{"transcode", mediaTranscode, 6},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serveMedia(t, media(t, tc.media), serverOptions{})
+			m := newTestManager(t, Options{SegmentSeconds: 2})
+			s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pl := fetchPlaylist(t, s)
+			if len(pl.segments) != tc.segments {
+				t.Fatalf("%d segments, want %d", len(pl.segments), tc.segments)
+			}
+			// First request: the segment at 70% (8.4 s).
+			target := s.plan.indexAt(0.7 * s.plan.duration)
+			path, err := s.Segment(t.Context(), segmentName(target))
+			if err != nil {
+				t.Fatalf("Segment(%d) = %v", target, err)
+			}
+			checkSegment(t, path, pl, target)
+			for i := range target {
+				if _, err := os.Stat(s.segPath(i)); err == nil {
+					t.Errorf("segment %d exists after seeking to %d", i, target)
+				}
+			}
+			if got := s.Info().OnDisk; got > len(pl.segments)-target {
+				t.Errorf("%d segments on disk, want at most %d", got, len(pl.segments)-target)
+			}
+
+			// Seek back: restarts ffmpeg, timestamps still line up.
+			path, err = s.Segment(t.Context(), segmentName(1))
+			if err != nil {
+				t.Fatalf("Segment(1) = %v", err)
+			}
+			checkSegment(t, path, pl, 1)
+			if got := m.starts.Load(); got != 2 {
+				t.Errorf("ffmpeg started %d times, want 2", got)
+			}
+			if target < 2 {
+				t.Fatalf("seek target %d too early for this test", target)
+			}
+			// The run started at 1 stops where finished segments begin.
+			path, err = s.Segment(t.Context(), segmentName(target))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSegment(t, path, pl, target)
+		})
+	}
+}
+
+// A throttled input (a torrent still downloading): the playlists are ready
+// long before the file has been read, and segments arrive as bytes do.
+func TestThrottledInput(t *testing.T) {
+	path := media(t, mediaCopy)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The whole file takes ~8 s to arrive.
+	srv := serveMedia(t, path, serverOptions{bytesPerSec: fi.Size() / 8})
+	m := newTestManager(t, Options{})
+	start := time.Now()
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := fetchPlaylist(t, s)
+	if served := srv.served.Load(); served >= srv.size/2 {
+		t.Errorf("playlist ready after %d of %d bytes, want less than half", served, srv.size)
+	}
+	t.Logf("playlist after %v, %d of %d bytes served", time.Since(start), srv.served.Load(), srv.size)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("playlist took %v", d)
+	}
+	if s.Info().OnDisk != 0 {
+		t.Error("segments exist before any request")
+	}
+	p, err := s.Segment(t.Context(), segmentName(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if served := srv.served.Load(); served >= srv.size {
+		t.Errorf("first segment after the whole file was served")
+	}
+	checkSegment(t, p, pl, 0)
+	p, err = s.Segment(t.Context(), segmentName(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSegment(t, p, pl, 1)
+}
+
+// stalledServer serves faststart.mp4 but holds back the second half until
+// released: ffmpeg makes segment 0 and then blocks inside the input.
+func stalledServer(t *testing.T) *mediaServer {
+	path := media(t, mediaFaststart)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveMedia(t, path, serverOptions{stallFrom: fi.Size() / 2, stallTo: fi.Size()})
+}
+
+// runningSession creates a session on srv and returns it with ffmpeg
+// running (blocked on the stalled input) after segment 0.
+func runningSession(t *testing.T, m *Manager, srv *mediaServer, task string) *Session {
+	t.Helper()
+	s, err := m.Create(t.Context(), Spec{TaskID: task, InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatalf("Create() = %v", err)
+	}
+	if _, err := s.Segment(t.Context(), segmentName(0)); err != nil {
+		t.Fatalf("Segment(0) = %v", err)
+	}
+	if producerPID(s) == 0 {
+		t.Fatal("ffmpeg not running after segment 0 on a stalled input")
+	}
+	return s
+}
+
+func assertNoChildren(t *testing.T, pids ...int) {
+	t.Helper()
+	for _, pid := range pids {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			t.Errorf("ffmpeg %d still exists (running or zombie)", pid)
+		}
+		if g := groupMembers(pid); len(g) > 0 {
+			t.Errorf("process group %d still has members %v", pid, g)
+		}
+	}
+	if c := children(t); len(c) > 0 {
+		t.Errorf("child processes remain: %v", c)
+	}
+}
+
+func TestCloseKillsFFmpeg(t *testing.T) {
+	srv := stalledServer(t)
+	var closed []string
+	var mu sync.Mutex
+	m := newTestManager(t, Options{OnClose: func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		closed = append(closed, id)
+	}})
+	s := runningSession(t, m, srv, "task")
+	pid := producerPID(s)
+	if st, err := procStat(pid); err != nil || st.pgrp != pid {
+		t.Errorf("ffmpeg %d: pgrp %d, err %v; want its own group", pid, st.pgrp, err)
+	}
+	// A request waiting on the stalled ffmpeg is released by Close.
+	waitErr := make(chan error, 1)
+	go func() {
+		_, err := s.Segment(context.Background(), segmentName(2))
+		waitErr <- err
+	}()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if err := <-waitErr; !errors.Is(err, ErrNotFound) {
+		t.Errorf("waiting Segment after Close = %v, want ErrNotFound", err)
+	}
+	assertNoChildren(t, pid)
+	if _, err := m.Get(s.ID()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after Close = %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(s.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("session dir after Close: %v, want gone", err)
+	}
+	if _, err := s.Playlist(t.Context(), "index.m3u8", "x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Playlist after Close = %v, want ErrNotFound", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close() = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(closed, []string{s.ID()}) {
+		t.Errorf("OnClose calls = %v, want [%s]", closed, s.ID())
+	}
+}
+
+func TestRunCancelKillsFFmpeg(t *testing.T) {
+	srv := stalledServer(t)
+	m := newTestManager(t, Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(ctx) }()
+	s := runningSession(t, m, srv, "task")
+	pid := producerPID(s)
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Errorf("Run() = %v, want nil", err)
+	}
+	assertNoChildren(t, pid)
+	if _, err := m.Get(s.ID()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after Run ended = %v, want ErrNotFound", err)
+	}
+	if _, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Create after Run ended = %v, want ErrClosed", err)
+	}
+}
+
+func TestMaxSessions(t *testing.T) {
+	srv := serveMedia(t, media(t, mediaCopy), serverOptions{})
+	m := newTestManager(t, Options{MaxSessions: 1})
+	a, err := m.Create(t.Context(), Spec{ID: "a", InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(t.Context(), Spec{ID: "a", InputURL: srv.inputURL()}); !errors.Is(err, ErrExists) {
+		t.Errorf("Create(same id) = %v, want ErrExists", err)
+	}
+	if _, err := m.Create(t.Context(), Spec{ID: "b", InputURL: srv.inputURL()}); !errors.Is(err, ErrTooManySessions) {
+		t.Errorf("Create(second) = %v, want ErrTooManySessions", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Create(t.Context(), Spec{ID: "b", InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatalf("Create after Close = %v", err)
+	}
+	if got, err := m.Get("b"); err != nil || got != b {
+		t.Errorf("Get(b) = %v, %v", got, err)
+	}
+}
+
+func TestMaxTranscodes(t *testing.T) {
+	srv := stalledServer(t)
+	m := newTestManager(t, Options{MaxTranscodes: 1})
+	a := runningSession(t, m, srv, "a")
+
+	b, err := m.Create(t.Context(), Spec{TaskID: "b", InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	if _, err := b.Segment(ctx, segmentName(0)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Segment with every slot busy = %v, want deadline exceeded", err)
+	}
+	if n := m.running.Load(); n != 1 {
+		t.Errorf("%d ffmpeg running, want 1", n)
+	}
+	m.CloseTask("a")
+	if _, err := m.Get(a.ID()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after CloseTask = %v", err)
+	}
+	if _, err := b.Segment(t.Context(), segmentName(0)); err != nil {
+		t.Fatalf("Segment after slot freed = %v", err)
+	}
+	if p := m.peak.Load(); p > 1 {
+		t.Errorf("peak %d ffmpeg at once, want <= 1", p)
+	}
+}
+
+// A paused ffmpeg (ahead of its player) gives its slot to another session.
+func TestPausedProducerIsPreempted(t *testing.T) {
+	srv := serveMedia(t, media(t, mediaCopy), serverOptions{})
+	m := newTestManager(t, Options{MaxTranscodes: 1, SegmentSeconds: 1})
+	m.readaheadSec = 1 // pause 3 segments ahead
+	a, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := fetchPlaylist(t, a)
+	if len(pl.segments) != 6 { // keyframes every 2 s
+		t.Fatalf("%d segments, want 6", len(pl.segments))
+	}
+	if _, err := a.Segment(t.Context(), segmentName(0)); err != nil {
+		t.Fatal(err)
+	}
+	pid := producerPID(a)
+	waitFor(t, "ffmpeg to pause", 10*time.Second, func() bool {
+		st, err := procStat(pid)
+		return err == nil && st.state == "T" && a.Info().OnDisk == 4
+	})
+
+	// The player catches up: ffmpeg continues.
+	p, err := a.Segment(t.Context(), segmentName(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSegment(t, p, pl, 2)
+	waitFor(t, "ffmpeg to finish", 10*time.Second, func() bool { return a.Info().OnDisk == 6 && producerPID(a) == 0 })
+
+	// Pause again, then let another session take the slot.
+	a2, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a2.Segment(t.Context(), segmentName(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ffmpeg to pause", 10*time.Second, func() bool {
+		pid := producerPID(a2)
+		st, err := procStat(pid)
+		return pid != 0 && err == nil && st.state == "T"
+	})
+	b, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if _, err := b.Segment(ctx, segmentName(0)); err != nil {
+		t.Fatalf("Segment while the only slot is held by a paused ffmpeg = %v", err)
+	}
+	// a2's player comes back: its ffmpeg restarts where it stopped.
+	p, err = a2.Segment(t.Context(), segmentName(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSegment(t, p, pl, 5)
+
+	// Close kills paused (stopped) ffmpeg too.
+	var pids []int
+	for _, s := range []*Session{a, a2, b} {
+		if pid := producerPID(s); pid != 0 {
+			pids = append(pids, pid)
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertNoChildren(t, pids...)
+}
+
+func TestConcurrentRequestsShareOneFFmpeg(t *testing.T) {
+	srv := serveMedia(t, media(t, mediaCopy), serverOptions{})
+	m := newTestManager(t, Options{})
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	paths := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { paths[i], errs[i] = s.Segment(t.Context(), segmentName(1)) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || paths[i] != s.segPath(1) {
+			t.Errorf("request %d: %q, %v", i, paths[i], errs[i])
+		}
+	}
+	if got := m.starts.Load(); got != 1 {
+		t.Errorf("ffmpeg started %d times for %d concurrent requests, want 1", got, n)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	srv := stalledServer(t)
+	closed := make(chan string, 4)
+	m := newTestManager(t, Options{IdleTimeout: 300 * time.Millisecond, OnClose: func(id string) { closed <- id }})
+	ctx, cancel := context.WithCancel(t.Context())
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-runErr; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}()
+
+	s := runningSession(t, m, srv, "task")
+	pid := producerPID(s)
+	// A request blocked for longer than IdleTimeout keeps the session.
+	rctx, rcancel := context.WithTimeout(t.Context(), time.Second)
+	defer rcancel()
+	if _, err := s.Segment(rctx, segmentName(2)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Segment on stalled input = %v, want deadline exceeded", err)
+	}
+	if _, err := m.Get(s.ID()); err != nil {
+		t.Fatalf("session reaped while a request was in flight: %v", err)
+	}
+	waitFor(t, "idle session to close", 10*time.Second, func() bool {
+		_, err := m.Get(s.ID())
+		return errors.Is(err, ErrNotFound)
+	})
+	if id := <-closed; id != s.ID() {
+		t.Errorf("OnClose(%q), want %q", id, s.ID())
+	}
+	waitFor(t, "session dir removal", 5*time.Second, func() bool {
+		_, err := os.Stat(s.dir)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	assertNoChildren(t, pid)
+}
+
+func TestDiskCap(t *testing.T) {
+	srv := serveMedia(t, media(t, mediaCopy), serverOptions{})
+	const capBytes = 600 << 10 // about two and a half 2-second segments
+	m := newTestManager(t, Options{SegmentSeconds: 2, MaxDiskBytes: capBytes})
+	m.readaheadSec = 2
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := fetchPlaylist(t, s)
+	var peak int64
+	for i := range pl.segments {
+		p, err := s.Segment(t.Context(), segmentName(i))
+		if err != nil {
+			t.Fatalf("Segment(%d) = %v", i, err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("segment %d vanished before it was served: %v", i, err)
+		}
+		peak = max(peak, fi.Size())
+		checkSegment(t, p, pl, i)
+	}
+	total := dirBytes(t, s.dir)
+	if total > capBytes {
+		entries, _ := os.ReadDir(s.dir)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("%d bytes on disk, cap %d (largest segment %d): %v", total, capBytes, peak, names)
+	}
+	if got := m.disk.Load(); got != total {
+		t.Errorf("accounted %d bytes, %d on disk", got, total)
+	}
+	if _, err := os.Stat(s.segPath(0)); err == nil {
+		t.Error("oldest segment not evicted")
+	}
+	// An evicted segment is made again on request.
+	p, err := s.Segment(t.Context(), segmentName(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSegment(t, p, pl, 0)
+}
+
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "seg-") {
+			fi, err := e.Info()
+			if err == nil {
+				n += fi.Size()
+			}
+		}
+	}
+	return n
+}
+
+func TestPrewarmStartSec(t *testing.T) {
+	srv := serveMedia(t, media(t, mediaCopy), serverOptions{})
+	m := newTestManager(t, Options{})
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL(), StartSec: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitReady(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "prewarmed segment", 10*time.Second, func() bool {
+		_, err := os.Stat(s.segPath(2))
+		return err == nil
+	})
+	if _, err := os.Stat(s.segPath(0)); err == nil {
+		t.Error("segment 0 made by a prewarm at 9 s")
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	srv := serveMedia(t, media(t, mediaCopy), serverOptions{})
+	m := newTestManager(t, Options{})
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../index.m3u8", "seg-1.ts", "seg-00003.ts", "master.m3u8", "", "seg-00000.ts/x"} {
+		if _, err := s.Segment(t.Context(), name); !errors.Is(err, ErrBadResource) {
+			t.Errorf("Segment(%q) = %v, want ErrBadResource", name, err)
+		}
+	}
+	for _, name := range []string{"seg-00000.ts", "MASTER.m3u8", "index.m3u8?t=x"} {
+		if _, err := s.Playlist(t.Context(), name, "t"); !errors.Is(err, ErrBadResource) {
+			t.Errorf("Playlist(%q) = %v, want ErrBadResource", name, err)
+		}
+	}
+	for _, spec := range []Spec{
+		{ID: "bad id", InputURL: srv.inputURL()},
+		{InputURL: "file:///etc/passwd"},
+		{InputURL: "/tmp/x.mkv"},
+	} {
+		if _, err := m.Create(t.Context(), spec); err == nil {
+			t.Errorf("Create(%+v) = nil error", spec)
+		}
+	}
+}
+
+func TestProbeFailure(t *testing.T) {
+	srv := serveMedia(t, media(t, mediaCopy), serverOptions{})
+	m := newTestManager(t, Options{})
+	// Wrong token: the server answers 404, like the daemon would.
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.URL + "/stream?id=task&t=wrong-" + testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.WaitReady(t.Context())
+	if err == nil {
+		t.Fatal("WaitReady on a 404 input = nil")
+	}
+	if strings.Contains(err.Error(), testToken) {
+		t.Errorf("error leaks the input URL: %v", err)
+	}
+	if _, err := s.Segment(t.Context(), segmentName(0)); err == nil {
+		t.Error("Segment on a failed session = nil error")
+	}
+}
+
+func TestCopyOnly(t *testing.T) {
+	tests := []struct {
+		media string
+		err   error
+	}{
+		{mediaCopy, nil},
+		{mediaTranscode, ErrNeedsTranscode},
+	}
+	for _, tc := range tests {
+		t.Run(tc.media, func(t *testing.T) {
+			srv := serveMedia(t, media(t, tc.media), serverOptions{})
+			m := newTestManager(t, Options{CopyOnly: true})
+			s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.WaitReady(t.Context()); !errors.Is(err, tc.err) {
+				t.Errorf("WaitReady() = %v, want %v", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestNoFFmpeg(t *testing.T) {
+	m, err := New(Options{Dir: t.TempDir(), FFmpegPath: filepath.Join(t.TempDir(), "ffmpeg"), FFprobePath: "/nonexistent/ffprobe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Available()
+	if !errors.Is(err, ErrNoFFmpeg) || !strings.Contains(err.Error(), "apt-get install ffmpeg") {
+		t.Errorf("Available() = %v, want ErrNoFFmpeg with install hint", err)
+	}
+	if _, err := m.Create(t.Context(), Spec{InputURL: "http://127.0.0.1:1/x"}); !errors.Is(err, ErrNoFFmpeg) {
+		t.Errorf("Create() = %v, want ErrNoFFmpeg", err)
+	}
+}
+
+func TestNewCleansStaleSessionDirs(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "stale-session")
+	keep := filepath.Join(dir, "not-ours")
+	for _, d := range []string{stale, keep} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "seg-00000.ts"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(stale, markerName), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale session dir survived New: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(keep, "seg-00000.ts")); err != nil {
+		t.Errorf("unmarked dir was touched: %v", err)
+	}
+}
