@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/torrentclaw/cli/internal/config"
+)
+
+func newConfigCmd(env *Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Create, show or check the config file",
+		Long: `The config file is TOML, at --config, else $TORRENTCLAW_CONFIG, else
+$XDG_CONFIG_HOME/torrentclaw/config.toml. Values from the environment
+($TORRENTCLAW_API_KEY) override the file; daemon flags override both.`,
+		Args: subcommandArgs,
+		RunE: showHelp,
+	}
+	cmd.AddCommand(
+		newConfigInitCmd(env, nil),
+		newConfigShowCmd(env, nil),
+		newConfigCheckCmd(env, nil),
+	)
+	return cmd
+}
+
+type configInitOptions struct {
+	Err  io.Writer
+	Path string // resolved config path
+
+	Force bool
+}
+
+func newConfigInitCmd(env *Env, runF func(*configInitOptions) error) *cobra.Command {
+	opts := &configInitOptions{Err: env.Err}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Write the documented example config (mode 0600)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Path = config.Path(env.ConfigPath)
+			if runF != nil {
+				return runF(opts)
+			}
+			return runConfigInit(opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "overwrite an existing config file")
+	return cmd
+}
+
+func runConfigInit(opts *configInitOptions) (err error) {
+	if opts.Path == "" {
+		return errors.New("config init: no config path (no home directory): use --config or $TORRENTCLAW_CONFIG")
+	}
+	if _, err := os.Lstat(opts.Path); err == nil && !opts.Force {
+		return fmt.Errorf("config init: %s already exists (use --force to overwrite it)", opts.Path)
+	}
+	dir := filepath.Dir(opts.Path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("config init: %w", err)
+	}
+	// CreateTemp makes the file 0600 whatever the umask; the rename makes
+	// the write atomic and leaves no group/world-readable moment.
+	f, err := os.CreateTemp(dir, ".config-*.toml")
+	if err != nil {
+		return fmt.Errorf("config init: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name()) // best effort; the error below says what failed
+		}
+	}()
+	if _, err := f.Write(config.Example()); err != nil {
+		return errors.Join(fmt.Errorf("config init: %w", err), f.Close())
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("config init: %w", err)
+	}
+	if err := os.Rename(f.Name(), opts.Path); err != nil {
+		return fmt.Errorf("config init: %w", err)
+	}
+	fmt.Fprintf(opts.Err, "wrote %s\n", opts.Path)
+	return nil
+}
+
+type configShowOptions struct {
+	Out, Err   io.Writer
+	LoadConfig func() (config.Config, string, error)
+}
+
+func newConfigShowCmd(env *Env, runF func(*configShowOptions) error) *cobra.Command {
+	opts := &configShowOptions{Out: env.Out, Err: env.Err, LoadConfig: env.LoadConfig}
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Print the effective config, secrets redacted",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return runConfigShow(opts)
+		},
+	}
+	return cmd
+}
+
+func runConfigShow(opts *configShowOptions) error {
+	cfg, path, err := opts.LoadConfig()
+	if err != nil {
+		return err
+	}
+	if !fileExists(path) {
+		fmt.Fprintf(opts.Err, "no config file at %s: showing the defaults\n", orDash(path))
+	}
+	return config.Encode(opts.Out, cfg.Redacted())
+}
+
+type configCheckOptions struct {
+	Out, Err   io.Writer
+	LoadConfig func() (config.Config, string, error)
+
+	Strict bool
+}
+
+func newConfigCheckCmd(env *Env, runF func(*configCheckOptions) error) *cobra.Command {
+	opts := &configCheckOptions{Out: env.Out, Err: env.Err, LoadConfig: env.LoadConfig}
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Load and validate the config file, and check its permissions",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return runConfigCheck(opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Strict, "strict", false, "fail when the file is readable by group or others")
+	return cmd
+}
+
+func runConfigCheck(opts *configCheckOptions) error {
+	_, path, err := opts.LoadConfig()
+	if err != nil {
+		return err
+	}
+	if !fileExists(path) {
+		_, err := fmt.Fprintf(opts.Out, "no config file at %s: the defaults are valid\n", orDash(path))
+		return err
+	}
+	if err := config.CheckPermissions(path); err != nil {
+		if !errors.Is(err, config.ErrInsecurePermissions) || opts.Strict {
+			return err
+		}
+		fmt.Fprintf(opts.Err, "warning: %v\n", err)
+	}
+	_, err = fmt.Fprintf(opts.Out, "%s: ok\n", path)
+	return err
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}

@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/torrentclaw/cli/internal/control"
+)
+
+type statusOptions struct {
+	Out    io.Writer
+	Client func() (*control.Client, error)
+
+	JSON bool
+}
+
+func newStatusCmd(env *Env, runF func(*statusOptions) error) *cobra.Command {
+	opts := &statusOptions{Out: env.Out, Client: env.Client}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running daemon and its tasks",
+		Long: `Show the running daemon (version, media URLs, origin, UPnP) and its tasks
+with their progress. Tokens are never shown: a task's token is reported as
+"set, expires at …". Fails when no daemon is running.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return runStatus(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func runStatus(ctx context.Context, opts *statusOptions) error {
+	client, err := runningClient(ctx, opts.Client)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	st, err := client.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(opts.Out, st)
+	}
+	return printStatus(opts.Out, st, time.Now())
+}
+
+// printStatus writes st for humans.
+func printStatus(w io.Writer, st control.StatusResponse, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "daemon\trunning, version %s, pid %d\n", st.Version, st.PID)
+	media := "-"
+	if len(st.MediaURLs) > 0 {
+		media = strings.Join(st.MediaURLs, ", ")
+	}
+	fmt.Fprintf(tw, "media\t%s\n", media)
+	tokens := "optional: tasks without a token are served to anyone who can reach the media port"
+	if st.RequireStreamToken {
+		tokens = "required for every task"
+	}
+	fmt.Fprintf(tw, "tokens\t%s\n", tokens)
+	fmt.Fprintf(tw, "origin\t%s\n", originSummary(st.Origin, now))
+	fmt.Fprintf(tw, "upnp\t%s\n", orDash(st.UPnP))
+	if st.HLS != "" {
+		fmt.Fprintf(tw, "hls\t%s\n", st.HLS)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w)
+	if len(st.Tasks) == 0 {
+		_, err := fmt.Fprintln(w, "no tasks")
+		return err
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tSPEED\tETA\tPLAYABLE\tTOKEN\tNAME")
+	for _, t := range st.Tasks {
+		state := t.State
+		if t.Error != "" {
+			state += ": " + truncate(t.Error, 40)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%s\t%s\t%s\t%s\n",
+			t.ID, state, t.Progress, formatBytes(t.TotalBytes), formatBytes(t.SpeedBps),
+			formatETA(t.ETASeconds), yesNo(t.StreamReady), tokenSummary(t.Token), orDash(truncate(taskName(t), 60)))
+	}
+	return tw.Flush()
+}
+
+// originSummary describes the origin link on one line.
+func originSummary(o control.OriginStatus, now time.Time) string {
+	if !o.Configured {
+		return "not configured (standalone)"
+	}
+	var b strings.Builder
+	b.WriteString(orDash(o.URL))
+	if o.State != "" {
+		b.WriteString(": " + o.State)
+	}
+	if !o.LastSync.IsZero() {
+		fmt.Fprintf(&b, ", last sync %s ago", now.Sub(o.LastSync).Round(time.Second))
+	}
+	if o.LastError != "" {
+		b.WriteString(", last error: " + o.LastError)
+	}
+	return b.String()
+}
+
+func taskName(t control.TaskInfo) string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return t.FileName
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
