@@ -26,8 +26,13 @@ var allowed = map[string][]string{
 	"daemon":     {"config", "netaddr", "token", "engine", "upnp", "hls", "media", "origin", "control"},
 	"cli":        {"config", "control", "daemon"},
 	"enginetest": {"engine"},
+	"upnptest":   {},
 	"depcheck":   {},
 }
+
+// testOnly lists the test-helper packages: any package may import them, but
+// only from _test.go files.
+var testOnly = map[string]bool{"enginetest": true, "upnptest": true}
 
 // thirdParty keeps each third-party library inside its boundary.
 var thirdParty = map[string][]string{
@@ -111,9 +116,9 @@ func TestImports(t *testing.T) {
 					if to == from {
 						continue
 					}
-					if to == "enginetest" {
+					if testOnly[to] {
 						if !test {
-							t.Errorf("internal/%s imports enginetest outside _test.go files", from)
+							t.Errorf("internal/%s imports %s outside _test.go files", from, to)
 						}
 						continue
 					}

@@ -9,9 +9,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torrentclaw/cli/internal/upnptest"
 )
 
 var loopback = netip.MustParseAddr("127.0.0.1")
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+}
 
 func newTestMapper(t *testing.T, opts Options) *Mapper {
 	t.Helper()
@@ -38,16 +56,16 @@ func newTestMapper(t *testing.T, opts Options) *Mapper {
 
 func TestDiscoverMapRemove(t *testing.T) {
 	t.Parallel()
-	f := newFakeIGD(t, fakeConfig{})
-	m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr(), Description: "tc"})
+	f := upnptest.New(t, upnptest.Config{})
+	m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr(), Description: "tc"})
 	ctx := t.Context()
 
 	if err := m.Discover(ctx); err != nil {
 		t.Fatalf("Discover() = %v", err)
 	}
 	st := m.Status()
-	if st.Service != "WANIPConnection:2" || st.LocalAddr != loopback || st.FriendlyName != "Fake IGD" ||
-		st.Gateway != f.srv.Listener.Addr().String() || st.Lease != time.Hour {
+	if st.Service != "WANIPConnection:2" || st.LocalAddr != loopback || st.FriendlyName != upnptest.FriendlyName ||
+		st.Gateway != f.Host() || st.Lease != time.Hour {
 		t.Errorf("Status() after Discover = %+v", st)
 	}
 
@@ -58,7 +76,7 @@ func TestDiscoverMapRemove(t *testing.T) {
 	if err := m.Map(ctx, want); err != nil {
 		t.Fatalf("Map() = %v", err)
 	}
-	adds := f.callsOf("AddPortMapping")
+	adds := f.Calls("AddPortMapping")
 	wantArgs := []map[string]string{
 		{"NewRemoteHost": "", "NewExternalPort": "11818", "NewProtocol": "TCP", "NewInternalPort": "11818",
 			"NewInternalClient": "127.0.0.1", "NewEnabled": "1", "NewPortMappingDescription": "tc media", "NewLeaseDuration": "3600"},
@@ -69,8 +87,8 @@ func TestDiscoverMapRemove(t *testing.T) {
 		t.Fatalf("gateway saw %d AddPortMapping calls, want %d", len(adds), len(wantArgs))
 	}
 	for i, c := range adds {
-		if c.ServiceType != svcIP2 {
-			t.Errorf("AddPortMapping #%d service = %q, want %q", i, c.ServiceType, svcIP2)
+		if c.ServiceType != upnptest.ServiceIP2 {
+			t.Errorf("AddPortMapping #%d service = %q, want %q", i, c.ServiceType, upnptest.ServiceIP2)
 		}
 		for k, v := range wantArgs[i] {
 			if c.Args[k] != v {
@@ -85,6 +103,13 @@ func TestDiscoverMapRemove(t *testing.T) {
 	if got := m.Mapped(); !slices.Equal(got, wantMapped) {
 		t.Errorf("Mapped() = %v, want %v", got, wantMapped)
 	}
+	wantTable := []upnptest.PortMapping{
+		{Protocol: "TCP", ExternalPort: 11818, InternalPort: 11818, InternalClient: "127.0.0.1", Description: "tc media", LeaseSeconds: 3600},
+		{Protocol: "UDP", ExternalPort: 42070, InternalPort: 42069, InternalClient: "127.0.0.1", Description: "tc bittorrent", LeaseSeconds: 3600},
+	}
+	if got := f.Mappings(); !slices.Equal(got, wantTable) {
+		t.Errorf("gateway mappings = %+v, want %+v", got, wantTable)
+	}
 
 	ip, err := m.ExternalIP(ctx)
 	if err != nil || ip != netip.MustParseAddr("198.51.100.7") {
@@ -97,7 +122,7 @@ func TestDiscoverMapRemove(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
-	dels := f.callsOf("DeletePortMapping")
+	dels := f.Calls("DeletePortMapping")
 	var gotDel []string
 	for _, c := range dels {
 		gotDel = append(gotDel, c.Args["NewProtocol"]+" "+c.Args["NewExternalPort"])
@@ -107,6 +132,9 @@ func TestDiscoverMapRemove(t *testing.T) {
 	}
 	if got := m.Mapped(); len(got) != 0 {
 		t.Errorf("Mapped() after Close = %v, want none", got)
+	}
+	if got := f.Mappings(); len(got) != 0 {
+		t.Errorf("gateway mappings after Close = %+v, want none", got)
 	}
 	if err := m.Map(ctx, want); !errors.Is(err, ErrClosed) {
 		t.Errorf("Map() after Close = %v, want ErrClosed", err)
@@ -118,18 +146,18 @@ func TestDiscoverMapRemove(t *testing.T) {
 
 func TestSearchRequests(t *testing.T) {
 	t.Parallel()
-	f := newFakeIGD(t, fakeConfig{silentSSDP: true})
-	m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr(), DiscoverTimeout: 1500 * time.Millisecond})
+	f := upnptest.New(t, upnptest.Config{SilentSSDP: true})
+	m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr(), DiscoverTimeout: 1500 * time.Millisecond})
 	if err := m.Discover(t.Context()); !errors.Is(err, ErrNoGateway) {
 		t.Fatalf("Discover() = %v, want ErrNoGateway", err)
 	}
 	// Without an answer, at least the first round (every target) goes out,
 	// and a second one after searchInterval.
-	waitFor(t, "two M-SEARCH rounds", 2*time.Second, func() bool { return len(f.searchRequests()) >= 2*len(searchTargets) })
+	waitFor(t, "two M-SEARCH rounds", 2*time.Second, func() bool { return len(f.Searches()) >= 2*len(searchTargets) })
 	sts := map[string]int{}
-	for _, req := range f.searchRequests() {
+	for _, req := range f.Searches() {
 		for _, want := range []string{"M-SEARCH * HTTP/1.1\r\n", "\r\nMAN: \"ssdp:discover\"\r\n", "\r\nMX: 1\r\n",
-			"\r\nHOST: " + f.ssdpAddr() + "\r\n"} {
+			"\r\nHOST: " + f.SSDPAddr() + "\r\n"} {
 			if !strings.Contains(req, want) {
 				t.Errorf("M-SEARCH %q lacks %q", req, want)
 			}
@@ -153,17 +181,17 @@ func TestServicePreference(t *testing.T) {
 		want     string // Status().Service
 		wantNS   string // SOAP namespace the mapping used
 	}{
-		{"ip2 only", []string{svcIP2}, "WANIPConnection:2", svcIP2},
-		{"ip1 only", []string{svcIP1}, "WANIPConnection:1", svcIP1},
-		{"ppp1 only", []string{svcPPP1}, "WANPPPConnection:1", svcPPP1},
-		{"ip1 before ip2", []string{svcIP1, svcIP2}, "WANIPConnection:2", svcIP2},
-		{"ppp1 before ip1", []string{svcPPP1, svcIP1}, "WANIPConnection:1", svcIP1},
+		{"ip2 only", []string{upnptest.ServiceIP2}, "WANIPConnection:2", upnptest.ServiceIP2},
+		{"ip1 only", []string{upnptest.ServiceIP1}, "WANIPConnection:1", upnptest.ServiceIP1},
+		{"ppp1 only", []string{upnptest.ServicePPP1}, "WANPPPConnection:1", upnptest.ServicePPP1},
+		{"ip1 before ip2", []string{upnptest.ServiceIP1, upnptest.ServiceIP2}, "WANIPConnection:2", upnptest.ServiceIP2},
+		{"ppp1 before ip1", []string{upnptest.ServicePPP1, upnptest.ServiceIP1}, "WANIPConnection:1", upnptest.ServiceIP1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeIGD(t, fakeConfig{services: tc.services})
-			m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr()})
+			f := upnptest.New(t, upnptest.Config{Services: tc.services})
+			m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr()})
 			if err := m.Discover(t.Context()); err != nil {
 				t.Fatalf("Discover() = %v", err)
 			}
@@ -173,7 +201,7 @@ func TestServicePreference(t *testing.T) {
 			if err := m.Map(t.Context(), []Mapping{{Protocol: "TCP", InternalPort: 5000}}); err != nil {
 				t.Fatalf("Map() = %v", err)
 			}
-			adds := f.callsOf("AddPortMapping")
+			adds := f.Calls("AddPortMapping")
 			if len(adds) != 1 || adds[0].ServiceType != tc.wantNS {
 				t.Errorf("AddPortMapping calls = %+v, want one on %s", adds, tc.wantNS)
 			}
@@ -185,29 +213,29 @@ func TestDiscoverFailures(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		cfg        fakeConfig
+		cfg        upnptest.Config
 		byURL      bool // use RootDescURL instead of SSDP
 		wantIs     error
 		wantSubstr string
 	}{
-		{name: "ssdp silent", cfg: fakeConfig{silentSSDP: true}, wantIs: ErrNoGateway},
-		{name: "no wan service", cfg: fakeConfig{services: []string{svcL3F}}, wantIs: ErrNoGateway,
+		{name: "ssdp silent", cfg: upnptest.Config{SilentSSDP: true}, wantIs: ErrNoGateway},
+		{name: "no wan service", cfg: upnptest.Config{Services: []string{upnptest.ServiceL3F}}, wantIs: ErrNoGateway,
 			wantSubstr: "offers no WANIPConnection or WANPPPConnection service"},
-		{name: "location on another host", cfg: fakeConfig{location: "http://127.0.0.2:9/rootDesc.xml"}, wantIs: ErrNoGateway},
-		{name: "location not http", cfg: fakeConfig{location: "file:///etc/passwd"}, wantIs: ErrNoGateway},
-		{name: "bad xml", cfg: fakeConfig{descBody: "<root><device>"}, byURL: true, wantSubstr: "bad xml"},
-		{name: "not xml", cfg: fakeConfig{descBody: "hello"}, byURL: true, wantSubstr: "bad xml"},
-		{name: "control url on another host", cfg: fakeConfig{controlURL: "http://127.0.0.2:9/ctl"}, byURL: true,
+		{name: "location on another host", cfg: upnptest.Config{Location: "http://127.0.0.2:9/rootDesc.xml"}, wantIs: ErrNoGateway},
+		{name: "location not http", cfg: upnptest.Config{Location: "file:///etc/passwd"}, wantIs: ErrNoGateway},
+		{name: "bad xml", cfg: upnptest.Config{DescBody: "<root><device>"}, byURL: true, wantSubstr: "bad xml"},
+		{name: "not xml", cfg: upnptest.Config{DescBody: "hello"}, byURL: true, wantSubstr: "bad xml"},
+		{name: "control url on another host", cfg: upnptest.Config{ControlURL: "http://127.0.0.2:9/ctl"}, byURL: true,
 			wantSubstr: "control url http://127.0.0.2:9/ctl is not on 127.0.0.1"},
-		{name: "description hangs", cfg: fakeConfig{hangDesc: true}, byURL: true, wantIs: context.DeadlineExceeded},
+		{name: "description hangs", cfg: upnptest.Config{HangDesc: true}, byURL: true, wantIs: context.DeadlineExceeded},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeIGD(t, tc.cfg)
-			opts := Options{SSDPAddr: f.ssdpAddr(), DiscoverTimeout: 600 * time.Millisecond, RequestTimeout: 300 * time.Millisecond}
+			f := upnptest.New(t, tc.cfg)
+			opts := Options{SSDPAddr: f.SSDPAddr(), DiscoverTimeout: 600 * time.Millisecond, RequestTimeout: 300 * time.Millisecond}
 			if tc.byURL {
-				opts.RootDescURL = f.descURL()
+				opts.RootDescURL = f.RootDescURL()
 			}
 			m := newTestMapper(t, opts)
 			start := time.Now()
@@ -237,19 +265,19 @@ func TestDiscoverFailures(t *testing.T) {
 
 func TestRootDescURL(t *testing.T) {
 	t.Parallel()
-	f := newFakeIGD(t, fakeConfig{silentSSDP: true, services: []string{svcIP1}})
+	f := upnptest.New(t, upnptest.Config{SilentSSDP: true, Services: []string{upnptest.ServiceIP1}})
 	local := netip.MustParseAddr("192.168.77.5") // only sent as an argument, never bound
-	m := newTestMapper(t, Options{RootDescURL: f.descURL(), LocalAddr: local})
+	m := newTestMapper(t, Options{RootDescURL: f.RootDescURL(), LocalAddr: local})
 	if err := m.Discover(t.Context()); err != nil {
 		t.Fatalf("Discover() = %v", err)
 	}
-	if len(f.searchRequests()) != 0 {
-		t.Errorf("Discover with RootDescURL sent %d M-SEARCH requests, want 0", len(f.searchRequests()))
+	if len(f.Searches()) != 0 {
+		t.Errorf("Discover with RootDescURL sent %d M-SEARCH requests, want 0", len(f.Searches()))
 	}
 	if err := m.Map(t.Context(), []Mapping{{Protocol: "UDP", InternalPort: 6881}}); err != nil {
 		t.Fatalf("Map() = %v", err)
 	}
-	if adds := f.callsOf("AddPortMapping"); len(adds) != 1 || adds[0].Args["NewInternalClient"] != local.String() {
+	if adds := f.Calls("AddPortMapping"); len(adds) != 1 || adds[0].Args["NewInternalClient"] != local.String() {
 		t.Errorf("AddPortMapping calls = %+v, want one for internal client %v", adds, local)
 	}
 }
@@ -269,13 +297,13 @@ func TestGatewayRefuses(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeIGD(t, fakeConfig{fault: func(c soapCall, _ int) int {
+			f := upnptest.New(t, upnptest.Config{Fault: func(c upnptest.Call, _ int) int {
 				if c.Action == "AddPortMapping" && c.Args["NewProtocol"] == "TCP" {
 					return tc.code
 				}
 				return 0
 			}})
-			m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr()})
+			m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr()})
 			if err := m.Discover(t.Context()); err != nil {
 				t.Fatalf("Discover() = %v", err)
 			}
@@ -303,13 +331,13 @@ func TestGatewayRefuses(t *testing.T) {
 
 func TestOnlyPermanentLeases(t *testing.T) {
 	t.Parallel()
-	f := newFakeIGD(t, fakeConfig{fault: func(c soapCall, _ int) int {
+	f := upnptest.New(t, upnptest.Config{Fault: func(c upnptest.Call, _ int) int {
 		if c.Action == "AddPortMapping" && c.Args["NewLeaseDuration"] != "0" {
 			return 725
 		}
 		return 0
 	}})
-	m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr()})
+	m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr()})
 	if err := m.Discover(t.Context()); err != nil {
 		t.Fatalf("Discover() = %v", err)
 	}
@@ -317,7 +345,7 @@ func TestOnlyPermanentLeases(t *testing.T) {
 		t.Fatalf("Map() = %v", err)
 	}
 	var leases []string
-	for _, c := range f.callsOf("AddPortMapping") {
+	for _, c := range f.Calls("AddPortMapping") {
 		leases = append(leases, c.Args["NewLeaseDuration"])
 	}
 	if !slices.Equal(leases, []string{"3600", "0", "0"}) {
@@ -330,8 +358,8 @@ func TestOnlyPermanentLeases(t *testing.T) {
 
 func TestRenewAndRemoveOnShutdown(t *testing.T) {
 	t.Parallel()
-	f := newFakeIGD(t, fakeConfig{})
-	m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr(), Lease: 2 * time.Second})
+	f := upnptest.New(t, upnptest.Config{})
+	m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr(), Lease: 2 * time.Second})
 	if err := m.Discover(t.Context()); err != nil {
 		t.Fatalf("Discover() = %v", err)
 	}
@@ -345,11 +373,11 @@ func TestRenewAndRemoveOnShutdown(t *testing.T) {
 	go func() { runErr <- m.Run(ctx) }()
 
 	// Renewal comes at half the lease: a second AddPortMapping per mapping.
-	waitFor(t, "renewal", 5*time.Second, func() bool { return len(f.callsOf("AddPortMapping")) >= 4 })
+	waitFor(t, "renewal", 5*time.Second, func() bool { return len(f.Calls("AddPortMapping")) >= 4 })
 	if took := time.Since(mapped); took < 900*time.Millisecond {
 		t.Errorf("renewal after %v, want about half the 2s lease", took)
 	}
-	for _, c := range f.callsOf("AddPortMapping")[2:4] {
+	for _, c := range f.Calls("AddPortMapping")[2:4] {
 		if c.Args["NewLeaseDuration"] != "2" || c.Args["NewInternalClient"] != "127.0.0.1" {
 			t.Errorf("renewal AddPortMapping args = %v, want lease 2 to 127.0.0.1", c.Args)
 		}
@@ -365,24 +393,27 @@ func TestRenewAndRemoveOnShutdown(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("Run() did not return after cancel")
 	}
-	if got := len(f.callsOf("DeletePortMapping")); got != 2 {
+	if got := len(f.Calls("DeletePortMapping")); got != 2 {
 		t.Errorf("gateway saw %d DeletePortMapping calls after shutdown, want 2", got)
 	}
 	if got := m.Mapped(); len(got) != 0 {
 		t.Errorf("Mapped() after Run = %v, want none", got)
+	}
+	if got := f.Mappings(); len(got) != 0 {
+		t.Errorf("gateway mappings after Run = %+v, want none", got)
 	}
 }
 
 func TestRenewalFailureIsRetried(t *testing.T) {
 	t.Parallel()
 	// The first renewal fails; Run logs it, retries, and keeps going.
-	f := newFakeIGD(t, fakeConfig{fault: func(c soapCall, n int) int {
+	f := upnptest.New(t, upnptest.Config{Fault: func(c upnptest.Call, n int) int {
 		if c.Action == "AddPortMapping" && n == 1 {
 			return 501
 		}
 		return 0
 	}})
-	m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr(), Lease: 2 * time.Second})
+	m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr(), Lease: 2 * time.Second})
 	if err := m.Discover(t.Context()); err != nil {
 		t.Fatalf("Discover() = %v", err)
 	}
@@ -392,7 +423,7 @@ func TestRenewalFailureIsRetried(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	runErr := make(chan error, 1) // buffered: Run's goroutine never blocks on send
 	go func() { runErr <- m.Run(ctx) }()
-	waitFor(t, "retried renewal", 5*time.Second, func() bool { return len(f.callsOf("AddPortMapping")) >= 3 })
+	waitFor(t, "retried renewal", 5*time.Second, func() bool { return len(f.Calls("AddPortMapping")) >= 3 })
 	waitFor(t, "LastRenewal", 2*time.Second, func() bool { return !m.Status().LastRenewal.IsZero() })
 	cancel()
 	if err := <-runErr; err != nil {
@@ -407,12 +438,12 @@ func TestHangingGateway(t *testing.T) {
 
 	t.Run("map", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeIGD(t, fakeConfig{})
-		m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr(), RequestTimeout: reqTimeout})
+		f := upnptest.New(t, upnptest.Config{})
+		m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr(), RequestTimeout: reqTimeout})
 		if err := m.Discover(t.Context()); err != nil {
 			t.Fatalf("Discover() = %v", err)
 		}
-		f.setHangSOAP(true)
+		f.SetHangSOAP(true)
 		start := time.Now()
 		err := m.Map(t.Context(), []Mapping{{Protocol: "TCP", InternalPort: 80}})
 		if took := time.Since(start); took > bound {
@@ -432,8 +463,8 @@ func TestHangingGateway(t *testing.T) {
 
 	t.Run("close", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeIGD(t, fakeConfig{})
-		m, err := New(Options{SSDPAddr: f.ssdpAddr(), RequestTimeout: reqTimeout})
+		f := upnptest.New(t, upnptest.Config{})
+		m, err := New(Options{SSDPAddr: f.SSDPAddr(), RequestTimeout: reqTimeout})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -443,7 +474,7 @@ func TestHangingGateway(t *testing.T) {
 		if err := m.Map(t.Context(), []Mapping{{Protocol: "TCP", InternalPort: 80}, {Protocol: "UDP", InternalPort: 80}}); err != nil {
 			t.Fatalf("Map() = %v", err)
 		}
-		f.setHangSOAP(true)
+		f.SetHangSOAP(true)
 		start := time.Now()
 		err = m.Close()
 		if took := time.Since(start); took > bound {
@@ -455,26 +486,29 @@ func TestHangingGateway(t *testing.T) {
 		if got := len(m.Mapped()); got != 2 {
 			t.Errorf("Mapped() after failed removal has %d entries, want 2 kept for a retry", got)
 		}
-		f.setHangSOAP(false)
+		f.SetHangSOAP(false)
 		if err := m.Close(); err != nil {
 			t.Errorf("second Close() = %v, want nil", err)
 		}
 		if got := len(m.Mapped()); got != 0 {
 			t.Errorf("Mapped() after second Close has %d entries, want 0", got)
 		}
+		if got := f.Mappings(); len(got) != 0 {
+			t.Errorf("gateway mappings after second Close = %+v, want none", got)
+		}
 	})
 
 	t.Run("run shutdown", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeIGD(t, fakeConfig{})
-		m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr(), RequestTimeout: reqTimeout})
+		f := upnptest.New(t, upnptest.Config{})
+		m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr(), RequestTimeout: reqTimeout})
 		if err := m.Discover(t.Context()); err != nil {
 			t.Fatalf("Discover() = %v", err)
 		}
 		if err := m.Map(t.Context(), []Mapping{{Protocol: "TCP", InternalPort: 80}}); err != nil {
 			t.Fatalf("Map() = %v", err)
 		}
-		f.setHangSOAP(true)
+		f.SetHangSOAP(true)
 		ctx, cancel := context.WithCancel(t.Context())
 		runErr := make(chan error, 1) // buffered: Run's goroutine never blocks on send
 		go func() { runErr <- m.Run(ctx) }()
@@ -487,7 +521,7 @@ func TestHangingGateway(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Run() = %v, want the removal's deadline error", err)
 		}
-		f.setHangSOAP(false) // let the cleanup Close remove the mapping
+		f.SetHangSOAP(false) // let the cleanup Close remove the mapping
 	})
 }
 
@@ -495,20 +529,20 @@ func TestExternalIPErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		cfg        fakeConfig
+		cfg        upnptest.Config
 		wantIs     error
 		wantSubstr string
 	}{
-		{name: "empty", cfg: fakeConfig{externalIP: " "}, wantIs: ErrNoExternalIP},
-		{name: "unspecified", cfg: fakeConfig{externalIP: "0.0.0.0"}, wantIs: ErrNoExternalIP},
-		{name: "garbage", cfg: fakeConfig{externalIP: "not-an-ip"}, wantIs: ErrNoExternalIP},
-		{name: "fault", cfg: fakeConfig{fault: func(soapCall, int) int { return 501 }}, wantSubstr: "upnp error 501"},
+		{name: "empty", cfg: upnptest.Config{ExternalIP: " "}, wantIs: ErrNoExternalIP},
+		{name: "unspecified", cfg: upnptest.Config{ExternalIP: "0.0.0.0"}, wantIs: ErrNoExternalIP},
+		{name: "garbage", cfg: upnptest.Config{ExternalIP: "not-an-ip"}, wantIs: ErrNoExternalIP},
+		{name: "fault", cfg: upnptest.Config{Fault: func(upnptest.Call, int) int { return 501 }}, wantSubstr: "upnp error 501"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeIGD(t, tc.cfg)
-			m := newTestMapper(t, Options{RootDescURL: f.descURL()})
+			f := upnptest.New(t, tc.cfg)
+			m := newTestMapper(t, Options{RootDescURL: f.RootDescURL()})
 			if err := m.Discover(t.Context()); err != nil {
 				t.Fatalf("Discover() = %v", err)
 			}
@@ -604,8 +638,8 @@ func TestNew(t *testing.T) {
 
 func TestDiscoverCanceled(t *testing.T) {
 	t.Parallel()
-	f := newFakeIGD(t, fakeConfig{silentSSDP: true})
-	m := newTestMapper(t, Options{SSDPAddr: f.ssdpAddr(), DiscoverTimeout: time.Minute})
+	f := upnptest.New(t, upnptest.Config{SilentSSDP: true})
+	m := newTestMapper(t, Options{SSDPAddr: f.SSDPAddr(), DiscoverTimeout: time.Minute})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	start := time.Now()
