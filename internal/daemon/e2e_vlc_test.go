@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/enginetest"
+)
+
+// vlcRunSeconds is how long VLC plays (--run-time).
+const vlcRunSeconds = 4
+
+// nobodyID is the uid and gid VLC runs as when the test runs as root: VLC
+// refuses to run as root ("VLC is not supposed to be run as root").
+const nobodyID = 65534
+
+// accessLine matches the media listener's debug access log line.
+var accessLine = regexp.MustCompile(`msg="http request" .*\broute="([^"]*)" status=(\d+) bytes=(\d+)`)
+
+// e2eServed sums the access log: requests and body bytes per route, for
+// 2xx answers.
+func e2eServed(logs string) (requests map[string]int, bytes map[string]int64) {
+	requests, bytes = map[string]int{}, map[string]int64{}
+	e2eScanLines(logs, func(line string) {
+		m := accessLine.FindStringSubmatch(line)
+		if m == nil {
+			return
+		}
+		status, _ := strconv.Atoi(m[2])
+		if status < 200 || status > 299 {
+			return
+		}
+		n, _ := strconv.ParseInt(m[3], 10, 64)
+		requests[m[1]]++
+		bytes[m[1]] += n
+	})
+	return requests, bytes
+}
+
+// vlcHome makes a home directory VLC's user can write (its config and
+// cache go there), removed when the test ends.
+func vlcHome(t *testing.T, asNobody bool) string {
+	t.Helper()
+	// Not t.TempDir: its parent is private to root, and VLC may run as
+	// nobody.
+	dir, err := os.MkdirTemp("", "torrentclaw-e2e-vlc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if asNobody {
+		if err := os.Chown(dir, nobodyID, nobodyID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestE2EVLC plays the daemon's /playlist.m3u in headless VLC for a few
+// seconds, from a cold daemon whose torrent is still downloading.
+func TestE2EVLC(t *testing.T) {
+	e2eStart(t)
+	cvlc := e2eTool(t, "cvlc")
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{UploadRateBytes: 512 << 10})
+	info := seeder.Add(t, filepath.Join("..", "..", "testdata", "sample.mp4"))
+	logs := &logBuffer{}
+	r := startDaemon(t, testConfig(t, t.TempDir()), logs)
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: info.Magnet, FileIndex: -1})
+	if err != nil {
+		t.Fatalf("AddTask() error = %v", err)
+	}
+
+	asNobody := os.Geteuid() == 0
+	home := vlcHome(t, asNobody)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cvlc,
+		"--intf", "dummy", "--vout", "dummy", "--aout", "dummy",
+		"--no-video-title-show", "--no-stats",
+		"--play-and-exit", "--run-time", strconv.Itoa(vlcRunSeconds),
+		add.PlaylistURL)
+	cmd.Env = []string{
+		"HOME=" + home,
+		"PATH=" + os.Getenv("PATH"),
+		"LANG=C.UTF-8",
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"),
+		"XDG_RUNTIME_DIR=" + home,
+	}
+	cmd.Dir = home
+	if asNobody {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+	}
+	cmd.WaitDelay = 5 * time.Second
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	elapsed := time.Since(start)
+	tok := add.Token.Reveal()
+	output := redactBody(out, tok)
+	if err != nil {
+		t.Fatalf("cvlc exited with %v after %s\n%s", err, elapsed.Round(time.Millisecond), output)
+	}
+	e2eScanLines(string(out), func(line string) {
+		if strings.Contains(line, "main input error") {
+			t.Errorf("cvlc: %s", redactBody([]byte(line), tok))
+		}
+	})
+	// VLC exits at once when it cannot open or play the input; a run that
+	// lasted --run-time played.
+	if elapsed < (vlcRunSeconds-1)*time.Second {
+		t.Errorf("cvlc exited after %s, want about %ds of playback\n%s", elapsed.Round(time.Millisecond), vlcRunSeconds, output)
+	}
+
+	requests, bytes := e2eServed(logs.String())
+	if requests["GET /playlist.m3u"] == 0 {
+		t.Errorf("the media listener served no playlist (requests: %v)", requests)
+	}
+	if bytes["GET /stream"] < 64<<10 {
+		t.Errorf("the media listener served %d bytes of /stream to VLC, want the file's bytes (requests: %v)", bytes["GET /stream"], requests)
+	}
+	t.Logf("cvlc played for %s: %d /stream requests, %d bytes", elapsed.Round(time.Millisecond), requests["GET /stream"], bytes["GET /stream"])
+	assertNoSecrets(t, logs.String(), tok)
+}
