@@ -1,0 +1,70 @@
+package engine
+
+import "fmt"
+
+// Hooks for the external tests.
+
+// PiecePriorities returns the piece priorities the task's ledger applies (piece -> level,
+// see the prio constants).
+func PiecePriorities(t *Task) map[int]int {
+	out := make(map[int]int)
+	for p, v := range t.prio.snapshot() {
+		out[p] = int(v)
+	}
+	return out
+}
+
+// LibraryPiecePriority returns the torrent library's effective priority of a piece.
+func LibraryPiecePriority(t *Task, piece int) int {
+	return int(t.tor.Piece(piece).State().Priority)
+}
+
+// PieceComplete reports whether the library has verified a piece.
+func PieceComplete(t *Task, piece int) bool {
+	return t.tor.Piece(piece).State().Complete
+}
+
+// Urgent reports whether the task is in urgent mode.
+func Urgent(t *Task) bool {
+	t.urg.mu.Lock()
+	defer t.urg.mu.Unlock()
+	return t.urg.on
+}
+
+// Priority levels, for tests.
+const (
+	PrioNone      = int(prioNone)
+	PrioNormal    = int(prioNormal)
+	PrioHigh      = int(prioHigh)
+	PrioReadahead = int(prioReadahead)
+	PrioNext      = int(prioNext)
+	PrioNow       = int(prioNow)
+)
+
+var (
+	Window         = window
+	BuildLayout    = buildLayout
+	SanitizePath   = sanitizePath
+	CheckInfo      = checkInfo
+	DecodeMetainfo = decodeMetainfo
+)
+
+func LayoutPaths(l *layout) []string { return l.paths }
+func LayoutRenamed(l *layout) int    { return l.renamed }
+
+// DebugTask describes the task's urgent mode and transfer flags.
+func DebugTask(t *Task) string {
+	t.urg.mu.Lock()
+	w := fmt.Sprint(t.urg.waiting)
+	on, watching := t.urg.on, t.urg.watching
+	t.urg.mu.Unlock()
+	t.flagMu.Lock()
+	dl, ul := t.dlAllowed, t.ulAllowed
+	t.flagMu.Unlock()
+	var prios []string
+	for _, f := range t.tor.Files() {
+		prios = append(prios, fmt.Sprint(f.Priority()))
+	}
+	return fmt.Sprintf("urgent=%v watching=%v waiting=%s applied=%v kicks=%d dl=%v ul=%v files=%v ledger=%v",
+		on, watching, w, t.urg.applied, t.kicks.Load(), dl, ul, prios, t.prio.snapshot())
+}

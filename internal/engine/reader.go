@@ -1,0 +1,267 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+)
+
+// Readahead sizing.
+const (
+	defaultReadaheadBytes = 8 << 20
+	maxReadaheadBytes     = 256 << 20
+	readaheadSeconds      = 30
+)
+
+// OpenFile opens file index of the task for streaming; index -1 is the selected file. It
+// waits for the metainfo (bounded by ctx). Reads honour ctx until [Reader.SetContext] sets
+// another. Opening a reader wakes an idle stream task. The caller must Close the reader.
+func (t *Task) OpenFile(ctx context.Context, index int) (*Reader, error) {
+	if err := t.WaitInfo(ctx); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if index == -1 {
+		index = t.selected
+		if index < 0 {
+			t.mu.Unlock()
+			return nil, fmt.Errorf("open task %s: %w", t.id, ErrNoPlayableFile)
+		}
+	}
+	if index < 0 || index >= len(t.files) {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("open task %s file %d: %w", t.id, index, ErrNotFound)
+	}
+	file := t.files[index]
+	t.mu.Unlock()
+	if t.isDone() {
+		return nil, fmt.Errorf("open task %s: %w", t.id, ErrNotFound)
+	}
+	t.readerOpened()
+	t.claimEdges(index)
+	tf := t.tor.Files()[index]
+	pieceLen := t.tor.Info().PieceLength
+	lr := tf.NewReader()
+	// The library marks the piece under its reader Now and its readahead Readahead. Keep
+	// its part to that one piece (1 byte of readahead) and grade the window ourselves (see
+	// window), so that in urgent mode nothing but the piece being read is wanted.
+	lr.SetReadahead(1)
+	lr.SetContext(ctx)
+	r := &Reader{
+		t:        t,
+		lr:       lr,
+		file:     file,
+		offset:   tf.Offset(),
+		length:   tf.Length(),
+		pieceLen: pieceLen,
+		ctx:      ctx,
+		piece:    -1,
+		jumped:   true,
+	}
+	r.claimWindow()
+	return r, nil
+}
+
+// Reader streams one file of a task. Reads block until the bytes they need are downloaded
+// and verified; only verified bytes are returned. Each reader keeps the pieces at its
+// position at the top priority, with a graded readahead window behind them, and moves that
+// window before the first read after a Seek. A Reader is an [io.ReadSeekCloser]; it is not
+// safe for concurrent use, except that Close may be called after a blocked Read's context is
+// cancelled.
+type Reader struct {
+	t        *Task
+	lr       torrent.Reader
+	file     File
+	offset   int64 // torrent offset of the file
+	length   int64
+	pieceLen int64
+	ctx      context.Context
+
+	pos   int64
+	piece int // piece the window was last claimed for, -1 when none
+	// jumped is set by Seek (and open) until the next read: a read after a jump to a piece
+	// that is not there puts the task in urgent mode at once.
+	jumped bool
+
+	closeOnce sync.Once
+}
+
+var _ io.ReadSeekCloser = (*Reader)(nil)
+
+// File returns the file the reader reads.
+func (r *Reader) File() File { return r.file }
+
+// SetContext sets the context that cancels blocked reads (the HTTP request's, typically).
+func (r *Reader) SetContext(ctx context.Context) {
+	r.ctx = ctx
+	r.lr.SetContext(ctx)
+}
+
+// Read reads from the current position, blocking until the data is verified.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.pos >= r.length {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// The library's file reader (v1.59.1) can return bytes past the end of its file (from
+	// the next file of the torrent); never ask it for more than the file holds.
+	if rem := r.length - r.pos; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	// Urgency covers what this read needs, up to two pieces.
+	if missing := r.missing(min(int64(len(p)), 2*r.pieceLen)); len(missing) > 0 {
+		if r.jumped {
+			r.t.urge(r, missing)
+		} else {
+			stall := time.AfterFunc(readStallUrge, func() { r.t.urge(r, missing) })
+			defer stall.Stop()
+		}
+		defer r.t.unurge(r, true)
+	}
+	r.jumped = false
+	n, err := r.readLib(p)
+	r.pos += int64(n)
+	if r.piece != r.pieceAt(r.pos) {
+		r.claimWindow()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = r.readError(err)
+	}
+	return n, err
+}
+
+// readLib reads from the library's reader, retrying reads that failed because a kick
+// briefly disallowed downloading.
+func (r *Reader) readLib(p []byte) (int, error) {
+	for {
+		gen := r.t.kicks.Load()
+		n, err := r.lr.Read(p)
+		if n > 0 || err == nil || errors.Is(err, io.EOF) || r.ctx.Err() != nil {
+			return n, err
+		}
+		if gen%2 == 0 && r.t.kicks.Load() == gen {
+			return n, err
+		}
+		// A kick overlapped the read: wait for it to finish, then read again.
+		r.t.flagMu.Lock()
+		allowed := r.t.dlAllowed
+		r.t.flagMu.Unlock()
+		if !allowed {
+			return n, err
+		}
+	}
+}
+
+// readError explains why the library gave up on a read.
+func (r *Reader) readError(err error) error {
+	if ctxErr := r.ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("read %s: %w", r.file.Path, context.Cause(r.ctx))
+	}
+	if r.t.isDone() {
+		return fmt.Errorf("read %s: task removed: %w", r.file.Path, ErrNotFound)
+	}
+	r.t.mu.Lock()
+	paused := r.t.paused
+	r.t.mu.Unlock()
+	if paused {
+		return fmt.Errorf("read %s: %w", r.file.Path, ErrPaused)
+	}
+	return fmt.Errorf("read %s: %w", r.file.Path, err)
+}
+
+// Seek sets the position for the next Read and, before returning, raises the pieces there
+// above everything else.
+func (r *Reader) Seek(off int64, whence int) (int64, error) {
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = off
+	case io.SeekCurrent:
+		abs = r.pos + off
+	case io.SeekEnd:
+		abs = r.length + off
+	default:
+		return 0, fmt.Errorf("seek %s: bad whence %d", r.file.Path, whence)
+	}
+	if abs < 0 {
+		return 0, fmt.Errorf("seek %s: negative position %d", r.file.Path, abs)
+	}
+	if abs == r.pos {
+		return abs, nil
+	}
+	if _, err := r.lr.Seek(abs, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("seek %s: %w", r.file.Path, err)
+	}
+	r.pos = abs
+	r.jumped = true
+	r.t.unurge(r, false)
+	r.claimWindow()
+	return abs, nil
+}
+
+// Close releases the reader's window and its hold on the task.
+func (r *Reader) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		r.t.unurge(r, false)
+		r.t.prio.claim(r, nil)
+		err = r.lr.Close()
+		r.t.readerClosed()
+	})
+	if err != nil {
+		return fmt.Errorf("close reader of %s: %w", r.file.Path, err)
+	}
+	return nil
+}
+
+// missing returns the pieces not yet verified among those holding the next n bytes.
+func (r *Reader) missing(n int64) []int {
+	var out []int
+	for p := r.pieceAt(r.pos); p >= 0 && int64(p)*r.pieceLen < r.offset+r.pos+n; p++ {
+		if !r.t.tor.Piece(p).State().Complete {
+			out = append(out, p)
+		}
+		if int64(p+1)*r.pieceLen >= r.offset+r.length {
+			break
+		}
+	}
+	return out
+}
+
+// pieceAt returns the torrent piece under file position pos, or -1 past the end.
+func (r *Reader) pieceAt(pos int64) int {
+	if pos >= r.length {
+		return -1
+	}
+	return int((r.offset + pos) / r.pieceLen)
+}
+
+// claimWindow moves the reader's claimed window to its position.
+func (r *Reader) claimWindow() {
+	r.piece = r.pieceAt(r.pos)
+	if r.piece < 0 {
+		r.t.prio.claim(r, nil)
+		return
+	}
+	r.t.prio.claim(r, window(r.offset+r.pos, r.offset+r.length, r.pieceLen, r.readahead()))
+}
+
+// readahead returns how far ahead of the position the reader wants data: about
+// readaheadSeconds of playback when the bitrate is known, else max(8 MiB, 2 pieces).
+func (r *Reader) readahead() int64 {
+	r.t.mu.Lock()
+	bitrate := r.t.bitrate
+	r.t.mu.Unlock()
+	ra := int64(defaultReadaheadBytes)
+	if bitrate > 0 {
+		ra = min(bitrate/8*readaheadSeconds, maxReadaheadBytes)
+	}
+	return max(ra, 2*r.pieceLen)
+}

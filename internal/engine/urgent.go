@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+)
+
+// Urgent mode.
+//
+// Piece priorities alone do not make a seek fast with the torrent library (v1.59.1): a peer
+// connection asks for up to ~960 chunks (15 MiB) at a time and only asks again once all of
+// them have arrived, and anacrolix seeders serve a connection's requests in random order. A
+// seek's pieces would wait behind the whole batch. So when a reader jumps to a piece that
+// is not there (or sits blocked on one for readStallUrge), the task goes urgent:
+//
+//  1. only the pieces readers are waiting for stay wanted: the ledger applies only Now
+//     claims and the task's files drop to priority None;
+//  2. the task is kicked: every peer's queued requests are cancelled and re-issued in
+//     priority order, which is now just those pieces;
+//  3. a watchdog pokes the connections every urgentWatchInterval so that one whose cancels
+//     were all answered with rejects asks again (the library does not do it by itself), kicks
+//     again when nothing at all arrives for a while, and ends urgent mode when the pieces
+//     are verified, or after urgentMax.
+const (
+	urgentWatchInterval = 25 * time.Millisecond
+	urgentStallKick     = 500 * time.Millisecond
+	urgentStallKickMax  = 4 * time.Second
+	urgentMax           = 10 * time.Second
+	urgentTail          = time.Second
+	// readStallUrge is how long a sequential read may block before the task goes urgent.
+	readStallUrge = time.Second
+)
+
+// urgency is a task's urgent-mode state.
+type urgency struct {
+	mu       sync.Mutex
+	waiting  map[*Reader][]int // guarded by mu; the pieces each urgent reader waits for
+	on       bool              // guarded by mu
+	since    time.Time         // guarded by mu
+	watching bool              // guarded by mu; the watchdog runs
+	stopped  bool              // guarded by mu; the task is shutting down
+
+	applyMu sync.Mutex // serialises applying on to the torrent
+	applied bool       // guarded by applyMu
+}
+
+// urge puts the task in urgent mode for reader r, which waits for pieces.
+func (t *Task) urge(r *Reader, pieces []int) {
+	t.urg.mu.Lock()
+	if t.urg.stopped || len(pieces) == 0 {
+		t.urg.mu.Unlock()
+		return
+	}
+	if t.urg.waiting == nil {
+		t.urg.waiting = make(map[*Reader][]int)
+	}
+	t.urg.waiting[r] = pieces
+	if !t.urg.on {
+		t.urg.on, t.urg.since = true, time.Now()
+	}
+	if !t.urg.watching {
+		t.urg.watching = true
+		// Started under urg.mu after the stopped check: shutdown sets stopped before the
+		// engine waits for its goroutines.
+		t.e.wg.Go(t.watchUrgency)
+	}
+	t.urg.mu.Unlock()
+	t.syncUrgency()
+	t.kick()
+}
+
+// unurge drops reader r from urgent mode, entirely or (onlyDone) for the pieces it waited
+// for that are now verified; the task leaves urgent mode when no reader waits.
+func (t *Task) unurge(r *Reader, onlyDone bool) {
+	t.urg.mu.Lock()
+	pieces, ok := t.urg.waiting[r]
+	if ok {
+		if onlyDone {
+			pieces = t.incomplete(pieces)
+		} else {
+			pieces = nil
+		}
+		if len(pieces) == 0 {
+			delete(t.urg.waiting, r)
+		} else {
+			t.urg.waiting[r] = pieces
+		}
+	}
+	changed := ok && len(t.urg.waiting) == 0
+	if changed {
+		t.urg.on = false
+	}
+	t.urg.mu.Unlock()
+	if changed {
+		t.syncUrgency()
+	}
+}
+
+// incomplete filters pieces down to those not verified yet (reusing the slice).
+func (t *Task) incomplete(pieces []int) []int {
+	out := pieces[:0]
+	for _, p := range pieces {
+		if !t.tor.Piece(p).State().Complete {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// syncUrgency applies the current urgent state to the torrent's priorities.
+func (t *Task) syncUrgency() {
+	t.urg.applyMu.Lock()
+	defer t.urg.applyMu.Unlock()
+	t.urg.mu.Lock()
+	want := t.urg.on
+	t.urg.mu.Unlock()
+	if want == t.urg.applied || t.isDone() {
+		return
+	}
+	t.urg.applied = want
+	if want {
+		t.prio.setUrgent(true)
+		t.setFilePriorities(torrent.PiecePriorityNone)
+	} else {
+		t.setFilePriorities(torrent.PiecePriorityNormal)
+		t.prio.setUrgent(false)
+	}
+}
+
+// setFilePriorities sets the priority of the files the task downloads: the selected file of
+// a stream task, every file otherwise.
+func (t *Task) setFilePriorities(prio torrent.PiecePriority) {
+	if t.seeded || !t.hasInfo() {
+		return
+	}
+	t.mu.Lock()
+	sel, failed := t.selected, t.err != nil
+	t.mu.Unlock()
+	if failed {
+		return
+	}
+	tfs := t.tor.Files()
+	if t.stream {
+		if sel >= 0 {
+			tfs[sel].SetPriority(prio)
+		}
+		return
+	}
+	for _, f := range tfs {
+		f.SetPriority(prio)
+	}
+}
+
+// kick makes every peer connection cancel its queued requests and request again in
+// priority order. Readers blocked meanwhile get an error from the library and retry (see
+// Reader.readLib).
+func (t *Task) kick() {
+	t.flagMu.Lock()
+	defer t.flagMu.Unlock()
+	if !t.dlAllowed || t.stopped {
+		return
+	}
+	t.kicks.Add(1) // odd: a kick is under way
+	t.tor.DisallowDataDownload()
+	t.tor.AllowDataDownload()
+	t.kicks.Add(1)
+}
+
+// poke makes every peer connection that has no request outstanding ask for what is wanted.
+// The library offers no direct way; toggling uploads triggers a request update on every
+// connection without cancelling anything.
+func (t *Task) poke() {
+	t.flagMu.Lock()
+	defer t.flagMu.Unlock()
+	if !t.dlAllowed || t.stopped {
+		return
+	}
+	t.tor.DisallowDataUpload()
+	if t.ulAllowed {
+		t.tor.AllowDataUpload()
+	}
+}
+
+// watchUrgency ends urgent mode when the pieces readers wait for are verified (or after
+// urgentMax), pokes the connections meanwhile and for urgentTail after (the cancels of the
+// last kick may still be answered by rejects then), and kicks again when nothing arrives.
+func (t *Task) watchUrgency() {
+	tk := time.NewTicker(urgentWatchInterval)
+	defer tk.Stop()
+	lastBytes := t.bytesFromPeers()
+	lastProgress := time.Now()
+	wait := urgentStallKick
+	var calmSince time.Time // when urgent mode last ended
+	for {
+		select {
+		case <-t.done:
+			t.urg.mu.Lock()
+			t.urg.watching = false
+			t.urg.mu.Unlock()
+			return
+		case <-tk.C:
+		}
+		now := time.Now()
+		t.urg.mu.Lock()
+		for r, pieces := range t.urg.waiting {
+			if pieces = t.incomplete(pieces); len(pieces) == 0 {
+				delete(t.urg.waiting, r)
+			} else {
+				t.urg.waiting[r] = pieces
+			}
+		}
+		if t.urg.on && now.Sub(t.urg.since) > urgentMax {
+			clear(t.urg.waiting)
+			t.e.log.Debug("urgent mode timed out", "task", t.id)
+		}
+		ended := t.urg.on && len(t.urg.waiting) == 0
+		if ended {
+			t.urg.on = false
+		}
+		urgent := t.urg.on
+		if urgent {
+			calmSince = time.Time{}
+		} else if calmSince.IsZero() {
+			calmSince = now
+		}
+		if !urgent && now.Sub(calmSince) >= urgentTail {
+			t.urg.watching = false
+			t.urg.mu.Unlock()
+			return
+		}
+		t.urg.mu.Unlock()
+		if ended {
+			t.syncUrgency()
+		}
+		t.poke()
+		if !urgent {
+			continue
+		}
+		if b := t.bytesFromPeers(); b != lastBytes {
+			lastBytes, lastProgress, wait = b, now, urgentStallKick
+		} else if now.Sub(lastProgress) >= wait {
+			t.kick()
+			lastProgress, wait = now, min(2*wait, urgentStallKickMax)
+		}
+	}
+}
+
+func (t *Task) bytesFromPeers() int64 {
+	st := t.tor.Stats()
+	return st.BytesReadUsefulData.Int64()
+}

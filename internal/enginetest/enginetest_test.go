@@ -1,0 +1,55 @@
+package enginetest_test
+
+import (
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/engine"
+	"github.com/torrentclaw/cli/internal/enginetest"
+)
+
+func TestWriteRandomFileIsReproducible(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p1, s1 := enginetest.WriteRandomFile(t, dir, "a.bin", 100_000, 7)
+	_, s2 := enginetest.WriteRandomFile(t, dir, "sub/b.bin", 100_000, 7)
+	_, s3 := enginetest.WriteRandomFile(t, dir, "c.bin", 100_000, 8)
+	if s1 != s2 || s1 == s3 {
+		t.Errorf("sums %s %s %s: want equal for the same seed, different for another", s1, s2, s3)
+	}
+	if got := enginetest.SHA256File(t, p1); got != s1 {
+		t.Errorf("SHA256File = %s, want %s", got, s1)
+	}
+	if fi, err := os.Stat(p1); err != nil || fi.Size() != 100_000 {
+		t.Errorf("Stat = %v, %v", fi, err)
+	}
+}
+
+func TestSeederServesALeecher(t *testing.T) {
+	path, sum := enginetest.WriteRandomFile(t, t.TempDir(), "clip.mp4", 1<<20, 1)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{PieceLength: 64 << 10})
+	si := seeder.Add(t, path)
+	torrentPath, ih := enginetest.WriteTorrentFile(t, t.TempDir(), path, 64<<10)
+	if ih != si.InfoHash {
+		t.Errorf("WriteTorrentFile infohash %s, seeder says %s", ih, si.InfoHash)
+	}
+	le := enginetest.NewEngine(t, func(o *engine.Options) { o.WarmGrace = time.Minute })
+	task, err := le.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.AddPeers(si.Peer.String()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := task.OpenFile(t.Context(), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := enginetest.SHA256Reader(t, io.LimitReader(r, 1<<20)); got != sum {
+		t.Errorf("sha256 = %s, want %s", got, sum)
+	}
+	enginetest.WaitStatus(t, task, 10*time.Second, func(s engine.Status) bool { return s.State == engine.StateCompleted })
+}
