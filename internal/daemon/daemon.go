@@ -201,7 +201,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			"listen", d.mediaLn.Addr().String())
 	}
 
+	// Seed magnets advertise the LAN address (x.pe) so another machine on
+	// the network can fetch without DHT or trackers.
+	d.refreshAddresses()
 	d.eng, err = engine.New(engine.Options{
+		AdvertiseAddr:     d.addresses().LAN,
 		DownloadDir:       cfg.Torrent.DownloadDir,
 		DataDir:           cfg.Torrent.DataDir,
 		ListenHost:        torrentListenHost(cfg.Stream.Listen),
@@ -247,7 +251,6 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.log.Warn("hls unavailable", "err", d.hlsError)
 	}
 
-	d.refreshAddresses()
 	d.media, err = media.New(media.Options{
 		Engine:      d.eng,
 		Tokens:      d.tokens,

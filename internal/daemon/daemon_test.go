@@ -366,21 +366,40 @@ func mintStr(t *testing.T) string {
 // reportedStreamURL waits for the origin to be told a LAN stream URL.
 func reportedStreamURL(t *testing.T, f *fakeOrigin, taskID, wantToken string) string {
 	t.Helper()
-	var lan string
-	eventually(t, 30*time.Second, "a reported stream URL with the token", func() bool {
+	return reportedURLs(t, f, taskID, func(u map[string]string) bool {
+		return u["lan"] != "" && strings.Contains(u["lan"], "t="+wantToken)
+	})["lan"]
+}
+
+// seededOriginTask seeds a random file of size bytes and queues it on f as
+// stream task id with a fresh token. It returns the token and the file's
+// sha256.
+func seededOriginTask(t *testing.T, f *fakeOrigin, id string, size, seed int64) (tok, sum string) {
+	t.Helper()
+	src, sum := enginetest.WriteRandomFile(t, t.TempDir(), "film.mp4", size, seed)
+	info := enginetest.NewSeeder(t, enginetest.SeederOptions{}).Add(t, src)
+	tok = mintStr(t)
+	f.queueSync(map[string]any{"newTasks": []any{map[string]any{
+		"id": id, "infoHash": info.InfoHash, "mode": "stream", "magnet": info.Magnet, "streamToken": tok,
+	}}})
+	return tok, sum
+}
+
+// reportedURLs waits for the origin to be told stream URLs for taskID that
+// satisfy ok, and returns them.
+func reportedURLs(t *testing.T, f *fakeOrigin, taskID string, ok func(map[string]string) bool) map[string]string {
+	t.Helper()
+	var urls map[string]string
+	eventually(t, 30*time.Second, "reported stream URLs", func() bool {
 		st := f.lastTaskState(taskID)
 		if st == nil {
 			return false
 		}
 		s, _ := st["streamUrl"].(string)
-		var urls map[string]string
-		if json.Unmarshal([]byte(s), &urls) != nil {
-			return false
-		}
-		lan = urls["lan"]
-		return lan != "" && strings.Contains(lan, "t="+wantToken)
+		urls = nil
+		return json.Unmarshal([]byte(s), &urls) == nil && ok(urls)
 	})
-	return lan
+	return urls
 }
 
 func TestOriginTaskWithToken(t *testing.T) {
@@ -427,14 +446,8 @@ func TestOriginTaskWithToken(t *testing.T) {
 }
 
 func TestOriginTokenCarriers(t *testing.T) {
-	src, _ := enginetest.WriteRandomFile(t, t.TempDir(), "film.mp4", 1<<20, 4)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	info := seeder.Add(t, src)
 	f := newFakeOrigin(t, testAPIKey)
-	tok0 := mintStr(t)
-	f.queueSync(map[string]any{"newTasks": []any{map[string]any{
-		"id": "t1", "infoHash": info.InfoHash, "mode": "stream", "magnet": info.Magnet, "streamToken": tok0,
-	}}})
+	tok0, _ := seededOriginTask(t, f, "t1", 1<<20, 4)
 	logs := &logBuffer{}
 	originDaemon(t, t.TempDir(), f, logs)
 	lan := reportedStreamURL(t, f, "t1", tok0)
@@ -504,14 +517,8 @@ func TestOriginTokenCarriers(t *testing.T) {
 }
 
 func TestOriginOutageKeepsStreaming(t *testing.T) {
-	src, sum := enginetest.WriteRandomFile(t, t.TempDir(), "film.mp4", 1<<20, 5)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	info := seeder.Add(t, src)
 	f := newFakeOrigin(t, testAPIKey)
-	tok := mintStr(t)
-	f.queueSync(map[string]any{"newTasks": []any{map[string]any{
-		"id": "t1", "infoHash": info.InfoHash, "mode": "stream", "magnet": info.Magnet, "streamToken": tok,
-	}}})
+	tok, sum := seededOriginTask(t, f, "t1", 1<<20, 5)
 	r := originDaemon(t, t.TempDir(), f, nil)
 	lan := reportedStreamURL(t, f, "t1", tok)
 
@@ -542,14 +549,8 @@ func TestOriginOutageKeepsStreaming(t *testing.T) {
 }
 
 func TestOriginRevokedKey(t *testing.T) {
-	src, sum := enginetest.WriteRandomFile(t, t.TempDir(), "film.mp4", 1<<20, 6)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	info := seeder.Add(t, src)
 	f := newFakeOrigin(t, testAPIKey)
-	tok := mintStr(t)
-	f.queueSync(map[string]any{"newTasks": []any{map[string]any{
-		"id": "t1", "infoHash": info.InfoHash, "mode": "stream", "magnet": info.Magnet, "streamToken": tok,
-	}}})
+	tok, sum := seededOriginTask(t, f, "t1", 1<<20, 6)
 	logs := &logBuffer{}
 	r := originDaemon(t, t.TempDir(), f, logs)
 	lan := reportedStreamURL(t, f, "t1", tok)

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"math/big"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	"github.com/torrentclaw/cli/internal/control"
-	"github.com/torrentclaw/cli/internal/enginetest"
 )
 
 // writeSelfSigned writes a self-signed certificate for 127.0.0.1 and returns
@@ -66,14 +64,8 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *
 }
 
 func TestHTTPSListener(t *testing.T) {
-	src, sum := enginetest.WriteRandomFile(t, t.TempDir(), "film.mp4", 1<<20, 11)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	info := seeder.Add(t, src)
 	f := newFakeOrigin(t, testAPIKey)
-	tok := mintStr(t)
-	f.queueSync(map[string]any{"newTasks": []any{map[string]any{
-		"id": "t1", "infoHash": info.InfoHash, "mode": "stream", "magnet": info.Magnet, "streamToken": tok,
-	}}})
+	tok, sum := seededOriginTask(t, f, "t1", 1<<20, 11)
 	cfg := testConfig(t, t.TempDir())
 	cfg.Origin.APIURL = f.URL()
 	cfg.Origin.APIKey = testAPIKey
@@ -86,20 +78,9 @@ func TestHTTPSListener(t *testing.T) {
 	if got, _ := f.callsNamed("register")[0].Body["httpsStreamPort"].(float64); int(got) != cfg.Stream.TLSPort {
 		t.Errorf("register httpsStreamPort = %v, want %d", got, cfg.Stream.TLSPort)
 	}
-	var httpsURL string
-	eventually(t, 30*time.Second, "an https stream URL", func() bool {
-		st := f.lastTaskState("t1")
-		if st == nil {
-			return false
-		}
-		s, _ := st["streamUrl"].(string)
-		var urls map[string]string
-		if json.Unmarshal([]byte(s), &urls) != nil {
-			return false
-		}
-		httpsURL = urls["lanHttps"]
-		return strings.HasPrefix(httpsURL, "https://") && strings.Contains(httpsURL, tok)
-	})
+	httpsURL := reportedURLs(t, f, "t1", func(u map[string]string) bool {
+		return strings.HasPrefix(u["lanHttps"], "https://") && strings.Contains(u["lanHttps"], tok)
+	})["lanHttps"]
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
 		RootCAs:    pool,
 		MinVersion: tls.VersionTLS12,
