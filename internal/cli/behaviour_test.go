@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -756,5 +758,38 @@ func TestFormatting(t *testing.T) {
 	}
 	if got := truncate("héllo wörld", 6); got != "héllo…" {
 		t.Errorf("truncate = %q", got)
+	}
+}
+
+func TestDaemonConfigPermissions(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	body := "[origin]\napi_url = \"https://origin.example\"\napi_key = \"k_0123456789abcdef\"\n[torrent]\ndata_dir = \"" + dir + "\"\n"
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		strict   bool
+		wantErr  bool
+		wantWarn bool
+	}{
+		{"warns", false, false, true},
+		{"strict refuses", true, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var errOut bytes.Buffer
+			_, err := daemonConfig(&daemonOptions{Err: &errOut, ConfigPath: path, Strict: tc.strict})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("daemonConfig(strict=%v) error = %v, wantErr %v", tc.strict, err, tc.wantErr)
+			}
+			if got := strings.Contains(errOut.String(), "warning:"); got != tc.wantWarn {
+				t.Errorf("daemonConfig(strict=%v) warned = %v (%q), want %v", tc.strict, got, errOut.String(), tc.wantWarn)
+			}
+			if strings.Contains(errOut.String()+fmt.Sprint(err), "k_0123456789abcdef") {
+				t.Errorf("the API key leaked into output")
+			}
+		})
 	}
 }

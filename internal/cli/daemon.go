@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -27,6 +28,9 @@ type daemonOptions struct {
 	DataDir            *string
 	DownloadDir        *string
 	LogLevel           *config.LogLevel
+	// Strict refuses to start when the config file holding the API key is
+	// readable by group or others; otherwise that is a warning.
+	Strict bool
 }
 
 func newDaemonCmd(env *Env, runF func(*daemonOptions) error) *cobra.Command {
@@ -114,6 +118,7 @@ config value alone.`,
 	f.StringVar(&dataDir, "data-dir", "", "state, control socket and caches (torrent.data_dir)")
 	f.StringVar(&downloadDir, "download-dir", "", "where downloads go (torrent.download_dir)")
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (log.level)")
+	f.BoolVar(&opts.Strict, "strict", false, "refuse to start when the config file holding the API key is readable by group or others")
 	return cmd
 }
 
@@ -136,9 +141,15 @@ func runDaemon(ctx context.Context, opts *daemonOptions) error {
 // daemonConfig resolves the daemon's config once: flags over environment
 // over file over defaults.
 func daemonConfig(opts *daemonOptions) (config.Config, error) {
-	cfg, _, err := loadConfig(opts.ConfigPath)
+	cfg, path, err := loadConfig(opts.ConfigPath)
 	if err != nil {
 		return config.Config{}, err
+	}
+	if err := config.CheckPermissions(path); err != nil {
+		if opts.Strict || !errors.Is(err, config.ErrInsecurePermissions) {
+			return config.Config{}, err
+		}
+		fmt.Fprintf(opts.Err, "warning: %s\n", oneLine(err.Error()))
 	}
 	if opts.DataDir != nil {
 		// Directories derived from the data dir move with it, unless the
