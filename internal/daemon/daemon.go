@@ -532,7 +532,30 @@ func (d *Daemon) createHLS(ctx context.Context, sessionID, taskID string, fileIn
 		return nil, err
 	}
 	in := media.InternalStreamURL(d.loopbackMediaAddr(), taskID, tok, fileIndex)
-	return d.hlsm.Create(ctx, hls.Spec{ID: sessionID, TaskID: taskID, InputURL: in, StartSec: startSec})
+	s, err := d.hlsm.Create(ctx, hls.Spec{ID: sessionID, TaskID: taskID, InputURL: in, StartSec: startSec})
+	if err != nil {
+		return nil, err
+	}
+	if fileIndex == t.SelectedFile() {
+		d.bg.Go(func() { d.hintBitrate(ctx, t, s, fileIndex) })
+	}
+	return s, nil
+}
+
+// hintBitrate tells the engine the file's bitrate once the HLS probe knows
+// its duration, so stream readers size their readahead to the playback rate
+// instead of a fixed default. The wait ends when the session is ready or
+// closed (the HLS manager closes every session at shutdown).
+func (d *Daemon) hintBitrate(ctx context.Context, t *engine.Task, s *hls.Session, fileIndex int) {
+	if err := s.WaitReady(context.WithoutCancel(ctx)); err != nil {
+		return
+	}
+	dur := s.Info().Duration
+	for _, f := range t.Files() {
+		if f.Index == fileIndex && dur > 0 {
+			t.SetBitrate(int64(float64(f.Length*8) / dur))
+		}
+	}
 }
 
 // internalToken returns the task's internal token, minting it on first use.
