@@ -619,6 +619,22 @@ func TestDoctor(t *testing.T) {
 			}
 		}
 	})
+	t.Run("no daemon asks the origin", func(t *testing.T) {
+		env, out, _ := testEnv("")
+		env.ConfigPath = writeConfig(t, "[origin]\napi_url = \"https://origin.example\"\napi_key = \"k_secret_0123456789\"\n", 0o600)
+		var asked bool
+		probe := func(_ context.Context, cfg config.Config) control.Check {
+			asked = cfg.Origin.APIURL == "https://origin.example"
+			return control.Check{Name: "origin", Level: control.LevelFail, Detail: "https://origin.example: the api key was rejected"}
+		}
+		err := runDoctor(t.Context(), &doctorOptions{Out: env.Out, LoadConfig: env.LoadConfig, Client: noDaemon(t), LookPath: lookPath, CheckOrigin: probe})
+		if !asked || err == nil {
+			t.Errorf("runDoctor(origin configured, no daemon): asked=%v err=%v; want the origin asked and a failed check", asked, err)
+		}
+		if strings.Contains(out.String(), "k_secret_0123456789") || !strings.Contains(out.String(), "api key was rejected") {
+			t.Errorf("doctor output:\n%s", out)
+		}
+	})
 	t.Run("bad config fails", func(t *testing.T) {
 		env, _, _ := testEnv(sock)
 		env.ConfigPath = writeConfig(t, "[stream]\nport = 0\n", 0o600)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/daemon"
 )
 
 type doctorOptions struct {
@@ -22,12 +23,14 @@ type doctorOptions struct {
 	LoadConfig func() (config.Config, string, error)
 	Client     func() (*control.Client, error)
 	LookPath   func(string) (string, error)
+	// CheckOrigin asks the configured origin directly (no daemon running).
+	CheckOrigin func(context.Context, config.Config) control.Check
 
 	JSON bool
 }
 
 func newDoctorCmd(env *Env, runF func(*doctorOptions) error) *cobra.Command {
-	opts := &doctorOptions{Out: env.Out, LoadConfig: env.LoadConfig, Client: env.Client, LookPath: env.LookPath}
+	opts := &doctorOptions{Out: env.Out, LoadConfig: env.LoadConfig, Client: env.Client, LookPath: env.LookPath, CheckOrigin: daemon.CheckOrigin}
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the setup: config, directories, ffmpeg, VLC, and the daemon",
@@ -76,7 +79,13 @@ func runDoctor(ctx context.Context, opts *doctorOptions) error {
 		checks = append(checks, ok("vlc", p))
 	}
 	if configOK {
-		checks = append(checks, daemonChecks(ctx, opts.Client)...)
+		dc, running := daemonChecks(ctx, opts.Client)
+		checks = append(checks, dc...)
+		if !running && cfg.Origin.APIURL != "" {
+			// The daemon reports its own origin link; without one, ask
+			// the origin directly.
+			checks = append(checks, opts.CheckOrigin(ctx, cfg))
+		}
 	}
 
 	if opts.JSON {
@@ -103,28 +112,28 @@ func runDoctor(ctx context.Context, opts *doctorOptions) error {
 }
 
 // daemonChecks says whether a daemon runs and, if so, adds its checks.
-func daemonChecks(ctx context.Context, clientF func() (*control.Client, error)) []control.Check {
+func daemonChecks(ctx context.Context, clientF func() (*control.Client, error)) (checks []control.Check, running bool) {
 	client, err := clientF()
 	if err != nil {
-		return []control.Check{fail("daemon", oneLine(err.Error()))}
+		return []control.Check{fail("daemon", oneLine(err.Error()))}, false
 	}
 	defer client.Close()
 	if err := client.Ping(ctx); err != nil {
 		if errors.Is(err, control.ErrNotRunning) {
-			return []control.Check{warn("daemon", "not running (start it with: torrentclaw daemon)")}
+			return []control.Check{warn("daemon", "not running (start it with: torrentclaw daemon)")}, false
 		}
-		return []control.Check{fail("daemon", oneLine(err.Error()))}
+		return []control.Check{fail("daemon", oneLine(err.Error()))}, false
 	}
-	checks := []control.Check{ok("daemon", "running, control socket "+client.SocketPath())}
+	checks = []control.Check{ok("daemon", "running, control socket "+client.SocketPath())}
 	remote, err := client.Doctor(ctx)
 	if err != nil {
-		return append(checks, fail("daemon checks", oneLine(err.Error())))
+		return append(checks, fail("daemon checks", oneLine(err.Error()))), true
 	}
 	for _, c := range remote {
 		c.Name = "daemon: " + c.Name
 		checks = append(checks, c)
 	}
-	return checks
+	return checks, true
 }
 
 // checkDir checks that dir is (or can be created as) a writable directory.

@@ -628,3 +628,31 @@ func TestRestartKeepsTasksAndTokens(t *testing.T) {
 		t.Errorf("wrong token after restart = %d, want 404", code)
 	}
 }
+
+func TestCheckOrigin(t *testing.T) {
+	f := newFakeOrigin(t, testAPIKey)
+	tests := []struct {
+		name   string
+		url    string
+		key    string
+		wantOK bool
+	}{
+		{"accepted", f.URL(), testAPIKey, true},
+		{"rejected key", f.URL(), "tck_wrong_key_0000000000000000", false},
+		{"unreachable", "http://127.0.0.1:1", testAPIKey, false},
+		{"standalone", "", "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			cfg.Origin.APIURL, cfg.Origin.APIKey = tc.url, tc.key
+			c := CheckOrigin(t.Context(), cfg)
+			if c.OK != tc.wantOK {
+				t.Errorf("CheckOrigin() = %+v, want ok=%v", c, tc.wantOK)
+			}
+			if tc.key != "" && strings.Contains(c.Detail, tc.key) {
+				t.Errorf("CheckOrigin() detail shows the api key")
+			}
+		})
+	}
+}

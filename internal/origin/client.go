@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -465,3 +467,20 @@ func truncate(s string, n int) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// Probe checks that the origin answers and does not reject the API key,
+// without side effects: it opens the wake long poll and waits at most
+// timeout. An answer of 2xx, or a wait that runs out on an open connection,
+// passes (an origin checks the key before it starts to wait); 401/403/410
+// give an error matching [ErrRevoked]; anything else is returned.
+func (c *Client) Probe(ctx context.Context, timeout time.Duration) error {
+	var connected atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { connected.Store(true) },
+	})
+	_, err := c.call(ctx, "wake", http.MethodGet, nil, timeout)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && connected.Load() {
+		return nil
+	}
+	return err
+}

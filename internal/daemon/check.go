@@ -1,0 +1,47 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/config"
+	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/origin"
+)
+
+// originProbeTimeout bounds the offline origin check.
+const originProbeTimeout = 3 * time.Second
+
+// CheckOrigin tells whether the configured origin answers and accepts the
+// API key, for `doctor` when no daemon is running. It never shows the key.
+func CheckOrigin(ctx context.Context, cfg config.Config) control.Check {
+	name := "origin"
+	if cfg.Origin.APIURL == "" {
+		return control.Check{Name: name, OK: true, Level: control.LevelOK, Detail: "not configured (standalone)"}
+	}
+	where := originOf(cfg.Origin.APIURL)
+	agentID := cfg.Origin.AgentID
+	if agentID == "" {
+		// The ID a previous daemon generated, else one for this probe only.
+		if st, err := loadState(filepath.Join(cfg.Torrent.DataDir, "state.json")); err == nil && st.AgentID != "" {
+			agentID = st.AgentID
+		} else {
+			agentID = "doctor"
+		}
+	}
+	c, err := origin.New(origin.Options{BaseURL: cfg.Origin.APIURL, APIKey: cfg.Origin.APIKey, AgentID: agentID})
+	if err == nil {
+		err = c.Probe(ctx, originProbeTimeout)
+		c.CloseIdleConnections()
+	}
+	switch {
+	case err == nil:
+		return control.Check{Name: name, OK: true, Level: control.LevelOK, Detail: where + ": reachable, api key accepted"}
+	case errors.Is(err, origin.ErrRevoked):
+		return control.Check{Name: name, Level: control.LevelFail, Detail: where + ": the api key was rejected (check origin.api_key or TORRENTCLAW_API_KEY)"}
+	default:
+		return control.Check{Name: name, Level: control.LevelFail, Detail: where + ": " + err.Error()}
+	}
+}
