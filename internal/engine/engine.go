@@ -173,6 +173,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	cfg.NoDHT = opts.DisableDHT
 	cfg.PeriodicallyAnnounceTorrentsToDht = !opts.DisableDHT
+	cfg.DhtStartingNodes = e.dhtStartingNodes
 	cfg.DisableTrackers = opts.DisableTrackers
 	cfg.DisableUTP = opts.DisableUTP
 	cfg.NoDefaultPortForwarding = true // UPnP is internal/upnp's job
@@ -379,6 +380,7 @@ func (e *Engine) Add(ctx context.Context, spec AddSpec) (*Task, error) {
 		return nil, fmt.Errorf("add task: %w: infohash %s is already in the client", ErrExists, key)
 	}
 	t.tor = tor
+	tor.SetOnWriteChunkError(t.onStoreError)
 	if name := firstNonEmpty(src.DisplayName, spec.Title); name != "" {
 		tor.SetDisplayName(name)
 	}
@@ -486,13 +488,14 @@ func (e *Engine) Pause(id string) error {
 	return nil
 }
 
-// Resume restarts a paused task's transfers.
+// Resume restarts a paused task's transfers, or downloading by a task stopped by a storage
+// error ([ErrDiskFull], [ErrWrite]), for instance after the user freed space.
 func (e *Engine) Resume(id string) error {
 	t, err := e.Task(id)
 	if err != nil {
 		return err
 	}
-	t.setPaused(false)
+	t.resume()
 	return nil
 }
 
@@ -559,10 +562,16 @@ func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if isDHTAnnounceError(r.Message) {
+		r.Level = slog.LevelDebug
+	}
 	switch r.Message {
 	case "initial read failed", "read failed after reader reset", "read failed after completion resync":
 		return nil
 	case "error flushing piece storage":
+		r.Level = slog.LevelDebug
+	case "writing received chunk":
+		// Logged for every chunk; the task logs the first error once (see onStoreError).
 		r.Level = slog.LevelDebug
 	case "error marking piece complete", "error marking piece not complete", "error getting piece completion":
 		if h.closing.Load() {
