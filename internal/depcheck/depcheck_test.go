@@ -37,6 +37,7 @@ var testOnly = map[string]bool{"enginetest": true, "upnptest": true}
 // thirdParty keeps each third-party library inside its boundary.
 var thirdParty = map[string][]string{
 	"github.com/anacrolix/torrent": {"engine", "enginetest"},
+	"github.com/anacrolix/dht":     {"engine"},
 	"github.com/BurntSushi/toml":   {"config"},
 	"github.com/huin/goupnp":       {"upnp"},
 	"github.com/spf13/cobra":       {"cli"},
