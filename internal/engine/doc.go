@@ -23,6 +23,10 @@
 // (see urgent.go). The client is also configured around two library bugs (peer-request buffer
 // deadlock, lost writer wake-ups); see New.
 //
+// A storage write that fails (a full disk above all) stops the task's downloading with
+// [ErrDiskFull] or [ErrWrite] in its Status and in reads of missing data, logged once;
+// verified data stays readable and [Engine.Resume] retries (see diskfull.go).
+//
 // Lifetimes: [New] binds the listen port and starts the client and one maintenance goroutine
 // (speed sampling, seeding limits, cooling of idle stream tasks); [Engine.Close] stops all of
 // them and waits. anacrolix/torrent v1.59.1 has no Local Service Discovery, so

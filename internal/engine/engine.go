@@ -562,16 +562,13 @@ func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
-	if isDHTAnnounceError(r.Message) {
+	if isDHTAnnounceError(r.Message) || isChunkWriteError(r.Message) {
 		r.Level = slog.LevelDebug
 	}
 	switch r.Message {
 	case "initial read failed", "read failed after reader reset", "read failed after completion resync":
 		return nil
 	case "error flushing piece storage":
-		r.Level = slog.LevelDebug
-	case "writing received chunk":
-		// Logged for every chunk; the task logs the first error once (see onStoreError).
 		r.Level = slog.LevelDebug
 	case "error marking piece complete", "error marking piece not complete", "error getting piece completion":
 		if h.closing.Load() {

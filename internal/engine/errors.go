@@ -21,4 +21,10 @@ var (
 	ErrClosed = errors.New("engine closed")
 	// ErrPaused reports a read that needs data from a paused task.
 	ErrPaused = errors.New("task paused")
+	// ErrDiskFull reports a task stopped because the download directory is full; the error
+	// names the directory and wraps syscall.ENOSPC. [Engine.Resume] retries.
+	ErrDiskFull = errors.New("disk full")
+	// ErrWrite reports a task stopped because its data could not be stored for another
+	// reason. [Engine.Resume] retries.
+	ErrWrite = errors.New("write error")
 )

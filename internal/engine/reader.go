@@ -173,6 +173,9 @@ func (r *Reader) readError(err error) error {
 	if paused {
 		return fmt.Errorf("read %s: %w", r.file.Path, ErrPaused)
 	}
+	if serr := r.t.storeFailure(); serr != nil {
+		return fmt.Errorf("read %s: %w", r.file.Path, serr)
+	}
 	return fmt.Errorf("read %s: %w", r.file.Path, err)
 }
 

@@ -30,7 +30,7 @@ const (
 	StateDownloading State = "downloading" // wanted data incomplete
 	StateSeeding     State = "seeding"     // wanted data complete, uploading
 	StateCompleted   State = "completed"   // wanted data complete, not uploading
-	StateFailed      State = "failed"      // see Status.Error
+	StateFailed      State = "failed"      // see Status.Error; after ErrDiskFull or ErrWrite, Resume retries
 	StatePaused      State = "paused"      // paused by Pause
 )
 
@@ -104,8 +104,11 @@ type Task struct {
 	done      chan struct{} // closed when the task is removed or the engine closes
 	doneOnce  sync.Once
 
-	urg   urgency
-	kicks atomic.Uint64 // incremented before and after each kick: odd while one is under way
+	urg urgency
+	// storeGen counts resumes; written with mu held, read without it by storage writes (see
+	// onStoreError).
+	storeGen atomic.Uint64
+	kicks    atomic.Uint64 // incremented before and after each kick: odd while one is under way
 
 	// flagMu serialises what we tell the library about transfers (see syncFlags, kick).
 	flagMu    sync.Mutex
@@ -119,6 +122,7 @@ type Task struct {
 	edges     map[int]bool // files whose head and tail are claimed
 	notice    string
 	err       error
+	storeErr  error // a storage write failed (ErrDiskFull, ErrWrite); cleared by resume
 	paused    bool
 	cold      bool
 	readers   int
@@ -163,7 +167,7 @@ func newTask(e *Engine, id, key string, spec AddSpec, baseDir string, seeded boo
 
 // newStorage returns the task's file storage: files at their sanitised paths under baseDir,
 // completion in the engine's database, no part files (so partial downloads survive a
-// restart).
+// restart), space allocated before writing (see reserveStorage).
 func (t *Task) newStorage() storage.ClientImpl {
 	opts := storage.NewFileClientOpts{
 		ClientBaseDir: t.baseDir,
@@ -174,7 +178,12 @@ func (t *Task) newStorage() storage.ClientImpl {
 		Logger:          t.e.tlog,
 	}
 	opts.UsePartFiles.Set(false)
-	return storage.NewFileOpts(opts)
+	return reserveStorage{
+		ClientImpl: storage.NewFileOpts(opts),
+		baseDir:    t.baseDir,
+		layout:     t.layout,
+		gen:        &t.storeGen,
+	}
 }
 
 // checkLayout fails when a file of info would be written through a symbolic link.
@@ -391,7 +400,7 @@ func (t *Task) SetBitrate(bitsPerSecond int64) {
 func (t *Task) active() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return !t.seeded && !t.paused && t.err == nil && !t.complete
+	return !t.seeded && !t.paused && t.err == nil && t.storeErr == nil && !t.complete
 }
 
 // Status returns a snapshot of the task.
@@ -409,7 +418,7 @@ func (t *Task) Status() Status {
 		SpeedBps:       t.down.bps(),
 		UploadSpeedBps: t.up.bps(),
 	}
-	failErr, paused, ratioDone := t.err, t.paused, t.ratioDone
+	failErr, storeErr, paused, ratioDone := t.err, t.storeErr, t.paused, t.ratioDone
 	var sel File
 	if t.selected >= 0 {
 		sel = t.files[t.selected]
@@ -462,6 +471,8 @@ func (t *Task) Status() Status {
 	switch {
 	case failErr != nil:
 		st.State, st.Error = StateFailed, failErr.Error()
+	case storeErr != nil:
+		st.State, st.Error = StateFailed, storeErr.Error()
 	case paused:
 		st.State = StatePaused
 	case !t.hasInfo():
@@ -567,7 +578,7 @@ func (t *Task) maintain(now time.Time) {
 func (t *Task) syncFlags() {
 	t.mu.Lock()
 	bad := t.err != nil
-	wantDown := !t.paused && !t.cold && !bad && !t.seeded
+	wantDown := !t.paused && !t.cold && !bad && !t.seeded && t.storeErr == nil
 	wantUp := !t.paused && !bad && (t.seeded || !t.complete || t.e.opts.Seed && !t.ratioDone)
 	t.mu.Unlock()
 	t.flagMu.Lock()

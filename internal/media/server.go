@@ -246,6 +246,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, engine.ErrPaused):
 		w.Header().Set("Retry-After", "10")
 		code, msg = http.StatusServiceUnavailable, "task paused"
+	case errors.Is(err, engine.ErrDiskFull):
+		code, msg = http.StatusInsufficientStorage, "the daemon's download disk is full"
+	case errors.Is(err, engine.ErrWrite):
+		code, msg = http.StatusServiceUnavailable, "the daemon cannot store data"
 	case errors.Is(err, engine.ErrClosed), errors.Is(err, hls.ErrClosed):
 		code, msg = http.StatusServiceUnavailable, "shutting down"
 	case errors.Is(err, hls.ErrTooManySessions):

@@ -1,0 +1,282 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/anacrolix/torrent/metainfo"
+	"github.com/anacrolix/torrent/storage"
+)
+
+// Storage failures.
+//
+// When the library cannot store a received chunk it calls the torrent's chunk-write error
+// handler (on a goroutine of its own, once per chunk). The library's default handler
+// disallows downloading behind the task's back, so the task kept saying "downloading" while
+// its kicks re-allowed the download: a silent retry loop. Instead the task records the first
+// error (storeErr), logs it once, and stops downloading through syncFlags like a pause:
+// Status reports StateFailed with the reason, reads of missing pieces fail at once with it,
+// verified data stays readable and uploads go on. [Engine.Resume] clears it and downloads
+// again, so a user who frees space can continue.
+//
+// A full disk must first become an error at all. The library's file storage writes through
+// shared memory maps by default, and a store into a sparse page that the filesystem cannot
+// back kills the process with SIGBUS. reserveStorage therefore allocates each piece's bytes
+// (fallocate) before its first write, so a full disk fails that write with ENOSPC, and reads
+// pieces for hashing with pread, so holes are never faulted in (see reservedPiece.WriteTo).
+
+// onStoreError is the torrent's chunk-write error handler. Errors of writes that started
+// before the last resume are stale (the user has freed space since) and ignored.
+func (t *Task) onStoreError(err error) {
+	serr := t.storeError(err)
+	var we *writeError
+	t.mu.Lock()
+	stale := errors.As(err, &we) && we.gen != t.storeGen.Load()
+	first := !stale && t.storeErr == nil && t.err == nil
+	if first {
+		t.storeErr = serr
+	}
+	t.mu.Unlock()
+	if !first {
+		return
+	}
+	t.e.log.Error("task stopped: cannot store data", "task", t.id, "infohash", t.key, "err", serr)
+	t.syncFlags()
+}
+
+// isChunkWriteError reports the library's message for a chunk it could not store, logged
+// for every chunk (the task logs the first error once, see onStoreError).
+func isChunkWriteError(msg string) bool {
+	return strings.Contains(msg, "writing received chunk ")
+}
+
+// storeError explains a storage write error to the user: [ErrDiskFull] naming the download
+// directory for ENOSPC, [ErrWrite] with the library's detail otherwise.
+func (t *Task) storeError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w: %s: %w", ErrDiskFull, t.baseDir, syscall.ENOSPC)
+	}
+	return fmt.Errorf("%w: %w", ErrWrite, err)
+}
+
+// storeFailure returns the storage error that stopped the task, or nil.
+func (t *Task) storeFailure() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.storeErr
+}
+
+// resume clears a pause and a storage error and lets the task download again.
+func (t *Task) resume() {
+	t.mu.Lock()
+	cleared := t.storeErr
+	t.storeErr = nil
+	t.storeGen.Add(1)
+	t.mu.Unlock()
+	if cleared != nil {
+		t.e.log.Info("task resumed after storage error", "task", t.id, "infohash", t.key)
+	}
+	t.setPaused(false)
+}
+
+// reserveStorage wraps a file storage so that each piece's bytes are allocated on disk (see
+// reserve) before the piece is first written, and pieces are hashed from pread.
+type reserveStorage struct {
+	storage.ClientImpl
+	baseDir string
+	layout  *layoutCache
+	gen     *atomic.Uint64 // the task's storeGen, recorded in write errors
+}
+
+func (s reserveStorage) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainfo.Hash) (storage.TorrentImpl, error) {
+	impl, err := s.ClientImpl.OpenTorrent(ctx, info, ih)
+	if err != nil || impl.Piece == nil {
+		return impl, err
+	}
+	r := &reserver{reserved: make([]bool, info.NumPieces()), gen: s.gen}
+	for fi := range info.UpvertedFilesIter() {
+		if fi.Length == 0 {
+			continue
+		}
+		// The same path the file storage writes (its TorrentDirMaker is the identity).
+		p := filepath.Join(s.baseDir, s.layout.pathFor(info, &fi))
+		r.files = append(r.files, reserveFile{path: p, off: fi.TorrentOffset, length: fi.Length})
+	}
+	sort.Slice(r.files, func(i, j int) bool { return r.files[i].off < r.files[j].off })
+	piece := impl.Piece
+	impl.Piece = func(p metainfo.Piece) storage.PieceImpl {
+		return reservedPiece{PieceImpl: piece(p), r: r, p: p}
+	}
+	return impl, nil
+}
+
+// reserveFile is a file of the torrent: its OS path and its extent in the torrent.
+type reserveFile struct {
+	path        string
+	off, length int64
+}
+
+// reserver allocates the disk space of pieces. It is safe for concurrent use.
+type reserver struct {
+	files []reserveFile // by offset
+	gen   *atomic.Uint64
+
+	// allocMu serialises allocations: on tmpfs an allocation that fails with ENOSPC frees
+	// the pages of its range that are allocated but not yet written, including those of a
+	// concurrent allocation that succeeded, and reading such a hole through a memory map on
+	// a full tmpfs faults too.
+	allocMu sync.Mutex
+
+	mu          sync.Mutex // guards the fields below
+	reserved    []bool     // by piece: allocated
+	unsupported bool       // the filesystem cannot allocate; stop trying
+}
+
+// reserve allocates the bytes of piece p in every file it covers, once per piece. It returns
+// an error wrapping ENOSPC when the disk is full. Filesystems without allocation support are
+// left alone (writes then go to sparse pages as before).
+func (r *reserver) reserve(p metainfo.Piece) error {
+	i := p.Index()
+	if r.done(i) {
+		return nil
+	}
+	r.allocMu.Lock()
+	defer r.allocMu.Unlock()
+	if r.done(i) {
+		return nil
+	}
+	err := r.extents(p, func(f reserveFile, lo, hi int64) error {
+		return allocate(f.path, lo, hi-lo)
+	})
+	if errors.Is(err, errors.ErrUnsupported) {
+		r.mu.Lock()
+		r.unsupported = true
+		r.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.reserved[i] = true
+	r.mu.Unlock()
+	return nil
+}
+
+// extents calls yield with each file that piece p covers and the piece's part of it, as a
+// range [lo, hi) of the file.
+func (r *reserver) extents(p metainfo.Piece, yield func(f reserveFile, lo, hi int64) error) error {
+	begin, end := p.Offset(), p.Offset()+p.Length()
+	k := sort.Search(len(r.files), func(k int) bool { return r.files[k].off+r.files[k].length > begin })
+	for ; k < len(r.files) && r.files[k].off < end; k++ {
+		f := r.files[k]
+		if err := yield(f, max(begin, f.off)-f.off, min(end, f.off+f.length)-f.off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyPiece writes the bytes of piece p to w; see reservedPiece.WriteTo.
+func (r *reserver) copyPiece(w io.Writer, p metainfo.Piece) (int64, error) {
+	var written int64
+	buf := make([]byte, min(p.Length(), copyBufferBytes))
+	err := r.extents(p, func(f reserveFile, lo, hi int64) error {
+		fh, err := os.Open(f.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return errShort
+		}
+		if err != nil {
+			return err
+		}
+		defer fh.Close() // read-only: nothing to lose
+		n, err := io.CopyBuffer(w, io.NewSectionReader(fh, lo, hi-lo), buf)
+		written += n
+		if err != nil {
+			return err
+		}
+		if n < hi-lo {
+			return errShort
+		}
+		return nil
+	})
+	if errors.Is(err, errShort) {
+		err = nil
+	}
+	return written, err
+}
+
+// copyBufferBytes bounds the buffer copyPiece reads through.
+const copyBufferBytes = 256 << 10
+
+// errShort stops copyPiece at a missing or short file.
+var errShort = errors.New("short file")
+
+// done reports whether piece i needs no allocation.
+func (r *reserver) done(i int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unsupported || i < 0 || i >= len(r.reserved) || r.reserved[i]
+}
+
+// reservedPiece is a piece of a reserveStorage. It passes on the optional interfaces of the
+// file storage's pieces (io.WriterTo, storage.Flusher).
+type reservedPiece struct {
+	storage.PieceImpl
+	r *reserver
+	p metainfo.Piece
+}
+
+var _ interface {
+	storage.PieceImpl
+	io.WriterTo
+	storage.Flusher
+} = reservedPiece{}
+
+func (rp reservedPiece) WriteAt(b []byte, off int64) (int, error) {
+	gen := rp.r.gen.Load()
+	if err := rp.r.reserve(rp.p); err != nil {
+		return 0, &writeError{gen: gen, err: err}
+	}
+	n, err := rp.PieceImpl.WriteAt(b, off)
+	if err != nil {
+		return n, &writeError{gen: gen, err: err}
+	}
+	return n, nil
+}
+
+// writeError is a failed write, with the task's storeGen when the write started.
+type writeError struct {
+	gen uint64
+	err error
+}
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// WriteTo writes the piece's bytes to w (the library hashes pieces this way). It reads the
+// files with pread rather than through the file storage's memory maps: a piece being hashed
+// may have holes (the library checks every piece of unknown completion when a torrent
+// starts), and on tmpfs faulting a hole into a shared map allocates a page, which fills the
+// disk and, once it is full, kills the process with SIGBUS. Like the file storage it stops
+// without error at a missing or short file.
+func (rp reservedPiece) WriteTo(w io.Writer) (int64, error) {
+	return rp.r.copyPiece(w, rp.p)
+}
+
+func (rp reservedPiece) Flush() error {
+	if fl, ok := rp.PieceImpl.(storage.Flusher); ok {
+		return fl.Flush()
+	}
+	return nil
+}
