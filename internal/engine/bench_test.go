@@ -2,10 +2,7 @@ package engine_test
 
 import (
 	"io"
-	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,33 +19,13 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkStream -benchtime 1x ./internal/engine
 func BenchmarkStream(b *testing.B) {
-	sizeMB := 256
-	if s := os.Getenv("TORRENTCLAW_BENCH_MB"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 8 {
-			b.Fatalf("TORRENTCLAW_BENCH_MB=%q: want a whole number of MiB, at least 8", s)
-		}
-		sizeMB = n
-	}
 	const (
-		pieceLength = 4 << 20
-		seekRead    = 256 << 10
-		numSeeks    = 20
+		seekRead = 256 << 10
+		numSeeks = 20
 	)
-	size := int64(sizeMB) << 20
-	path, _ := enginetest.WriteRandomFile(b, b.TempDir(), "bench.mp4", size, 42)
-	var peers []string
-	var infoHash string
-	for _, rate := range []int64{8_000_000, 1_000_000, 1_000_000, 1_000_000} {
-		s := enginetest.NewSeeder(b, enginetest.SeederOptions{UploadRateBytes: rate, PieceLength: pieceLength})
-		si := s.Add(b, path)
-		peers, infoHash = append(peers, si.Peer.String()), si.InfoHash
-	}
-	rng := rand.New(rand.NewPCG(7, 7))
-	offsets := make([]int64, numSeeks)
-	for i := range offsets {
-		offsets[i] = rng.Int64N(size - seekRead)
-	}
+	sw := enginetest.NewBenchSwarm(b)
+	size := sw.Size
+	offsets := sw.SeekOffsets(numSeeks, seekRead, 7)
 	read16 := min(int64(16<<20), size/2)
 
 	var ttfb, after16, full time.Duration
@@ -62,17 +39,7 @@ func BenchmarkStream(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		task, err := le.Add(b.Context(), engine.AddSpec{Source: "magnet:?xt=urn:btih:" + infoHash, FileIndex: -1, Stream: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := task.AddPeers(peers...); err != nil {
-			b.Fatal(err)
-		}
-		if err := task.WaitInfo(b.Context()); err != nil {
-			b.Fatal(err)
-		}
-		enginetest.WaitStatus(b, task, time.Minute, func(s engine.Status) bool { return s.Peers == len(peers) })
+		task := sw.AddTask(b, le)
 		b.StartTimer()
 
 		start := time.Now()
