@@ -20,6 +20,9 @@ import (
 	"github.com/anacrolix/torrent/storage"
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
+
+	// Plain file I/O instead of memory maps; see the package doc.
+	_ "github.com/torrentclaw/cli/internal/engine/classicio"
 )
 
 // Options configures an [Engine].
