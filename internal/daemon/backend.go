@@ -215,7 +215,7 @@ func (d *Daemon) Seed(ctx context.Context, path string) (control.SeedResponse, e
 	if err != nil {
 		return control.SeedResponse{}, err
 	}
-	si, err := d.eng.Seed(ctx, abs)
+	si, err := d.seed(ctx, abs)
 	if err != nil {
 		return control.SeedResponse{}, err
 	}

@@ -417,6 +417,16 @@ func (d *Daemon) restore(ctx context.Context, st state) {
 	d.agentID = st.AgentID
 	d.mu.Unlock()
 	for _, rec := range st.Tasks {
+		if rec.SeedPath != "" {
+			// Hashing a large file takes a while: seed again in the
+			// background so the listeners come up at once.
+			d.bg.Go(func() {
+				if _, err := d.seed(ctx, rec.SeedPath); err != nil {
+					d.log.Warn("seed not restored", "path", rec.SeedPath, "err", err)
+				}
+			})
+			continue
+		}
 		if _, err := d.addTask(ctx, rec); err != nil {
 			d.log.Warn("task not restored", "task", rec.ID, "err", err)
 			continue
@@ -589,4 +599,17 @@ func (d *Daemon) loopbackMediaAddr() netip.AddrPort {
 		}
 	}
 	return netip.AddrPortFrom(a, d.mediaAP.Port())
+}
+
+// seed makes a torrent of path, seeds it and records it so a restart seeds
+// it again.
+func (d *Daemon) seed(ctx context.Context, path string) (engine.SeedInfo, error) {
+	si, err := d.eng.Seed(ctx, path)
+	if err != nil {
+		return si, err
+	}
+	d.mu.Lock()
+	d.tasks[si.TaskID] = &taskRecord{ID: si.TaskID, SeedPath: path, InfoHash: si.InfoHash, FileIndex: -1, AddedAt: time.Now().UTC()}
+	d.mu.Unlock()
+	return si, d.save()
 }

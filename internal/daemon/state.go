@@ -34,6 +34,9 @@ type taskRecord struct {
 	Stream    bool      `json:"stream,omitempty"`
 	Paused    bool      `json:"paused,omitempty"`
 	FromOrig  bool      `json:"fromOrigin,omitempty"`
+	// SeedPath is set for tasks made by Seed: they are seeded again from
+	// this file or directory after a restart.
+	SeedPath string `json:"seedPath,omitempty"`
 	AddedAt   time.Time `json:"addedAt"`
 }
 
