@@ -26,18 +26,18 @@ type state struct {
 
 // taskRecord is enough to add a task again after a restart.
 type taskRecord struct {
-	ID        string    `json:"id"`
-	Source    string    `json:"source"`
-	InfoHash  string    `json:"infoHash,omitempty"`
-	FileIndex int       `json:"fileIndex"`
-	Title     string    `json:"title,omitempty"`
-	Stream    bool      `json:"stream,omitempty"`
-	Paused    bool      `json:"paused,omitempty"`
-	FromOrig  bool      `json:"fromOrigin,omitempty"`
+	ID        string `json:"id"`
+	Source    string `json:"source"`
+	InfoHash  string `json:"infoHash,omitempty"`
+	FileIndex int    `json:"fileIndex"`
+	Title     string `json:"title,omitempty"`
+	Stream    bool   `json:"stream,omitempty"`
+	Paused    bool   `json:"paused,omitempty"`
+	FromOrig  bool   `json:"fromOrigin,omitempty"`
 	// SeedPath is set for tasks made by Seed: they are seeded again from
 	// this file or directory after a restart.
-	SeedPath string `json:"seedPath,omitempty"`
-	AddedAt   time.Time `json:"addedAt"`
+	SeedPath string    `json:"seedPath,omitempty"`
+	AddedAt  time.Time `json:"addedAt"`
 }
 
 // loadState reads the state file. A missing file is an empty state.
