@@ -47,7 +47,7 @@ func (b *logBuffer) String() string {
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,7 +57,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func testConfig(t *testing.T, dir string) config.Config {
+func testConfig(t testing.TB, dir string) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Stream.Listen = "127.0.0.1"
@@ -97,7 +97,7 @@ var fastIntervals = Intervals{
 
 // startDaemon runs a daemon for cfg until the test ends; mods adjust its
 // Options (test hooks) before New.
-func startDaemon(t *testing.T, cfg config.Config, logs *logBuffer, mods ...func(*Options)) *running {
+func startDaemon(t testing.TB, cfg config.Config, logs *logBuffer, mods ...func(*Options)) *running {
 	t.Helper()
 	if logs == nil {
 		logs = &logBuffer{}
@@ -158,7 +158,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
-func get(t *testing.T, url string) (int, []byte) {
+func get(t testing.TB, url string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -655,4 +655,30 @@ func TestCheckOrigin(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRestartKeepsSeeds(t *testing.T) {
+	src, _ := enginetest.WriteRandomFile(t, t.TempDir(), "clip.mp4", 1<<20, 12)
+	cfg := testConfig(t, t.TempDir())
+	r := startDaemon(t, cfg, nil)
+	si, err := r.client.Seed(t.Context(), src)
+	if err != nil {
+		t.Fatalf("Seed() error = %v", err)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	r2 := startDaemon(t, cfg, nil)
+	eventually(t, 30*time.Second, "the seed restored", func() bool {
+		st, err := r2.client.Status(t.Context())
+		if err != nil {
+			return false
+		}
+		for _, ti := range st.Tasks {
+			if ti.InfoHash == si.InfoHash && ti.State == "seeding" {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -105,9 +105,16 @@ const (
 // e2eMakeMedia writes a test file of the given kind into dir with ffmpeg.
 func e2eMakeMedia(t *testing.T, dir, kind string) string {
 	t.Helper()
+	return e2eMakeMediaSeconds(t, dir, kind, e2eMediaSeconds)
+}
+
+// e2eMakeMediaSeconds is e2eMakeMedia for a title of the given length (the
+// HLS benchmark uses a longer one).
+func e2eMakeMediaSeconds(t testing.TB, dir, kind string, seconds float64) string {
+	t.Helper()
 	src := []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-t", strconv.FormatFloat(e2eMediaSeconds, 'f', -1, 64)}
+		"-t", strconv.FormatFloat(seconds, 'f', -1, 64)}
 	var enc []string
 	switch kind {
 	case e2eCopyMP4:
@@ -202,7 +209,7 @@ func (p e2eMediaPlaylist) startOf(i int) float64 {
 }
 
 // e2eResolve resolves ref against base.
-func e2eResolve(t *testing.T, base, ref string) string {
+func e2eResolve(t testing.TB, base, ref string) string {
 	t.Helper()
 	b, err := url.Parse(base)
 	if err != nil {
@@ -216,7 +223,7 @@ func e2eResolve(t *testing.T, base, ref string) string {
 }
 
 // e2eURIs returns the URI lines of a playlist, resolved against its URL.
-func e2eURIs(t *testing.T, plURL string, body []byte) []string {
+func e2eURIs(t testing.TB, plURL string, body []byte) []string {
 	t.Helper()
 	var out []string
 	for line := range strings.Lines(string(body)) {
@@ -230,7 +237,7 @@ func e2eURIs(t *testing.T, plURL string, body []byte) []string {
 
 // e2eFetchHLS fetches a master playlist and its media playlist, checking
 // that every child URI carries the master's token.
-func e2eFetchHLS(t *testing.T, masterURL string) e2eMediaPlaylist {
+func e2eFetchHLS(t testing.TB, masterURL string) e2eMediaPlaylist {
 	t.Helper()
 	code, body := get(t, masterURL)
 	if code != http.StatusOK || !bytes.HasPrefix(body, []byte("#EXTM3U")) {
@@ -284,7 +291,7 @@ func e2eFetchHLS(t *testing.T, masterURL string) e2eMediaPlaylist {
 }
 
 // e2eTokenOf returns the t parameter of an HLS URL.
-func e2eTokenOf(t *testing.T, raw string) string {
+func e2eTokenOf(t testing.TB, raw string) string {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
