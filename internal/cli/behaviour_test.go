@@ -170,7 +170,8 @@ func TestStreamErrors(t *testing.T) {
 		code   string // control error code, "" = not a daemon error
 		adds   int
 	}{
-		{"bad source", "magnet:?xt=bad", nil, false, "is not a magnet link", "bad_source", 1},
+		{"malformed magnet, caught before any daemon", "magnet:?xt=bad", nil, false, "bad source: magnet link", "", 0},
+		{"bad source from the daemon", "https://example.com/bad.torrent", nil, false, "is not a magnet link", "bad_source", 1},
 		{"task fails", testMagnet, func(fd *fakeDaemon, _ *Env) { fd.failTask = true }, false, "failed: no peers", "", 1},
 		{"no vlc", testMagnet, nil, true, "VLC not found", "", 0},
 		{"missing file", "./missing.torrent", nil, false, "no such file", "", 0},
@@ -709,7 +710,8 @@ func TestNormalizeSource(t *testing.T) {
 	}{
 		{testMagnet, testMagnet, false},
 		{"  " + testMagnet + "\n", testMagnet, false},
-		{"MAGNET:?xt=urn:btih:x", "MAGNET:?xt=urn:btih:x", false},
+		{"MAGNET:?xt=urn:btih:" + hash, "MAGNET:?xt=urn:btih:" + hash, false},
+		{"magnet:?xt=urn:btih:x", "", true}, // rejected before a daemon starts
 		{"https://example.com/a.torrent", "https://example.com/a.torrent", false},
 		{"http://example.com/a.torrent", "http://example.com/a.torrent", false},
 		{hash, hash, false},

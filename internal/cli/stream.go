@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/daemon"
 )
 
 // defaultPollInterval is how often stream asks the daemon for progress.
@@ -210,6 +211,9 @@ func normalizeSource(s string) (string, error) {
 		return "", errors.New("source is empty: give a magnet link, an infohash, a .torrent file or its URL")
 	}
 	lower := strings.ToLower(s)
+	if err := daemon.CheckSource(s); err != nil {
+		return "", err
+	}
 	if strings.HasPrefix(lower, "magnet:") || strings.HasPrefix(lower, "http://") ||
 		strings.HasPrefix(lower, "https://") || isInfoHash(s) {
 		return s, nil

@@ -3,11 +3,14 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/origin"
 )
 
@@ -44,4 +47,17 @@ func CheckOrigin(ctx context.Context, cfg config.Config) control.Check {
 	default:
 		return control.Check{Name: name, Level: control.LevelFail, Detail: where + ": " + err.Error()}
 	}
+}
+
+// CheckSource reports a malformed magnet link before a daemon is started
+// for it, with the same message the daemon would give. Other sources are
+// checked when the task is added.
+func CheckSource(source string) error {
+	if !strings.HasPrefix(strings.ToLower(source), "magnet:") {
+		return nil
+	}
+	if _, err := engine.ParseSource(source); err != nil {
+		return fmt.Errorf("add task: %w", err)
+	}
+	return nil
 }
