@@ -19,17 +19,8 @@ import (
 // handlePlaylist serves GET /playlist.m3u?id=&t=.
 func (s *Server) handlePlaylist(w http.ResponseWriter, r *http.Request) {
 	q := parseTaskQuery(r.URL.RawQuery, false)
-	if !verify(q.id, q.tok, q.ok, s.tokens) {
-		writeNotFound(w)
-		return
-	}
-	task, err := s.eng.Task(q.id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := task.WaitInfo(r.Context()); err != nil {
-		s.writeError(w, r, err)
+	task, ok := s.authorizedTask(w, r, q, s.tokens)
+	if !ok {
 		return
 	}
 	body := renderPlaylist(s.baseURL(r), q.id, token.Token(q.tok), task.Files())

@@ -13,25 +13,36 @@ import (
 	"unicode/utf8"
 
 	"github.com/torrentclaw/cli/internal/engine"
+	"github.com/torrentclaw/cli/internal/token"
 )
+
+// authorizedTask authorizes q against tables before anything is looked up,
+// then returns its task once the metainfo is known. On failure it has
+// written the response: the standard 404 for every authorization failure.
+func (s *Server) authorizedTask(w http.ResponseWriter, r *http.Request, q taskQuery, tables ...*token.Table) (*engine.Task, bool) {
+	if !verify(q.id, q.tok, q.ok, tables...) {
+		writeNotFound(w)
+		return nil, false
+	}
+	task, err := s.eng.Task(q.id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	if err := task.WaitInfo(r.Context()); err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return task, true
+}
 
 // handleStream serves GET/HEAD /stream?id=&t=[&file=].
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	// Parse.
 	q := parseTaskQuery(r.URL.RawQuery, true)
-	// Authorize, before anything is looked up.
-	if !verify(q.id, q.tok, q.ok, s.tokens, s.internal) {
-		writeNotFound(w)
-		return
-	}
-	// Domain.
-	task, err := s.eng.Task(q.id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := task.WaitInfo(r.Context()); err != nil {
-		s.writeError(w, r, err)
+	// Authorize (the internal token too: ffmpeg reads here), then the domain.
+	task, ok := s.authorizedTask(w, r, q, s.tokens, s.internal)
+	if !ok {
 		return
 	}
 	idx := q.file
