@@ -88,8 +88,11 @@ func printStatus(w io.Writer, st control.StatusResponse, now time.Time) error {
 	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tSPEED\tETA\tPLAYABLE\tTOKEN\tNAME")
 	for _, t := range st.Tasks {
 		state := t.State
-		if t.Error != "" {
+		switch {
+		case t.Error != "":
 			state += ": " + truncate(t.Error, 40)
+		case t.Notice != "":
+			state += " (" + truncate(t.Notice, 40) + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%s\t%s\t%s\t%s\n",
 			t.ID, state, t.Progress, formatBytes(t.TotalBytes), formatBytes(t.SpeedBps),

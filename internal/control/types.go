@@ -77,6 +77,8 @@ type TaskInfo struct {
 	// StreamReady reports whether the selected file can be played now.
 	StreamReady bool   `json:"streamReady"`
 	Error       string `json:"error,omitempty"`
+	// Notice is a non-fatal remark, e.g. "renamed 2 unsafe file names".
+	Notice string `json:"notice,omitempty"`
 
 	Token TokenInfo  `json:"token"`
 	Files []FileInfo `json:"files,omitempty"`

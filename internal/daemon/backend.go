@@ -89,6 +89,7 @@ func (d *Daemon) taskInfo(st engine.Status, files []engine.File) control.TaskInf
 		FileIndex:       st.FileIndex,
 		StreamReady:     st.StreamReady,
 		Error:           st.Error,
+		Notice:          st.Notice,
 	}
 	if info, ok := d.tokens.Info(st.ID); ok {
 		ti.Token = control.TokenInfo{Set: true, ExpiresAt: info.ExpiresAt}

@@ -682,3 +682,33 @@ func TestRestartKeepsSeeds(t *testing.T) {
 		return false
 	})
 }
+
+func TestUnsafeNamesReported(t *testing.T) {
+	r := startDaemon(t, testConfig(t, t.TempDir()), nil)
+	src := enginetest.WriteUnsafeTorrent(t, t.TempDir())
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: src, FileIndex: -1})
+	if err != nil {
+		t.Fatalf("AddTask(unsafe torrent) error = %v", err)
+	}
+	var ti control.TaskInfo
+	eventually(t, 10*time.Second, "the task's notice", func() bool {
+		ti, err = r.client.Task(t.Context(), add.TaskID)
+		return err == nil && ti.Notice != ""
+	})
+	if !strings.Contains(ti.Notice, "renamed") {
+		t.Errorf("Task().Notice = %q, want it to say names were renamed", ti.Notice)
+	}
+	for _, f := range ti.Files {
+		if strings.Contains(f.Path, "..") || filepath.IsAbs(f.Path) || strings.ContainsRune(f.Path, 0) {
+			t.Errorf("file path %q escapes or is unsafe", f.Path)
+		}
+	}
+	st, err := r.client.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(st)
+	if !strings.Contains(string(b), `"notice"`) {
+		t.Errorf("status lacks the notice: %s", b)
+	}
+}

@@ -214,3 +214,30 @@ func WaitStatus(t testing.TB, task *engine.Task, timeout time.Duration, cond fun
 	})
 	return st
 }
+
+// WriteUnsafeTorrent writes a metainfo-only .torrent (its data is seeded by
+// no one) whose file names try to leave the download directory: "../../x",
+// an absolute path, a NUL, and one safe "ok/movie.mp4". It returns the
+// torrent's path, for tests of name sanitising beyond the engine.
+func WriteUnsafeTorrent(t testing.TB, dir string) string {
+	t.Helper()
+	const pieceLength = 16 << 10
+	files := []metainfo.FileInfo{
+		{Path: []string{"..", "..", "x.bin"}, Length: pieceLength},
+		{Path: []string{"/etc/abs.bin"}, Length: pieceLength},
+		{Path: []string{"a\x00b.bin"}, Length: pieceLength},
+		{Path: []string{"ok", "movie.mp4"}, Length: 4 * pieceLength},
+	}
+	var total int64
+	for _, f := range files {
+		total += f.Length
+	}
+	info := metainfo.Info{
+		Name:        "unsafe",
+		PieceLength: pieceLength,
+		Pieces:      make([]byte, 20*(total/pieceLength)),
+		Files:       files,
+	}
+	path, _ := WriteInfo(t, dir, &info)
+	return path
+}
