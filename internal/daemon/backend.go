@@ -40,19 +40,7 @@ func (d *Daemon) Status(ctx context.Context) (control.StatusResponse, error) {
 	if a.Tailscale.IsValid() {
 		resp.Addresses.Tailscale = a.Tailscale.String()
 	}
-	for _, u := range []string{b.LAN, b.TS, b.Pub} {
-		if u != "" {
-			resp.MediaURLs = append(resp.MediaURLs, u)
-		}
-	}
-	if d.tlsPort != 0 {
-		bs := d.baseURLs("https", d.tlsPort)
-		for _, u := range []string{bs.LAN, bs.TS, bs.Pub} {
-			if u != "" {
-				resp.MediaURLs = append(resp.MediaURLs, u)
-			}
-		}
-	}
+	resp.MediaURLs = append(b.all(), d.baseURLs("https", d.tlsPort).all()...)
 	if d.hlsError != nil {
 		resp.HLS = d.hlsError.Error()
 	}

@@ -211,8 +211,6 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		ListenHost:        torrentListenHost(cfg.Stream.Listen),
 		ListenPort:        cfg.Torrent.ListenPort,
 		DisableDHT:        !cfg.Torrent.DHT,
-		DisableTrackers:   false,
-		DisableLSD:        !cfg.Torrent.DHT,
 		Trackers:          cfg.Torrent.Trackers,
 		Seed:              cfg.Torrent.Seed,
 		SeedRatio:         cfg.Torrent.SeedRatio,
@@ -242,7 +240,6 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		IdleTimeout:   cfg.HLS.IdleTimeout.Std(),
 		MaxDiskBytes:  int64(cfg.HLS.MaxDisk),
 		Logger:        d.log,
-		OnClose:       d.onHLSClose,
 	})
 	if err != nil {
 		return fmt.Errorf("start hls: %w", err)
@@ -283,7 +280,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return ctrl.Serve(gctx, d.ctrlLn) })
 	g.Go(func() error { return d.hlsm.Run(gctx) })
 	g.Go(func() error {
-		netaddr.Watch(gctx, netaddr.DefaultWatchInterval, func(netaddr.Addresses) { d.refreshAddresses() })
+		netaddr.Watch(gctx, netaddr.DefaultWatchInterval, d.setAddresses)
 		return nil
 	})
 	if cfg.UPnP.Enabled {
@@ -347,9 +344,11 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return ap
 }
 
-// refreshAddresses re-reads the LAN and Tailscale addresses and logs changes.
-func (d *Daemon) refreshAddresses() {
-	a := netaddr.Discover()
+// refreshAddresses re-reads the LAN and Tailscale addresses.
+func (d *Daemon) refreshAddresses() { d.setAddresses(netaddr.Discover()) }
+
+// setAddresses records the machine's addresses and logs changes.
+func (d *Daemon) setAddresses(a netaddr.Addresses) {
 	d.mu.Lock()
 	old := d.addrs
 	d.addrs = a
@@ -514,11 +513,6 @@ func (d *Daemon) clearToken(taskID string) error {
 	d.tokens.ClearTaskToken(taskID)
 	d.hlsm.CloseTask(taskID)
 	return d.save()
-}
-
-// onHLSClose is called by the HLS manager when a session closes.
-func (d *Daemon) onHLSClose(sessionID string) {
-	d.log.Debug("hls session closed", "session", sessionID)
 }
 
 // createHLS starts an HLS session for a task's file; ffmpeg reads the file

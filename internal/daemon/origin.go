@@ -187,8 +187,8 @@ func (l *originLink) Snapshot(ctx context.Context) origin.Snapshot {
 func (l *originLink) taskStates() []origin.TaskState {
 	d := l.d
 	var out []origin.TaskState
-	port := int(d.mediaAP.Port())
-	b := d.baseURLs("http", port)
+	b := d.baseURLs("http", int(d.mediaAP.Port()))
+	bs := d.baseURLs("https", d.tlsPort) // empty when TLS is off
 	for _, st := range d.eng.Tasks() {
 		ts := origin.TaskState{
 			TaskID:          st.ID,
@@ -206,18 +206,14 @@ func (l *originLink) taskStates() []origin.TaskState {
 			l.mu.Lock()
 			tok := l.plain[st.ID]
 			l.mu.Unlock()
-			u := origin.StreamURLs{
-				LAN: streamURL(b.LAN, st.ID, tok, -1),
-				TS:  streamURL(b.TS, st.ID, tok, -1),
-				Pub: streamURL(b.Pub, st.ID, tok, -1),
-			}
-			if d.tlsPort != 0 {
-				bs := d.baseURLs("https", d.tlsPort)
-				u.LANHTTPS = streamURL(bs.LAN, st.ID, tok, -1)
-				u.TSHTTPS = streamURL(bs.TS, st.ID, tok, -1)
-				u.PubHTTPS = streamURL(bs.Pub, st.ID, tok, -1)
-			}
-			ts.StreamURL = u.Encode()
+			ts.StreamURL = origin.StreamURLs{
+				LAN:      streamURL(b.LAN, st.ID, tok, -1),
+				TS:       streamURL(b.TS, st.ID, tok, -1),
+				Pub:      streamURL(b.Pub, st.ID, tok, -1),
+				LANHTTPS: streamURL(bs.LAN, st.ID, tok, -1),
+				TSHTTPS:  streamURL(bs.TS, st.ID, tok, -1),
+				PubHTTPS: streamURL(bs.Pub, st.ID, tok, -1),
+			}.Encode()
 		}
 		out = append(out, ts)
 	}

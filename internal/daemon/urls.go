@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
-	"strings"
 
+	"github.com/torrentclaw/cli/internal/media"
 	"github.com/torrentclaw/cli/internal/netaddr"
 	"github.com/torrentclaw/cli/internal/token"
 )
@@ -62,28 +62,21 @@ func (d *Daemon) mediaBase() string {
 	return d.baseURLs("http", int(d.mediaAP.Port())).LAN
 }
 
-// streamURL is base + "/stream?id=…&t=…[&file=N]".
+// streamURL is media.StreamURL, or "" for an unknown base.
 func streamURL(base, taskID string, tok token.Token, fileIndex int) string {
 	if base == "" {
 		return ""
 	}
-	q := url.Values{"id": {taskID}}
-	if tok != "" {
-		q.Set("t", tok.Reveal())
-	}
-	if fileIndex >= 0 {
-		q.Set("file", strconv.Itoa(fileIndex))
-	}
-	return base + "/stream?" + encodeOrdered(q, "id", "t", "file")
+	return media.StreamURL(base, taskID, tok, fileIndex)
 }
 
 // playlistURL is base + "/playlist.m3u?id=…&t=…".
 func playlistURL(base, taskID string, tok token.Token) string {
-	q := url.Values{"id": {taskID}}
+	u := base + "/playlist.m3u?id=" + url.QueryEscape(taskID)
 	if tok != "" {
-		q.Set("t", tok.Reveal())
+		u += "&t=" + url.QueryEscape(tok.Reveal())
 	}
-	return base + "/playlist.m3u?" + encodeOrdered(q, "id", "t")
+	return u
 }
 
 // hlsURL is base + "/hls/<session>/master.m3u8?t=…".
@@ -95,20 +88,15 @@ func hlsURL(base, sessionID string, tok token.Token) string {
 	return u
 }
 
-// encodeOrdered encodes q with keys in the given order, for readable URLs.
-func encodeOrdered(q url.Values, keys ...string) string {
-	var sb strings.Builder
-	for _, k := range keys {
-		v := q.Get(k)
-		if v == "" {
-			continue
+// all lists the known base URLs, LAN first.
+func (b bases) all() []string {
+	var out []string
+	for _, u := range []string{b.LAN, b.TS, b.Pub} {
+		if u != "" {
+			out = append(out, u)
 		}
-		if sb.Len() > 0 {
-			sb.WriteByte('&')
-		}
-		sb.WriteString(url.QueryEscape(k) + "=" + url.QueryEscape(v))
 	}
-	return sb.String()
+	return out
 }
 
 // originOf returns "scheme://host[:port]" of a URL, or "".
