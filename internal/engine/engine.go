@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -384,7 +385,7 @@ func (e *Engine) Add(ctx context.Context, spec AddSpec) (*Task, error) {
 	}
 	t.tor = tor
 	tor.SetOnWriteChunkError(t.onStoreError)
-	if name := firstNonEmpty(src.DisplayName, spec.Title); name != "" {
+	if name := cmp.Or(src.DisplayName, spec.Title); name != "" {
 		tor.SetDisplayName(name)
 	}
 	if !e.opts.DisableTrackers {
@@ -427,15 +428,6 @@ func peerInfos(addrs []string) []torrent.PeerInfo {
 		out = append(out, torrent.PeerInfo{Addr: torrent.StringAddr(a), Source: torrent.PeerSourceDirect, Trusted: true})
 	}
 	return out
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // activeLocked counts the tasks that are downloading. e.mu must be held.

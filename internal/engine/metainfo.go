@@ -44,7 +44,6 @@ type torrentMeta struct {
 	info *metainfo.Info
 	// key is the 40-hex key the torrent is filed under (v1 infohash, else truncated v2).
 	key string
-	v1  metainfo.Hash // zero when the torrent is v2-only
 	v2  *infohash_v2.T
 }
 
@@ -77,8 +76,7 @@ func metaFromInfoBytes(mi *metainfo.MetaInfo) (*torrentMeta, error) {
 	}
 	m := &torrentMeta{mi: mi, info: &info}
 	if info.HasV1() {
-		m.v1 = mi.HashInfoBytes()
-		m.key = m.v1.HexString()
+		m.key = mi.HashInfoBytes().HexString()
 	}
 	if info.HasV2() {
 		v2 := infohash_v2.HashBytes(mi.InfoBytes)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"maps"
 	"sync"
 
 	"github.com/anacrolix/torrent"
@@ -118,11 +119,7 @@ func (l *ledger) refresh(p int) {
 func (l *ledger) snapshot() claims {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(claims, len(l.applied))
-	for p, v := range l.applied {
-		out[p] = v
-	}
-	return out
+	return maps.Clone(l.applied)
 }
 
 // close stops all further changes; the torrent is about to be dropped.

@@ -101,7 +101,6 @@ type Manager struct {
 	evictMu      sync.Mutex    // one evictor at a time
 	pauseMu      sync.Mutex    // guards paused
 	paused       chan struct{} // closed and replaced when a producer pauses
-	closeOnce    sync.Once
 
 	binMu           sync.Mutex // guards ffmpeg, ffprobe
 	ffmpeg, ffprobe string
@@ -370,7 +369,7 @@ func (m *Manager) Close() error {
 	for _, s := range m.list() {
 		errs = append(errs, s.Close())
 	}
-	m.closeOnce.Do(m.client.CloseIdleConnections)
+	m.client.CloseIdleConnections()
 	return errors.Join(errs...)
 }
 

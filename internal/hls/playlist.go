@@ -90,15 +90,9 @@ func parseResource(name string) (resource, error) {
 	if !ok || len(digits) < 5 || len(digits) > 9 {
 		return resource{}, ErrBadResource
 	}
-	n := 0
-	for i := 0; i < len(digits); i++ {
-		c := digits[i]
-		if c < '0' || c > '9' {
-			return resource{}, ErrBadResource
-		}
-		n = n*10 + int(c-'0')
-	}
-	if n > maxSegmentIndex || segmentName(n) != name {
+	// The canonical-name check rejects signs and other non-canonical forms.
+	n, err := strconv.Atoi(digits)
+	if err != nil || n < 0 || n > maxSegmentIndex || segmentName(n) != name {
 		return resource{}, ErrBadResource
 	}
 	return resource{kind: kindSegment, index: n}, nil

@@ -267,8 +267,10 @@ func chooseVariant(mi *mediaInfo, copyVideo bool) variant {
 		video, _ := strconv.ParseInt(mi.video.BitRate, 10, 64)
 		if video <= 0 && mi.bitRate > 0 {
 			video = mi.bitRate
-			if br, err := strconv.ParseInt(mi.audio0BitRate(), 10, 64); err == nil && br < video {
-				video -= br
+			if v.hasAudio {
+				if br, err := strconv.ParseInt(mi.audio.BitRate, 10, 64); err == nil && br < video {
+					video -= br
+				}
 			}
 		}
 		if video <= 0 {
@@ -295,13 +297,6 @@ func chooseVariant(mi *mediaInfo, copyVideo bool) variant {
 	}
 	v.bandwidth = v.maxrate + audioOut
 	return v
-}
-
-func (mi *mediaInfo) audio0BitRate() string {
-	if mi.audio == nil {
-		return ""
-	}
-	return mi.audio.BitRate
 }
 
 // limitedBuffer is a bytes.Buffer that stops growing at max bytes.

@@ -130,7 +130,7 @@ func (s *Server) baseURL(r *http.Request) string {
 	def := s.defaultHost
 	if def == "" {
 		for _, o := range own {
-			if h, _ := splitHostLoose(o); !isLoopbackHost(h) {
+			if h, _ := splitHostLoose(o); !netaddr.IsLoopbackListen(h) {
 				def = o
 				break
 			}
@@ -171,12 +171,4 @@ func splitHostLoose(s string) (host, port string) {
 		port = p
 	}
 	return netaddr.NormalizeHost(s), port
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.IsLoopback()
 }

@@ -8,15 +8,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"github.com/torrentclaw/cli/internal/netaddr"
 )
 
 // APIPath is the path prefix of every origin call.
@@ -86,12 +89,7 @@ func isStatus(err error, codes ...int) bool {
 	if !errors.As(err, &se) {
 		return false
 	}
-	for _, c := range codes {
-		if se.StatusCode == c {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(codes, se.StatusCode)
 }
 
 // Options configure a [Client].
@@ -184,18 +182,10 @@ func New(opts Options) (*Client, error) {
 		timeout:   timeout,
 		log:       log,
 	}
-	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !netaddr.IsLoopbackListen(u.Hostname()) {
 		log.Warn("origin api url is not https; the api key travels in clear", "host", u.Host)
 	}
 	return c, nil
-}
-
-func loopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // AgentID returns the agent id the client reports.
@@ -460,13 +450,11 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8RuneStart(s[n]) {
+	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return s[:n]
 }
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // Probe checks that the origin answers and does not reject the API key,
 // without side effects: it opens the wake long poll and waits at most

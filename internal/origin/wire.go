@@ -611,14 +611,7 @@ func decodeEntries[T any](log *slog.Logger, reply, field string, raw json.RawMes
 	out := make([]T, 0, len(items))
 	for i, item := range items {
 		var v T
-		var err error = errNotJSONObject
-		if isJSONObject(item) {
-			err = json.Unmarshal(item, &v)
-			if err == nil {
-				err = validate(&v)
-			}
-		}
-		if err != nil {
+		if err := decodeEntry(item, &v, validate); err != nil {
 			log.Warn("origin reply entry skipped", "reply", reply, "field", field, "index", i, "reason", describeJSONError(err))
 			continue
 		}
@@ -628,6 +621,18 @@ func decodeEntries[T any](log *slog.Logger, reply, field string, raw json.RawMes
 		return nil // no valid entry reads the same as an absent field
 	}
 	return out
+}
+
+// decodeEntry decodes one array entry into v and validates it; an entry that
+// is not a JSON object gives errNotJSONObject.
+func decodeEntry[T any](item json.RawMessage, v *T, validate func(*T) error) error {
+	if !isJSONObject(item) {
+		return errNotJSONObject
+	}
+	if err := json.Unmarshal(item, v); err != nil {
+		return err
+	}
+	return validate(v)
 }
 
 // decodeBool decodes an optional boolean field; anything but true/false/null
@@ -713,14 +718,7 @@ func DecodeStatusReply(log *slog.Logger, data []byte, updates []StatusUpdate) (S
 	}
 	for i, item := range items {
 		var res StatusResult
-		var err error = errNotJSONObject
-		if isJSONObject(item) {
-			err = json.Unmarshal(item, &res)
-			if err == nil {
-				err = res.validate()
-			}
-		}
-		if err != nil {
+		if err := decodeEntry(item, &res, (*StatusResult).validate); err != nil {
 			log.Warn("origin reply entry skipped", "reply", "status", "field", "results", "index", i, "reason", describeJSONError(err))
 			continue
 		}
