@@ -72,7 +72,7 @@ func (d *Daemon) taskInfo(st engine.Status, files []engine.File) control.TaskInf
 		DownloadedBytes: st.DownloadedBytes,
 		TotalBytes:      st.TotalBytes,
 		SpeedBps:        st.SpeedBps,
-		ETASeconds:      st.ETASeconds,
+		ETASeconds:      max(st.ETASeconds, 0), // 0 when unknown, as TaskInfo documents
 		FileName:        st.FileName,
 		FileIndex:       st.FileIndex,
 		StreamReady:     st.StreamReady,

@@ -438,6 +438,16 @@ func TestOriginTaskWithToken(t *testing.T) {
 		st := f.lastTaskState("task-1")
 		return st != nil && st["streamReady"] == true
 	})
+	for _, c := range append(f.callsNamed("sync"), f.callsNamed("status")...) {
+		for _, key := range []string{"tasks", "updates"} {
+			list, _ := c.Body[key].([]any)
+			for _, e := range list {
+				if m, ok := e.(map[string]any); ok && m["eta"].(float64) < 0 {
+					t.Errorf("%s reported eta %v; the wire says 0 when unknown", c.Name, m["eta"])
+				}
+			}
+		}
+	}
 	r.stop(t)
 	if n := len(f.callsNamed("deregister")); n != 1 {
 		t.Errorf("deregister calls = %d, want 1", n)

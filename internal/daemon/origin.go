@@ -197,7 +197,7 @@ func (l *originLink) taskStates() []origin.TaskState {
 			DownloadedBytes: st.DownloadedBytes,
 			TotalBytes:      st.TotalBytes,
 			SpeedBps:        st.SpeedBps,
-			ETA:             st.ETASeconds,
+			ETA:             max(st.ETASeconds, 0), // the wire says 0 when unknown; the engine, -1
 			FileName:        st.FileName,
 			StreamReady:     st.StreamReady,
 			ErrorMessage:    st.Error,
