@@ -104,12 +104,30 @@ func TestSessionPlayback(t *testing.T) {
 					t.Fatalf("Segment(%d) = %v", i, err)
 				}
 				sp := checkSegment(t, path, pl, i)
-				if sp.audioCodec != tc.audio || sp.audioChannels != tc.channels {
-					t.Errorf("segment %d audio = %s/%d, want %s/%d", i, sp.audioCodec, sp.audioChannels, tc.audio, tc.channels)
+				if sp.audioCodec != "" {
+					t.Errorf("video segment %d carries audio (%s): audio belongs to the renditions", i, sp.audioCodec)
+				}
+				// The audio rendition's segment i covers the same time.
+				apath, err := s.Segment(t.Context(), audioSegmentName(0, i))
+				if err != nil {
+					t.Fatalf("Segment(%s) = %v", audioSegmentName(0, i), err)
+				}
+				ap := probeSegment(t, apath)
+				if ap.audioCodec != tc.audio || ap.audioChannels != tc.channels || ap.codec != "" {
+					t.Errorf("audio segment %d = video %q audio %s/%d, want audio only %s/%d", i, ap.codec, ap.audioCodec, ap.audioChannels, tc.audio, tc.channels)
+				}
+				if math.Abs(ap.audioStart-sp.videoStart) > audioTolerance || math.Abs(ap.audioDur-pl.segments[i].duration) > audioTolerance {
+					t.Errorf("audio segment %d at %.3f for %.3f s, video segment at %.3f for EXTINF %.3f", i, ap.audioStart, ap.audioDur, sp.videoStart, pl.segments[i].duration)
 				}
 			}
+			if !strings.Contains(string(master), `AUDIO="audio"`) || !strings.Contains(string(master), `URI="audio-0.m3u8?t=`+testToken+`"`) {
+				t.Errorf("master.m3u8 has no audio rendition:\n%s", master)
+			}
 			if got := m.starts.Load(); got != 1 {
-				t.Errorf("ffmpeg started %d times for sequential playback, want 1", got)
+				t.Errorf("video ffmpeg started %d times for sequential playback, want 1", got)
+			}
+			if got := m.audioStarts.Load(); got != 1 {
+				t.Errorf("audio ffmpeg started %d times for sequential playback, want 1", got)
 			}
 		})
 	}
@@ -146,7 +164,7 @@ func TestSeek(t *testing.T) {
 			}
 			checkSegment(t, path, pl, target)
 			for i := range target {
-				if _, err := os.Stat(s.segPath(i)); err == nil {
+				if _, err := os.Stat(s.segPath(s.tracks[0], i)); err == nil {
 					t.Errorf("segment %d exists after seeking to %d", i, target)
 				}
 			}
@@ -470,7 +488,7 @@ func TestConcurrentRequestsShareOneFFmpeg(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range n {
-		if errs[i] != nil || paths[i] != s.segPath(1) {
+		if errs[i] != nil || paths[i] != s.segPath(s.tracks[0], 1) {
 			t.Errorf("request %d: %q, %v", i, paths[i], errs[i])
 		}
 	}
@@ -553,7 +571,7 @@ func TestDiskCap(t *testing.T) {
 	if got := m.disk.Load(); got != total {
 		t.Errorf("accounted %d bytes, %d on disk", got, total)
 	}
-	if _, err := os.Stat(s.segPath(0)); err == nil {
+	if _, err := os.Stat(s.segPath(s.tracks[0], 0)); err == nil {
 		t.Error("oldest segment not evicted")
 	}
 	// An evicted segment is made again on request.
@@ -593,10 +611,10 @@ func TestPrewarmStartSec(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "prewarmed segment", 10*time.Second, func() bool {
-		_, err := os.Stat(s.segPath(2))
+		_, err := os.Stat(s.segPath(s.tracks[0], 2))
 		return err == nil
 	})
-	if _, err := os.Stat(s.segPath(0)); err == nil {
+	if _, err := os.Stat(s.segPath(s.tracks[0], 0)); err == nil {
 		t.Error("segment 0 made by a prewarm at 9 s")
 	}
 }
