@@ -518,6 +518,20 @@ func (d *Daemon) clearToken(taskID string) error {
 // createHLS starts an HLS session for a task's file; ffmpeg reads the file
 // through the media listener on loopback with an internal token.
 func (d *Daemon) createHLS(ctx context.Context, sessionID, taskID string, fileIndex int, startSec float64) (*hls.Session, error) {
+	return d.createHLSWith(ctx, sessionID, taskID, fileIndex, startSec, hlsOptions{})
+}
+
+// hlsOptions are a session's track choices and, for the player page, the
+// key under which an open session is reused.
+type hlsOptions struct {
+	tracks hls.TrackOptions
+	key    string
+}
+
+// createHLSWith is createHLS with track options. Subtitle files of the
+// torrent that belong to the file (hls.FindSidecars) become subtitle
+// renditions, read like the file itself.
+func (d *Daemon) createHLSWith(ctx context.Context, sessionID, taskID string, fileIndex int, startSec float64, o hlsOptions) (*hls.Session, error) {
 	if d.hlsError != nil {
 		return nil, d.hlsError
 	}
@@ -536,7 +550,24 @@ func (d *Daemon) createHLS(ctx context.Context, sessionID, taskID string, fileIn
 		return nil, err
 	}
 	in := media.InternalStreamURL(d.loopbackMediaAddr(), taskID, tok, fileIndex)
-	s, err := d.hlsm.Create(ctx, hls.Spec{ID: sessionID, TaskID: taskID, InputURL: in, StartSec: startSec})
+	files := t.Files()
+	paths := make([]string, len(files))
+	video := ""
+	for i, f := range files {
+		paths[i] = f.Path
+		if f.Index == fileIndex {
+			video = f.Path
+		}
+	}
+	var sidecars []hls.SidecarInput
+	for _, sc := range hls.FindSidecars(video, paths) {
+		sidecars = append(sidecars, hls.SidecarInput{
+			InputURL: media.InternalStreamURL(d.loopbackMediaAddr(), taskID, tok, files[sc.Index].Index),
+			Language: sc.Language, Label: sc.Label, Format: sc.Format,
+		})
+	}
+	s, err := d.hlsm.Create(ctx, hls.Spec{ID: sessionID, TaskID: taskID, InputURL: in, StartSec: startSec,
+		Sidecars: sidecars, Tracks: o.tracks, Key: o.key})
 	if err != nil {
 		return nil, err
 	}
