@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -249,17 +251,18 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 
 	d.media, err = media.New(media.Options{
-		Engine:      d.eng,
-		Tokens:      d.tokens,
-		Internal:    d.internal,
-		HLS:         d.hlsm,
-		CORSOrigins: d.corsOrigins(),
-		MaxReaders:  cfg.Stream.MaxReaders,
-		PublicHosts: d.ownHosts,
-		Version:     d.version,
-		Logger:      d.log,
-		TLSCertFile: cfg.Stream.TLSCertFile,
-		TLSKeyFile:  cfg.Stream.TLSKeyFile,
+		Engine:       d.eng,
+		Tokens:       d.tokens,
+		Internal:     d.internal,
+		HLS:          d.hlsm,
+		WatchSession: d.watchSession,
+		CORSOrigins:  d.corsOrigins(),
+		MaxReaders:   cfg.Stream.MaxReaders,
+		PublicHosts:  d.ownHosts,
+		Version:      d.version,
+		Logger:       d.log,
+		TLSCertFile:  cfg.Stream.TLSCertFile,
+		TLSKeyFile:   cfg.Stream.TLSKeyFile,
 	})
 	if err != nil {
 		return fmt.Errorf("start media listener: %w", err)
@@ -575,6 +578,15 @@ func (d *Daemon) createHLSWith(ctx context.Context, sessionID, taskID string, fi
 		d.bg.Go(func() { d.hintBitrate(ctx, t, s, fileIndex) })
 	}
 	return s, nil
+}
+
+// watchSession returns the HLS session of the /watch page for a task's
+// file and the token the page was opened with: one per (task, file,
+// token), reused while open, so reloading the page adds no session.
+func (d *Daemon) watchSession(ctx context.Context, taskID string, fileIndex int, tok token.Token) (*hls.Session, error) {
+	sum := sha256.Sum256([]byte(tok.Reveal()))
+	key := "watch/" + taskID + "/" + strconv.Itoa(fileIndex) + "/" + hex.EncodeToString(sum[:16])
+	return d.createHLSWith(ctx, "", taskID, fileIndex, 0, hlsOptions{key: key})
 }
 
 // hintBitrate tells the engine the file's bitrate once the HLS probe knows
