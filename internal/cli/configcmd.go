@@ -115,7 +115,7 @@ func newConfigShowCmd(env *Env, runF func(*configShowOptions) error) *cobra.Comm
 		Long: `Print the effective config as TOML, secrets redacted. A value that does not
 come from the defaults carries a comment saying where it came from: the file
 (with its line) or the environment variable that set it.`,
-		Args:  noArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(opts)
