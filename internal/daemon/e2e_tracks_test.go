@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"os"
@@ -9,7 +10,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/enginetest"
@@ -194,4 +197,75 @@ func TestE2ETracks(t *testing.T) {
 		}
 	}
 	assertNoSecrets(t, logs.String(), add.Token.Reveal(), e2eTokenOfRaw(add.HLSURL))
+}
+
+// TestE2EVLCSubtitles plays the tracks torrent's HLS session in headless
+// VLC with French as its subtitle language: VLC's HLS module lists every
+// subtitle rendition, loads the French sidecar's WebVTT and decodes it,
+// and leaves the others off.
+//
+// VLC 3 cannot take a sidecar from /playlist.m3u: it refuses
+// #EXTVLCOPT:input-slave from a playlist ("unsafe option") and reads
+// #EXTVLCOPT:sub-file only as a local path. Subtitles reach VLC through
+// the HLS session instead (docs/player.md).
+func TestE2EVLCSubtitles(t *testing.T) {
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	cvlc := e2eTool(t, "cvlc")
+	film := e2eMakeTracks(t, t.TempDir(), 12)
+	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	logs := &logBuffer{}
+	r := startDaemon(t, cfg, logs)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1, HLS: true,
+		SubtitleLanguage: "fr"})
+	if err != nil {
+		t.Fatalf("AddTask(HLS) error = %v", err)
+	}
+	asNobody := os.Geteuid() == 0
+	home := vlcHome(t, asNobody)
+	// Generous: VLC fetches the playlists, probes segments and renders for
+	// vlcRunSeconds on a busy machine.
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cvlc, "-vv",
+		"--intf", "dummy", "--vout", "dummy", "--aout", "dummy",
+		"--no-video-title-show", "--no-stats", "--sub-language=fr",
+		"--play-and-exit", "--run-time", strconv.Itoa(vlcRunSeconds),
+		add.HLSURL)
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8",
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"), "XDG_RUNTIME_DIR=" + home}
+	cmd.Dir = home
+	if asNobody {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+	}
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	tok := e2eTokenOfRaw(add.HLSURL)
+	log := string(out)
+	if err != nil {
+		t.Fatalf("cvlc: %v\n%s", err, redactBody(out, tok))
+	}
+	var lines []string
+	e2eScanLines(log, func(line string) {
+		if strings.Contains(line, "BaseAdaptationSet subs") || strings.Contains(line, "WebVTT stream") ||
+			strings.Contains(line, `spu decoder module "webvtt"`) {
+			lines = append(lines, line)
+		}
+	})
+	t.Logf("cvlc subtitle log:\n%s", redactBody([]byte(strings.Join(lines, "\n")), tok))
+	for _, want := range []string{
+		"BaseAdaptationSet subs English", "BaseAdaptationSet subs Spanish", "BaseAdaptationSet subs French",
+		`using spu decoder module "webvtt"`, "deactivating WebVTT stream subs English",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("cvlc's log lacks %q", want)
+		}
+	}
+	if strings.Contains(log, "deactivating WebVTT stream subs French") {
+		t.Error("cvlc turned the French subtitles off")
+	}
+	assertNoSecrets(t, logs.String(), add.Token.Reveal(), tok)
 }
