@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/torrentclaw/cli/internal/ids"
 )
 
 // Task states carried in [TaskState.Status].
@@ -296,47 +298,19 @@ type errorBody struct {
 
 // Limits on what the origin may send.
 const (
-	maxIDBytes      = 256
-	maxTitleBytes   = 1024
-	maxSourceBytes  = 64 << 10 // a magnet with many trackers
-	minTokenChars   = 32
-	maxTokenChars   = 128
-	maxSessionChars = 128
+	maxIDBytes     = 256
+	maxTitleBytes  = 1024
+	maxSourceBytes = 64 << 10 // a magnet with many trackers
 )
 
 // ValidToken reports whether s has the shape of a stream token: 32-128
-// characters of [A-Za-z0-9_.~-]. It is the same rule as the token package's,
-// repeated here because origin may not import token.
-func ValidToken(s string) bool {
-	if len(s) < minTokenChars || len(s) > maxTokenChars {
-		return false
-	}
-	for i := range len(s) {
-		if !tokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
+// characters of [A-Za-z0-9_.~-]. It is [ids.ValidToken], the rule the token
+// package uses too.
+func ValidToken(s string) bool { return ids.ValidToken(s) }
 
-func tokenByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
-}
-
-// ValidSessionID reports whether s matches ^[A-Za-z0-9_-]{1,128}$.
-func ValidSessionID(s string) bool {
-	if len(s) == 0 || len(s) > maxSessionChars {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+// ValidSessionID reports whether s matches ^[A-Za-z0-9_-]{1,128}$. It is
+// [ids.ValidSessionID].
+func ValidSessionID(s string) bool { return ids.ValidSessionID(s) }
 
 // entryError is why an entry was skipped. Its text is fixed and never holds
 // a value from the entry (a value could be a token).
@@ -376,7 +350,9 @@ func validText(s string, max int) bool {
 	return true
 }
 
-func validID(s string) bool { return s != "" && validText(s, maxIDBytes) }
+// validID is the one task-ID rule ([ids.ValidTaskID]): an ID that media or
+// control would refuse is never accepted here.
+func validID(s string) bool { return ids.ValidTaskID(s) }
 
 func checkToken(tok string, exp time.Time) error {
 	if tok != "" && !ValidToken(tok) {
