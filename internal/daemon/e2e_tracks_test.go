@@ -55,6 +55,17 @@ func twoDigits(n int) string { return strconv.Itoa(100 + n)[1:] }
 // Film.fr.srt, and returns the directory.
 func e2eMakeTracks(t testing.TB, dir string, seconds int) string {
 	t.Helper()
+	return e2eMakeTracksWith(t, dir, seconds, false)
+}
+
+// e2eMakeTracksWith is e2eMakeTracks; with transcode the video is MPEG-4
+// Part 2, which browsers cannot play, so HLS transcodes it.
+func e2eMakeTracksWith(t testing.TB, dir string, seconds int, transcode bool) string {
+	t.Helper()
+	video := []string{"-c:v", "libx264", "-preset", "superfast", "-b:v", "600k", "-pix_fmt", "yuv420p", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"}
+	if transcode {
+		video = []string{"-c:v", "mpeg4", "-b:v", "1M", "-g", "50"}
+	}
 	src := t.TempDir()
 	for name, body := range map[string]string{"eng.srt": e2eEngSRT, "spa.ass": e2eSpaASS} {
 		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o600); err != nil {
@@ -68,18 +79,20 @@ func e2eMakeTracks(t testing.TB, dir string, seconds int) string {
 	if err := os.WriteFile(filepath.Join(film, "Film.fr.srt"), []byte(e2eFreSRT(seconds)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y",
+	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
 		"-i", filepath.Join(src, "eng.srt"), "-i", filepath.Join(src, "spa.ass"),
-		"-map", "0:v", "-map", "1:a", "-map", "2:a", "-map", "3:s", "-map", "4:s", "-t", strconv.Itoa(seconds),
-		"-c:v", "libx264", "-preset", "superfast", "-b:v", "600k", "-pix_fmt", "yuv420p", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+		"-map", "0:v", "-map", "1:a", "-map", "2:a", "-map", "3:s", "-map", "4:s", "-t", strconv.Itoa(seconds)}
+	args = append(args, video...)
+	args = append(args,
 		"-c:a:0", "aac", "-ac:a:0", "2", "-b:a:0", "96k", "-c:a:1", "ac3", "-ac:a:1", "6",
 		"-c:s:0", "srt", "-c:s:1", "ass",
 		"-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=spa",
 		"-metadata:s:s:0", "language=eng", "-metadata:s:s:1", "language=spa",
 		filepath.Join(film, "Film.mkv"))
+	cmd := exec.CommandContext(t.Context(), "ffmpeg", args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg (make Film.mkv): %v: %s", err, out)
 	}

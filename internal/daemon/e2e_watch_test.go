@@ -26,7 +26,7 @@ import (
 // protocol as NUL-terminated JSON messages on fds 3 (to Chromium) and 4
 // (from it). No WebSocket, no port.
 type cdp struct {
-	t   *testing.T
+	t   testing.TB
 	out io.Writer // to Chromium
 
 	mu      sync.Mutex // guards nextID, pending
@@ -44,7 +44,7 @@ type cdpReply struct {
 }
 
 // startCDP starts headless Chromium with a debugging pipe.
-func startCDP(t *testing.T, bin string) *cdp {
+func startCDP(t testing.TB, bin string) *cdp {
 	t.Helper()
 	// Chromium reads commands from fd 3 and writes replies to fd 4.
 	chromeRead, ourWrite, err := os.Pipe()
@@ -241,7 +241,7 @@ const pageResourcesJS = `performance.getEntriesByType('resource').map(e => e.nam
 
 // artifactDir is where browser screenshots are kept after the test:
 // $TORRENTCLAW_ARTIFACTS, else a torrentclaw-artifacts dir in the temp dir.
-func artifactDir(t *testing.T) string {
+func artifactDir(t testing.TB) string {
 	dir := os.Getenv("TORRENTCLAW_ARTIFACTS")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "torrentclaw-artifacts")
