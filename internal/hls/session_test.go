@@ -417,7 +417,8 @@ func TestPausedProducerIsPreempted(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := producerPID(a)
-	waitFor(t, "ffmpeg to pause", 10*time.Second, func() bool {
+	// Deadlines: a race-enabled ffmpeg pipeline on a busy 2-core machine.
+	waitFor(t, "ffmpeg to pause", 60*time.Second, func() bool {
 		st, err := procStat(pid)
 		return err == nil && st.state == "T" && a.Info().OnDisk == 4
 	})
@@ -428,7 +429,7 @@ func TestPausedProducerIsPreempted(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSegment(t, p, pl, 2)
-	waitFor(t, "ffmpeg to finish", 10*time.Second, func() bool { return a.Info().OnDisk == 6 && producerPID(a) == 0 })
+	waitFor(t, "ffmpeg to finish", 60*time.Second, func() bool { return a.Info().OnDisk == 6 && producerPID(a) == 0 })
 
 	// Pause again, then let another session take the slot.
 	a2, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
@@ -438,7 +439,7 @@ func TestPausedProducerIsPreempted(t *testing.T) {
 	if _, err := a2.Segment(t.Context(), segmentName(0)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ffmpeg to pause", 10*time.Second, func() bool {
+	waitFor(t, "ffmpeg to pause", 60*time.Second, func() bool {
 		pid := producerPID(a2)
 		st, err := procStat(pid)
 		return pid != 0 && err == nil && st.state == "T"
@@ -522,7 +523,7 @@ func TestIdleTimeout(t *testing.T) {
 	if _, err := m.Get(s.ID()); err != nil {
 		t.Fatalf("session reaped while a request was in flight: %v", err)
 	}
-	waitFor(t, "idle session to close", 10*time.Second, func() bool {
+	waitFor(t, "idle session to close", 60*time.Second, func() bool {
 		_, err := m.Get(s.ID())
 		return errors.Is(err, ErrNotFound)
 	})
@@ -610,7 +611,7 @@ func TestPrewarmStartSec(t *testing.T) {
 	if err := s.WaitReady(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "prewarmed segment", 10*time.Second, func() bool {
+	waitFor(t, "prewarmed segment", 60*time.Second, func() bool {
 		_, err := os.Stat(s.segPath(s.tracks[0], 2))
 		return err == nil
 	})
