@@ -174,7 +174,7 @@ func (d *Daemon) RevokeToken(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	d.tokens.ClearTaskToken(id)
+	d.tokens.Revoke(id)
 	d.hlsm.CloseTask(id)
 	return d.setToken(id, lock, time.Time{})
 }

@@ -480,8 +480,8 @@ func (d *Daemon) addTask(ctx context.Context, rec taskRecord) (*engine.Task, err
 // removeTask removes a task everywhere: HLS sessions, tokens, engine, state.
 func (d *Daemon) removeTask(id string, deleteFiles bool) error {
 	d.hlsm.CloseTask(id)
-	d.tokens.ClearTaskToken(id)
-	d.internal.ClearTaskToken(id)
+	d.tokens.Revoke(id)
+	d.internal.Revoke(id)
 	err := d.eng.Remove(id, deleteFiles)
 	d.mu.Lock()
 	delete(d.internalToks, id)
@@ -517,7 +517,7 @@ func (d *Daemon) setPaused(id string, paused bool) error {
 
 // setToken installs a token for a task and persists its hash.
 func (d *Daemon) setToken(taskID string, tok token.Token, expiresAt time.Time) error {
-	if err := d.tokens.SetTaskToken(taskID, tok, expiresAt); err != nil {
+	if err := d.tokens.Grant(taskID, tok, token.IssuerOrigin, token.TaskScope(), expiresAt); err != nil {
 		return err
 	}
 	return d.save()
@@ -526,7 +526,7 @@ func (d *Daemon) setToken(taskID string, tok token.Token, expiresAt time.Time) e
 // clearToken forgets a task's token and closes its HLS sessions, whose URLs
 // carried it.
 func (d *Daemon) clearToken(taskID string) error {
-	d.tokens.ClearTaskToken(taskID)
+	d.tokens.Revoke(taskID)
 	d.hlsm.CloseTask(taskID)
 	return d.save()
 }
@@ -584,14 +584,14 @@ func (d *Daemon) hintBitrate(ctx context.Context, t *engine.Task, s *hls.Session
 func (d *Daemon) internalToken(taskID string) (token.Token, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if tok, ok := d.internalToks[taskID]; ok && d.internal.HasToken(taskID) {
+	if tok, ok := d.internalToks[taskID]; ok && d.internal.Info(taskID).Grants > 0 {
 		return tok, nil
 	}
 	tok, err := token.Mint()
 	if err != nil {
 		return "", err
 	}
-	if err := d.internal.SetTaskToken(taskID, tok, time.Time{}); err != nil {
+	if err := d.internal.Grant(taskID, tok, token.IssuerInternal, token.TaskScope(), time.Time{}); err != nil {
 		return "", err
 	}
 	d.internalToks[taskID] = tok

@@ -273,7 +273,7 @@ func (l *originLink) Apply(ctx context.Context, r origin.SyncReply) {
 		cancel()
 		if err != nil {
 			d.log.Warn("origin task not added", "task", nt.ID, "err", err)
-			l.loop.Report(origin.TaskState{TaskID: nt.ID, Status: "failed", ErrorMessage: err.Error()})
+			l.loop.Report(origin.FailedState(nt.ID, err)) // a fixed code, never the error text
 			continue
 		}
 		d.log.Info("task added", "task", nt.ID, "mode", nt.Mode)
