@@ -255,11 +255,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		HLS:         d.hlsm,
 		CORSOrigins: d.corsOrigins(),
 		MaxReaders:  cfg.Stream.MaxReaders,
-		PublicHosts: d.ownHosts,
-		Version:     d.version,
-		Logger:      d.log,
-		TLSCertFile: cfg.Stream.TLSCertFile,
-		TLSKeyFile:  cfg.Stream.TLSKeyFile,
+		// Connection caps of the media listener (issue 9).
+		MaxConns:          cfg.Stream.MaxConns,
+		MaxConnsPerClient: cfg.Stream.MaxConnsPerClient,
+		PublicHosts:       d.ownHosts,
+		Version:           d.version,
+		Logger:            d.log,
+		TLSCertFile:       cfg.Stream.TLSCertFile,
+		TLSKeyFile:        cfg.Stream.TLSKeyFile,
 	})
 	if err != nil {
 		return fmt.Errorf("start media listener: %w", err)

@@ -50,6 +50,12 @@ type Options struct {
 	CORSOrigins []string
 	// MaxReaders caps concurrent /stream readers; 0 means DefaultMaxReaders.
 	MaxReaders int
+	// MaxConns caps the connections open at once on a listener served by
+	// Serve or ServeTLS, idle keep-alive connections included; 0 means
+	// DefaultMaxConns. MaxConnsPerClient caps them per client IP address; 0
+	// means DefaultMaxConnsPerClient. A connection beyond either cap is closed
+	// when accepted, without reading from it.
+	MaxConns, MaxConnsPerClient int
 	// PublicHosts returns the daemon's own addresses ("host" or
 	// "host:port"): listen address, LAN, Tailscale, UPnP external,
 	// stream.public_host. A playlist echoes the request's Host only when it
@@ -99,6 +105,9 @@ type Server struct {
 	readers chan struct{}
 	// readersOpened counts readers ever opened (tests check HEAD opens none).
 	readersOpened atomic.Int64
+
+	maxConns, perClient int // connection caps of Serve and ServeTLS
+	refusedLogged       atomic.Bool
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -123,6 +132,15 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxReaders == 0 {
 		opts.MaxReaders = DefaultMaxReaders
+	}
+	if opts.MaxConns < 0 || opts.MaxConnsPerClient < 0 {
+		return nil, fmt.Errorf("media: connection caps %d, %d: negative", opts.MaxConns, opts.MaxConnsPerClient)
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxConnsPerClient == 0 {
+		opts.MaxConnsPerClient = DefaultMaxConnsPerClient
 	}
 	origins := make(map[string]bool, len(opts.CORSOrigins))
 	for _, o := range opts.CORSOrigins {
@@ -160,6 +178,8 @@ func New(opts Options) (*Server, error) {
 		grace:       opts.ShutdownGrace,
 		healthBody:  append(health, '\n'),
 		readers:     make(chan struct{}, opts.MaxReaders),
+		maxConns:    opts.MaxConns,
+		perClient:   opts.MaxConnsPerClient,
 	}
 	if s.stall <= 0 {
 		s.stall = DefaultWriteStallTimeout
@@ -192,6 +212,7 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeNotFound(w) })
 
 	var h http.Handler = mux
+	h = canonicalPaths(h)
 	h = s.cors(h)
 	h = securityHeaders(h)
 	h = s.writeDeadlines(h)
