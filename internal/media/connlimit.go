@@ -23,7 +23,7 @@ type limitListener struct {
 	// onRefuse is called (without mu held) for each refused connection; may be nil.
 	onRefuse func(total bool)
 
-	mu    sync.Mutex // guards the fields below
+	mu   sync.Mutex // guards the fields below
 	open int
 	byIP map[netip.Addr]int
 }

@@ -268,9 +268,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "10")
 		code, msg = http.StatusServiceUnavailable, "task paused"
 	case errors.Is(err, engine.ErrDiskFull):
-		code, msg = http.StatusInsufficientStorage, "the daemon's download disk is full"
+		// The task retries by itself once space is freed.
+		w.Header().Set("Retry-After", "30")
+		code, msg = http.StatusServiceUnavailable, "the daemon's download disk is full, retry later"
 	case errors.Is(err, engine.ErrWrite):
-		code, msg = http.StatusServiceUnavailable, "the daemon cannot store data"
+		w.Header().Set("Retry-After", "30")
+		code, msg = http.StatusServiceUnavailable, "the daemon cannot store data, retry later"
 	case errors.Is(err, engine.ErrClosed), errors.Is(err, hls.ErrClosed):
 		code, msg = http.StatusServiceUnavailable, "shutting down"
 	case errors.Is(err, hls.ErrTooManySessions):
