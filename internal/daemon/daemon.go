@@ -38,6 +38,9 @@ type Options struct {
 	Config  config.Config
 	Version string
 	Logger  *slog.Logger
+	// Sources says where each config value came from (flag, environment,
+	// file), so errors such as a busy port name what set it. Nil: the keys.
+	Sources config.Sources
 
 	// Intervals shortens the origin loop's timings in tests; zero values
 	// mean the protocol's defaults.
@@ -182,14 +185,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	d.mediaLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.Port, "stream.port")
+	d.mediaLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.Port, "stream.port", d.opts.Sources.Describe("stream.port"))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = d.mediaLn.Close() }()
 	d.mediaAP = addrPortOf(d.mediaLn.Addr())
 	if cfg.Stream.TLSPort != 0 {
-		d.tlsLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.TLSPort, "stream.tls_port")
+		d.tlsLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.TLSPort, "stream.tls_port", d.opts.Sources.Describe("stream.tls_port"))
 		if err != nil {
 			return err
 		}
@@ -222,7 +225,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	})
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("torrent.listen_port %d is in use (set torrent.listen_port, or 0 for any free port): %w", cfg.Torrent.ListenPort, ErrPortInUse)
+			return fmt.Errorf("torrent.listen_port %d is in use (set by %s; choose another port, or 0 for any free port): %w",
+				cfg.Torrent.ListenPort, d.opts.Sources.Describe("torrent.listen_port"), ErrPortInUse)
 		}
 		return fmt.Errorf("start torrent engine: %w", err)
 	}
@@ -317,13 +321,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	return err
 }
 
-// listenTCP binds host:port, naming the config key when the port is taken.
-func listenTCP(host string, port int, key string) (net.Listener, error) {
+// listenTCP binds host:port, naming the config key and what set it (source,
+// see [config.Sources.Describe]) when the port is taken.
+func listenTCP(host string, port int, key, source string) (net.Listener, error) {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("%s: %s is already in use (another torrentclaw or program holds it; set %s to a free port): %w", key, addr, key, ErrPortInUse)
+			return nil, fmt.Errorf("%s: %s is already in use (another torrentclaw or program holds it; set by %s: choose a free port): %w", key, addr, source, ErrPortInUse)
 		}
 		return nil, fmt.Errorf("%s: listen on %s: %w", key, addr, err)
 	}
@@ -467,8 +472,8 @@ func (d *Daemon) addTask(ctx context.Context, rec taskRecord) (*engine.Task, err
 // removeTask removes a task everywhere: HLS sessions, tokens, engine, state.
 func (d *Daemon) removeTask(id string, deleteFiles bool) error {
 	d.hlsm.CloseTask(id)
-	d.tokens.ClearTaskToken(id)
-	d.internal.ClearTaskToken(id)
+	d.tokens.Revoke(id)
+	d.internal.Revoke(id)
 	err := d.eng.Remove(id, deleteFiles)
 	d.mu.Lock()
 	delete(d.internalToks, id)
@@ -504,7 +509,7 @@ func (d *Daemon) setPaused(id string, paused bool) error {
 
 // setToken installs a token for a task and persists its hash.
 func (d *Daemon) setToken(taskID string, tok token.Token, expiresAt time.Time) error {
-	if err := d.tokens.SetTaskToken(taskID, tok, expiresAt); err != nil {
+	if err := d.tokens.Grant(taskID, tok, token.IssuerOrigin, token.TaskScope(), expiresAt); err != nil {
 		return err
 	}
 	return d.save()
@@ -513,7 +518,7 @@ func (d *Daemon) setToken(taskID string, tok token.Token, expiresAt time.Time) e
 // clearToken forgets a task's token and closes its HLS sessions, whose URLs
 // carried it.
 func (d *Daemon) clearToken(taskID string) error {
-	d.tokens.ClearTaskToken(taskID)
+	d.tokens.Revoke(taskID)
 	d.hlsm.CloseTask(taskID)
 	return d.save()
 }
@@ -571,14 +576,14 @@ func (d *Daemon) hintBitrate(ctx context.Context, t *engine.Task, s *hls.Session
 func (d *Daemon) internalToken(taskID string) (token.Token, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if tok, ok := d.internalToks[taskID]; ok && d.internal.HasToken(taskID) {
+	if tok, ok := d.internalToks[taskID]; ok && d.internal.Info(taskID).Grants > 0 {
 		return tok, nil
 	}
 	tok, err := token.Mint()
 	if err != nil {
 		return "", err
 	}
-	if err := d.internal.SetTaskToken(taskID, tok, time.Time{}); err != nil {
+	if err := d.internal.Grant(taskID, tok, token.IssuerInternal, token.TaskScope(), time.Time{}); err != nil {
 		return "", err
 	}
 	d.internalToks[taskID] = tok
