@@ -220,6 +220,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		UploadRateBytes:   int64(cfg.Torrent.UploadRate),
 		DownloadRateBytes: int64(cfg.Torrent.DownloadRate),
 		MaxActive:         cfg.Torrent.MaxActive,
+		MaxFiles:          cfg.Torrent.MaxFiles,
+		MaxNameBytes:      int64(cfg.Torrent.MaxNameBytes),
 		WarmGrace:         2 * time.Minute,
 		Logger:            d.log,
 	})

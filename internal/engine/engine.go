@@ -72,6 +72,11 @@ type Options struct {
 	// FetchTimeout bounds downloading a .torrent from an http(s) URL; default 30s.
 	FetchTimeout time.Duration
 
+	// MaxFiles and MaxNameBytes bound a torrent's metainfo: its number of files and the total
+	// bytes of its file names (see bounds.go). 0 means DefaultMaxFiles, DefaultMaxNameBytes.
+	MaxFiles     int
+	MaxNameBytes int64
+
 	// StoreRetryMin is the first wait before a task stopped by a storage error (a full disk)
 	// retries by itself; each failed retry doubles it, up to 5 minutes. A full disk is retried
 	// only once a piece fits again. 0 means DefaultStoreRetryMin.
@@ -156,6 +161,15 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = defaultFetchTimeout
+	}
+	if opts.MaxFiles < 0 || opts.MaxNameBytes < 0 {
+		return nil, errors.New("engine: negative metainfo bound")
+	}
+	if opts.MaxFiles == 0 {
+		opts.MaxFiles = DefaultMaxFiles
+	}
+	if opts.MaxNameBytes == 0 {
+		opts.MaxNameBytes = DefaultMaxNameBytes
 	}
 	if opts.StoreRetryMin <= 0 {
 		opts.StoreRetryMin = DefaultStoreRetryMin
@@ -367,6 +381,12 @@ func (e *Engine) Add(ctx context.Context, spec AddSpec) (*Task, error) {
 		key = meta.key
 	} else if meta = e.cache.load(key); meta != nil {
 		e.log.Debug("metainfo from cache", "infohash", key)
+	}
+	if meta != nil {
+		// Before the torrent library builds per-file state for it.
+		if err := e.checkBounds(meta.info); err != nil {
+			return nil, fmt.Errorf("add task %s: %w", key, err)
+		}
 	}
 	id := spec.ID
 	if id == "" {

@@ -282,6 +282,10 @@ func (t *Task) onInfo(mi *metainfo.MetaInfo) {
 		t.fail(err)
 		return
 	}
+	if err := t.e.checkBounds(info); err != nil {
+		t.fail(err)
+		return
+	}
 	if err := t.checkLayout(info); err != nil {
 		t.fail(err)
 		return
