@@ -38,6 +38,9 @@ type Options struct {
 	Config  config.Config
 	Version string
 	Logger  *slog.Logger
+	// LogLevel, when set, is the level of Logger's handler: [Daemon.Reload]
+	// changes it.
+	LogLevel *slog.LevelVar
 	// Sources says where each config value came from (flag, environment,
 	// file), so errors such as a busy port name what set it. Nil: the keys.
 	Sources config.Sources
@@ -88,6 +91,11 @@ type Daemon struct {
 	tasks        map[string]*taskRecord
 	internalToks map[string]token.Token
 	agentID      string
+
+	// reloadMu serialises Reload; live is the config as last reloaded
+	// (nil: cfg).
+	reloadMu sync.Mutex
+	live     *config.Config
 
 	// saveMu serialises state file writes.
 	saveMu sync.Mutex
@@ -390,12 +398,15 @@ func (d *Daemon) ownHosts() []string {
 }
 
 // corsOrigins are the origin's scheme+host plus stream.cors_origins.
-func (d *Daemon) corsOrigins() []string {
+func (d *Daemon) corsOrigins() []string { return corsOriginsOf(d.cfg) }
+
+// corsOriginsOf are cfg's origin's scheme+host plus stream.cors_origins.
+func corsOriginsOf(cfg config.Config) []string {
 	var out []string
-	if o := originOf(d.cfg.Origin.APIURL); o != "" {
+	if o := originOf(cfg.Origin.APIURL); o != "" {
 		out = append(out, o)
 	}
-	return append(out, d.cfg.Stream.CORSOrigins...)
+	return append(out, cfg.Stream.CORSOrigins...)
 }
 
 // save writes the state file from the current tasks and token hashes.
@@ -456,6 +467,7 @@ func (d *Daemon) addTask(ctx context.Context, rec taskRecord) (*engine.Task, err
 		FileIndex: rec.FileIndex,
 		Title:     rec.Title,
 		Stream:    rec.Stream,
+		Remote:    rec.FromOrig, // the origin may not name local files
 	})
 	if err != nil {
 		return nil, err
