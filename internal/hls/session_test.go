@@ -429,7 +429,7 @@ func TestPausedProducerIsPreempted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), eventWait) // a hang guard
 	defer cancel()
 	if _, err := b.Segment(ctx, segmentName(0)); err != nil {
 		t.Fatalf("Segment while the only slot is held by a paused ffmpeg = %v", err)
