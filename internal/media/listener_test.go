@@ -39,7 +39,7 @@ func rawGet(t *testing.T, addr, target string) *http.Response {
 // standard 404 instead, over a real socket.
 func TestNonCanonicalPaths(t *testing.T) {
 	tokens := token.New(token.Options{RequireToken: true})
-	if err := tokens.SetTaskToken("task1", fuzzToken, time.Time{}); err != nil {
+	if err := tokens.Grant("task1", fuzzToken, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	_, _, addr := startServer(t, Options{Engine: noEngine{}, Tokens: tokens, Logger: testLogger(t)})
