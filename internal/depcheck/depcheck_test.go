@@ -27,12 +27,13 @@ var allowed = map[string][]string{
 	"cli":        {"config", "control", "daemon"},
 	"enginetest": {"engine"},
 	"upnptest":   {},
+	"clienttest": {},
 	"depcheck":   {},
 }
 
 // testOnly lists the test-helper packages: any package may import them, but
 // only from _test.go files.
-var testOnly = map[string]bool{"enginetest": true, "upnptest": true}
+var testOnly = map[string]bool{"enginetest": true, "upnptest": true, "clienttest": true}
 
 // thirdParty keeps each third-party library inside its boundary.
 var thirdParty = map[string][]string{
