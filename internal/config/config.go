@@ -44,16 +44,18 @@ type Stream struct {
 
 // Torrent is the [torrent] section: the BitTorrent client.
 type Torrent struct {
-	ListenPort   int      `toml:"listen_port"`   // TCP and UDP; 0 = any free port
-	DownloadDir  string   `toml:"download_dir"`  // "" = DataDir/downloads
-	DataDir      string   `toml:"data_dir"`      // state, control socket; see [Default]
-	MaxActive    int      `toml:"max_active"`    // tasks downloading at once
-	Seed         bool     `toml:"seed"`          // upload to other peers
-	SeedRatio    float64  `toml:"seed_ratio"`    // stop seeding a task at this upload/size ratio; 0 = no limit
-	UploadRate   ByteSize `toml:"upload_rate"`   // bytes per second; 0 = unlimited
-	DownloadRate ByteSize `toml:"download_rate"` // bytes per second; 0 = unlimited
-	DHT          bool     `toml:"dht"`           // use the mainline DHT
-	Trackers     []string `toml:"trackers"`      // extra trackers added to every task
+	ListenPort   int      `toml:"listen_port"`    // TCP and UDP; 0 = any free port
+	ListenAddr   string   `toml:"listen_address"` // IP address of the BitTorrent listener; "" = all interfaces
+	UTP          bool     `toml:"utp"`            // also uTP (over UDP); TCP is always on
+	DownloadDir  string   `toml:"download_dir"`   // "" = DataDir/downloads
+	DataDir      string   `toml:"data_dir"`       // state, control socket; see [Default]
+	MaxActive    int      `toml:"max_active"`     // tasks downloading at once
+	Seed         bool     `toml:"seed"`           // upload to other peers
+	SeedRatio    float64  `toml:"seed_ratio"`     // stop seeding a task at this upload/size ratio; 0 = no limit
+	UploadRate   ByteSize `toml:"upload_rate"`    // bytes per second; 0 = unlimited
+	DownloadRate ByteSize `toml:"download_rate"`  // bytes per second; 0 = unlimited
+	DHT          bool     `toml:"dht"`            // use the mainline DHT
+	Trackers     []string `toml:"trackers"`       // extra trackers added to every task
 }
 
 // HLS is the [hls] section: on-demand HLS for browsers.
@@ -125,6 +127,7 @@ func defaults() Config {
 		},
 		Torrent: Torrent{
 			ListenPort: DefaultListenPort,
+			UTP:        true,
 			MaxActive:  defaultMaxActive,
 			Seed:       true,
 			SeedRatio:  defaultSeedRatio,
