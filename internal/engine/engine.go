@@ -92,6 +92,7 @@ type Engine struct {
 	cl         *torrent.Client
 	completion storage.PieceCompletion
 	cache      metaCache
+	peers      *peerWatch
 	fetch      *http.Client
 	listen     netip.AddrPort
 	stop       chan struct{} // closed by Close
@@ -153,6 +154,7 @@ func New(opts Options) (*Engine, error) {
 		log:     logger.With("component", "engine"),
 		tlog:    slog.New(quietHandler{logger.With("component", "torrent").Handler(), &closing}),
 		cache:   metaCache{dir: filepath.Join(opts.DataDir, "torrents")},
+		peers:   newPeerWatch(),
 		fetch:   newFetchClient(),
 		stop:    make(chan struct{}),
 		tasks:   make(map[string]*Task),
@@ -197,6 +199,10 @@ func New(opts Options) (*Engine, error) {
 	// A short timer bounds such a stall; the cost is a 4-byte keep-alive per idle connection
 	// this often.
 	cfg.KeepAliveTimeout = writerWakeInterval
+	// Stalled connections are closed and uTP is the fallback to TCP (peers.go): the engine
+	// adds its own dialers after the client starts and watches requests through callbacks.
+	cfg.DialForPeerConns = false
+	e.peers.install(&cfg.Callbacks)
 	if opts.UploadRateBytes > 0 {
 		// The burst must hold a whole chunk (16 KiB) and bounds the longest request we serve.
 		burst := int(min(max(opts.UploadRateBytes/4, 64<<10), 1<<20))
@@ -210,6 +216,11 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.Join(
 			fmt.Errorf("engine: start torrent client on %s port %d: %w", hostOrAll(opts.ListenHost), opts.ListenPort, err),
 			e.completion.Close())
+	}
+	for _, l := range e.cl.Listeners() {
+		if d, ok := l.(torrent.Dialer); ok {
+			e.cl.AddDialer(peerDialer{Dialer: d, w: e.peers})
+		}
 	}
 	if !host.IsValid() {
 		host = netip.IPv4Unspecified()
@@ -272,6 +283,7 @@ func (e *Engine) loop() {
 		case now := <-tk.C:
 			for _, t := range e.snapshot() {
 				t.maintain(now)
+				t.checkPeers(now)
 			}
 		}
 	}
@@ -510,6 +522,7 @@ func (e *Engine) Remove(id string, deleteFiles bool) error {
 		return fmt.Errorf("remove task %q: %w", id, ErrNotFound)
 	}
 	t.shutdown()
+	e.peers.forget(t)
 	t.tor.Drop()
 	e.log.Info("task removed", "task", id, "infohash", t.key, "delete_files", deleteFiles)
 	if !deleteFiles || t.seeded {
