@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/torrentclaw/cli/internal/ids"
 )
 
 // Backend is what the control socket drives: the daemon implements it, and
@@ -41,7 +43,6 @@ type Backend interface {
 const (
 	maxBodyBytes      = 1 << 20
 	maxHeaderBytes    = 64 << 10
-	maxIDBytes        = 256
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 60 * time.Second
 	shutdownGrace     = 5 * time.Second
@@ -136,7 +137,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(rec, r)
 		}
 		s.log.Debug("control request", "method", r.Method, "route", r.Pattern,
-			"status", rec.status, "dur", time.Since(start))
+			"status", rec.status, "dur_ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }
 
@@ -350,7 +351,7 @@ func decodeBody(r *http.Request, v any) error {
 // taskID returns the {id} path value, checked for shape only.
 func taskID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
-	if id == "" || len(id) > maxIDBytes || strings.ContainsFunc(id, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+	if !ids.ValidTaskID(id) {
 		return "", fmt.Errorf("%w: invalid task id", ErrBadRequest)
 	}
 	return id, nil

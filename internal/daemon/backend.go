@@ -79,8 +79,8 @@ func (d *Daemon) taskInfo(st engine.Status, files []engine.File) control.TaskInf
 		Error:           st.Error,
 		Notice:          st.Notice,
 	}
-	if info, ok := d.tokens.Info(st.ID); ok {
-		ti.Token = control.TokenInfo{Set: true, ExpiresAt: info.ExpiresAt}
+	if info := d.tokens.Info(st.ID); info.Grants > 0 {
+		ti.Token = control.TokenInfo{Set: true, ExpiresAt: info.LastExpiry}
 	}
 	for _, f := range files {
 		ti.Files = append(ti.Files, control.FileInfo{Index: f.Index, Path: f.Path, Length: f.Length, Playable: f.Playable})
@@ -107,14 +107,14 @@ func (d *Daemon) AddTask(ctx context.Context, req control.AddRequest) (control.A
 	if err := d.setToken(t.ID(), tok, time.Time{}); err != nil {
 		return control.AddResponse{}, err
 	}
-	info, _ := d.tokens.Info(t.ID())
+	info := d.tokens.Info(t.ID())
 	base := d.mediaBase()
 	resp := control.AddResponse{
 		TaskID:      t.ID(),
 		Token:       tok,
 		StreamURL:   streamURL(base, t.ID(), tok, req.FileIndex),
 		PlaylistURL: playlistURL(base, t.ID(), tok),
-		ExpiresAt:   info.ExpiresAt,
+		ExpiresAt:   info.LastExpiry,
 	}
 	if req.HLS {
 		s, err := d.createHLS(ctx, "", t.ID(), req.FileIndex, 0)
@@ -152,12 +152,12 @@ func (d *Daemon) IssueToken(ctx context.Context, id string) (control.TokenRespon
 	if err := d.setToken(id, tok, time.Time{}); err != nil {
 		return control.TokenResponse{}, err
 	}
-	info, _ := d.tokens.Info(id)
+	info := d.tokens.Info(id)
 	base := d.mediaBase()
 	return control.TokenResponse{
 		TaskID:      id,
 		Token:       tok,
-		ExpiresAt:   info.ExpiresAt,
+		ExpiresAt:   info.LastExpiry,
 		StreamURL:   streamURL(base, id, tok, -1),
 		PlaylistURL: playlistURL(base, id, tok),
 	}, nil
@@ -174,7 +174,7 @@ func (d *Daemon) RevokeToken(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	d.tokens.ClearTaskToken(id)
+	d.tokens.Revoke(id)
 	d.hlsm.CloseTask(id)
 	return d.setToken(id, lock, time.Time{})
 }

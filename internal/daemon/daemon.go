@@ -38,6 +38,12 @@ type Options struct {
 	Config  config.Config
 	Version string
 	Logger  *slog.Logger
+	// LogLevel, when set, is the level of Logger's handler: [Daemon.Reload]
+	// changes it.
+	LogLevel *slog.LevelVar
+	// Sources says where each config value came from (flag, environment,
+	// file), so errors such as a busy port name what set it. Nil: the keys.
+	Sources config.Sources
 
 	// Intervals shortens the origin loop's timings in tests; zero values
 	// mean the protocol's defaults.
@@ -85,6 +91,11 @@ type Daemon struct {
 	tasks        map[string]*taskRecord
 	internalToks map[string]token.Token
 	agentID      string
+
+	// reloadMu serialises Reload; live is the config as last reloaded
+	// (nil: cfg).
+	reloadMu sync.Mutex
+	live     *config.Config
 
 	// saveMu serialises state file writes.
 	saveMu sync.Mutex
@@ -182,14 +193,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	d.mediaLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.Port, "stream.port")
+	d.mediaLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.Port, "stream.port", d.opts.Sources.Describe("stream.port"))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = d.mediaLn.Close() }()
 	d.mediaAP = addrPortOf(d.mediaLn.Addr())
 	if cfg.Stream.TLSPort != 0 {
-		d.tlsLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.TLSPort, "stream.tls_port")
+		d.tlsLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.TLSPort, "stream.tls_port", d.opts.Sources.Describe("stream.tls_port"))
 		if err != nil {
 			return err
 		}
@@ -223,7 +234,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	})
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("torrent.listen_port %d is in use (set torrent.listen_port, or 0 for any free port): %w", cfg.Torrent.ListenPort, ErrPortInUse)
+			return fmt.Errorf("torrent.listen_port %d is in use (set by %s; choose another port, or 0 for any free port): %w",
+				cfg.Torrent.ListenPort, d.opts.Sources.Describe("torrent.listen_port"), ErrPortInUse)
 		}
 		return fmt.Errorf("start torrent engine: %w", err)
 	}
@@ -315,13 +327,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	return err
 }
 
-// listenTCP binds host:port, naming the config key when the port is taken.
-func listenTCP(host string, port int, key string) (net.Listener, error) {
+// listenTCP binds host:port, naming the config key and what set it (source,
+// see [config.Sources.Describe]) when the port is taken.
+func listenTCP(host string, port int, key, source string) (net.Listener, error) {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("%s: %s is already in use (another torrentclaw or program holds it; set %s to a free port): %w", key, addr, key, ErrPortInUse)
+			return nil, fmt.Errorf("%s: %s is already in use (another torrentclaw or program holds it; set by %s: choose a free port): %w", key, addr, source, ErrPortInUse)
 		}
 		return nil, fmt.Errorf("%s: listen on %s: %w", key, addr, err)
 	}
@@ -372,12 +385,15 @@ func (d *Daemon) ownHosts() []string {
 }
 
 // corsOrigins are the origin's scheme+host plus stream.cors_origins.
-func (d *Daemon) corsOrigins() []string {
+func (d *Daemon) corsOrigins() []string { return corsOriginsOf(d.cfg) }
+
+// corsOriginsOf are cfg's origin's scheme+host plus stream.cors_origins.
+func corsOriginsOf(cfg config.Config) []string {
 	var out []string
-	if o := originOf(d.cfg.Origin.APIURL); o != "" {
+	if o := originOf(cfg.Origin.APIURL); o != "" {
 		out = append(out, o)
 	}
-	return append(out, d.cfg.Stream.CORSOrigins...)
+	return append(out, cfg.Stream.CORSOrigins...)
 }
 
 // save writes the state file from the current tasks and token hashes.
@@ -438,6 +454,7 @@ func (d *Daemon) addTask(ctx context.Context, rec taskRecord) (*engine.Task, err
 		FileIndex: rec.FileIndex,
 		Title:     rec.Title,
 		Stream:    rec.Stream,
+		Remote:    rec.FromOrig, // the origin may not name local files
 	})
 	if err != nil {
 		return nil, err
@@ -456,8 +473,8 @@ func (d *Daemon) addTask(ctx context.Context, rec taskRecord) (*engine.Task, err
 // removeTask removes a task everywhere: HLS sessions, tokens, engine, state.
 func (d *Daemon) removeTask(id string, deleteFiles bool) error {
 	d.hlsm.CloseTask(id)
-	d.tokens.ClearTaskToken(id)
-	d.internal.ClearTaskToken(id)
+	d.tokens.Revoke(id)
+	d.internal.Revoke(id)
 	err := d.eng.Remove(id, deleteFiles)
 	d.mu.Lock()
 	delete(d.internalToks, id)
@@ -493,7 +510,7 @@ func (d *Daemon) setPaused(id string, paused bool) error {
 
 // setToken installs a token for a task and persists its hash.
 func (d *Daemon) setToken(taskID string, tok token.Token, expiresAt time.Time) error {
-	if err := d.tokens.SetTaskToken(taskID, tok, expiresAt); err != nil {
+	if err := d.tokens.Grant(taskID, tok, token.IssuerOrigin, token.TaskScope(), expiresAt); err != nil {
 		return err
 	}
 	return d.save()
@@ -502,7 +519,7 @@ func (d *Daemon) setToken(taskID string, tok token.Token, expiresAt time.Time) e
 // clearToken forgets a task's token and closes its HLS sessions, whose URLs
 // carried it.
 func (d *Daemon) clearToken(taskID string) error {
-	d.tokens.ClearTaskToken(taskID)
+	d.tokens.Revoke(taskID)
 	d.hlsm.CloseTask(taskID)
 	return d.save()
 }
@@ -560,14 +577,14 @@ func (d *Daemon) hintBitrate(ctx context.Context, t *engine.Task, s *hls.Session
 func (d *Daemon) internalToken(taskID string) (token.Token, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if tok, ok := d.internalToks[taskID]; ok && d.internal.HasToken(taskID) {
+	if tok, ok := d.internalToks[taskID]; ok && d.internal.Info(taskID).Grants > 0 {
 		return tok, nil
 	}
 	tok, err := token.Mint()
 	if err != nil {
 		return "", err
 	}
-	if err := d.internal.SetTaskToken(taskID, tok, time.Time{}); err != nil {
+	if err := d.internal.Grant(taskID, tok, token.IssuerInternal, token.TaskScope(), time.Time{}); err != nil {
 		return "", err
 	}
 	d.internalToks[taskID] = tok

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -174,11 +173,7 @@ func (l *originLink) Snapshot(ctx context.Context) origin.Snapshot {
 		DownloadDir:     d.cfg.Torrent.DownloadDir,
 		Tasks:           l.taskStates(),
 	}
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(d.cfg.Torrent.DownloadDir, &fs); err == nil {
-		snap.DiskFreeBytes = int64(fs.Bavail) * int64(fs.Bsize)
-		snap.DiskTotalBytes = int64(fs.Blocks) * int64(fs.Bsize)
-	}
+	snap.DiskFreeBytes, snap.DiskTotalBytes = diskSpace(d.cfg.Torrent.DownloadDir)
 	snap.FreeSlots = d.eng.FreeSlots()
 	return snap
 }
@@ -278,7 +273,7 @@ func (l *originLink) Apply(ctx context.Context, r origin.SyncReply) {
 		cancel()
 		if err != nil {
 			d.log.Warn("origin task not added", "task", nt.ID, "err", err)
-			l.loop.Report(origin.TaskState{TaskID: nt.ID, Status: "failed", ErrorMessage: err.Error()})
+			l.loop.Report(origin.FailedState(nt.ID, err)) // a fixed code, never the error text
 			continue
 		}
 		d.log.Info("task added", "task", nt.ID, "mode", nt.Mode)

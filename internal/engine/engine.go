@@ -97,6 +97,8 @@ type Engine struct {
 	listen     netip.AddrPort
 	stop       chan struct{} // closed by Close
 	wg         sync.WaitGroup
+	// upLimit and downLimit are the library's rate limiters; see [Engine.SetRates].
+	upLimit, downLimit *rate.Limiter
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -203,14 +205,8 @@ func New(opts Options) (*Engine, error) {
 	// adds its own dialers after the client starts and watches requests through callbacks.
 	cfg.DialForPeerConns = false
 	e.peers.install(&cfg.Callbacks)
-	if opts.UploadRateBytes > 0 {
-		// The burst must hold a whole chunk (16 KiB) and bounds the longest request we serve.
-		burst := int(min(max(opts.UploadRateBytes/4, 64<<10), 1<<20))
-		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(opts.UploadRateBytes), burst)
-	}
-	if opts.DownloadRateBytes > 0 {
-		cfg.DownloadRateLimiter = rate.NewLimiter(rate.Limit(opts.DownloadRateBytes), 0)
-	}
+	e.upLimit, e.downLimit = newRateLimiters(opts.UploadRateBytes, opts.DownloadRateBytes)
+	cfg.UploadRateLimiter, cfg.DownloadRateLimiter = e.upLimit, e.downLimit
 	e.cl, err = torrent.NewClient(cfg)
 	if err != nil {
 		return nil, errors.Join(
@@ -309,6 +305,9 @@ type AddSpec struct {
 	// Stream downloads only the selected file (head and tail first); otherwise the whole
 	// torrent is downloaded.
 	Stream bool
+	// Remote marks a source sent by a remote party (the web origin): it is parsed with
+	// [ParseOriginSource], so a .torrent path or file:// URL is refused before any I/O.
+	Remote bool
 }
 
 // Add adds a task and returns at once; for magnet links and infohashes the metainfo resolves
@@ -319,7 +318,11 @@ func (e *Engine) Add(ctx context.Context, spec AddSpec) (*Task, error) {
 	if spec.FileIndex < -1 {
 		return nil, fmt.Errorf("add task: file index %d: want -1 or a file index", spec.FileIndex)
 	}
-	src, err := ParseSource(spec.Source)
+	parse := ParseSource
+	if spec.Remote {
+		parse = ParseOriginSource
+	}
+	src, err := parse(spec.Source)
 	if err != nil {
 		return nil, fmt.Errorf("add task: %w", err)
 	}

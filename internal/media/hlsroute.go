@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/torrentclaw/cli/internal/hls"
+	"github.com/torrentclaw/cli/internal/ids"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -23,7 +24,7 @@ func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
 	sessionID := r.PathValue("session")
 	resource := r.PathValue("resource")
 	tok, okTok := hlsToken(r.URL.RawQuery)
-	ok := okTok && hls.ValidSessionID(sessionID) && validResource(resource)
+	ok := okTok && ids.ValidSessionID(sessionID) && validResource(resource)
 
 	// Authorize: session -> task -> token. An unknown or closed session
 	// verifies against the dummy task, so it costs the same work.
@@ -35,7 +36,9 @@ func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
 			sess, taskID = got, got.TaskID()
 		}
 	}
-	authorized := verify(taskID, tok, ok && sess != nil, s.tokens)
+	// A session's URLs need a grant for the whole task, or one bound to
+	// this session; a file-scoped grant (ffmpeg's input) never opens them.
+	authorized := verify(taskID, tok, token.Scope{SessionID: sessionID, File: -1}, ok && sess != nil, s.tokens)
 	if unavailable != nil {
 		// No session can exist, so there is nothing to check the token
 		// against. A well-formed request (session ID and token shapes) learns
