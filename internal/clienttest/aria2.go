@@ -22,8 +22,9 @@ type Aria2 struct {
 	rpc  int
 	hc   *http.Client
 
-	mu   sync.Mutex        // guards gids
-	gids map[string]string // infohash → the download's gid (after a magnet's metadata: the follow-up)
+	mu     sync.Mutex        // guards gids and magnet
+	gids   map[string]string // infohash → the download's gid (after a magnet's metadata: the follow-up)
+	magnet map[string]bool   // gids that fetch a magnet's metadata; the data comes in a follow-up
 }
 
 var _ Client = (*Aria2)(nil)
@@ -35,7 +36,8 @@ func StartAria2(t testing.TB, opts Options) *Aria2 {
 	requireIsolated(t, "aria2c")
 	Need(t, "aria2c")
 	dir := t.TempDir()
-	a := &Aria2{peer: FreePort(t), rpc: FreePort(t), hc: &http.Client{Timeout: 10 * time.Second}, gids: map[string]string{}}
+	a := &Aria2{peer: FreePort(t), rpc: FreePort(t), hc: &http.Client{Timeout: 10 * time.Second},
+		gids: map[string]string{}, magnet: map[string]bool{}}
 	args := []string{
 		"--enable-rpc", "--rpc-listen-all=false", fmt.Sprintf("--rpc-listen-port=%d", a.rpc),
 		fmt.Sprintf("--listen-port=%d", a.peer), "--interface=127.0.0.1", "--disable-ipv6=true",
@@ -100,6 +102,9 @@ func (a *Aria2) AddMagnet(t testing.TB, magnet, dir string) {
 	var gid string
 	a.call(t, "aria2.addUri", []any{[]string{magnet}, map[string]string{"dir": dir}}, &gid)
 	a.track(t, gid)
+	a.mu.Lock()
+	a.magnet[gid] = true
+	a.mu.Unlock()
 }
 
 func (a *Aria2) track(t testing.TB, gid string) {
@@ -144,15 +149,22 @@ func (a *Aria2) Status(t testing.TB, ih string) Status {
 			continue
 		}
 		s := Status{Known: true}
+		if st.Status == "error" {
+			s.Err = st.ErrorMsg
+			return s
+		}
+		a.mu.Lock()
+		metadataOnly := a.magnet[gid]
+		a.mu.Unlock()
+		if metadataOnly { // its follow-up is not there yet
+			return s
+		}
 		done, _ := strconv.ParseInt(st.Completed, 10, 64)
 		total, _ := strconv.ParseInt(st.Total, 10, 64)
 		if total > 0 && st.Verified == "" && st.Checking == "" {
 			s.Progress = float64(done) / float64(total)
 		}
 		s.Seeding = s.Progress >= 1 && st.Seeder == "true" && st.Status == "active"
-		if st.Status == "error" {
-			s.Err = st.ErrorMsg
-		}
 		return s
 	}
 	return Status{Known: true}

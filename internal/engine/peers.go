@@ -157,8 +157,10 @@ func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType) {
 			s.askedAt = w.now()
 		}
 	case pp.Piece:
+		// The library reports the message before it deletes the request the block answers,
+		// so that request is still counted here.
 		s.askedAt = time.Time{}
-		if s.outstanding > 0 {
+		if s.outstanding > 1 {
 			s.askedAt = w.now()
 		}
 	}
