@@ -11,6 +11,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	pp "github.com/anacrolix/torrent/peer_protocol"
+	"github.com/anacrolix/torrent/types/infohash"
 )
 
 // Stalled peer connections.
@@ -88,7 +89,7 @@ func (w *peerWatch) install(cb *torrent.Callbacks) {
 	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) { w.deleted(ev.Peer) })
 	cb.PeerClosed = append(cb.PeerClosed, w.closed)
 	prevHS := cb.CompletedHandshake
-	cb.CompletedHandshake = func(pc *torrent.PeerConn, ih torrent.InfoHash) {
+	cb.CompletedHandshake = func(pc *torrent.PeerConn, ih infohash.T) {
 		if prevHS != nil {
 			prevHS(pc, ih)
 		}
