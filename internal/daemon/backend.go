@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/torrentclaw/cli/internal/control"
@@ -238,6 +239,9 @@ func (d *Daemon) Doctor(ctx context.Context) ([]control.Check, error) {
 		add("bittorrent listener", control.LevelWarn, fmt.Sprintf("listening on %s (%s): peers on other machines cannot connect; set torrent.listen_address to \"\" (all interfaces) or a LAN address", bt, proto))
 	} else {
 		add("bittorrent listener", control.LevelOK, fmt.Sprintf("listening on %s (%s)", bt, proto))
+	}
+	for _, r := range d.eng.Recoveries() { // what the engine repaired at start (issue 9)
+		add("recovery", control.LevelWarn, r.What+strings.TrimSuffix(" (moved to "+r.MovedTo+")", " (moved to )"))
 	}
 	if d.cfg.Stream.RequireStreamToken {
 		add("stream tokens", control.LevelOK, "required for every task")
