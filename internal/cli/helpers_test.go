@@ -63,6 +63,7 @@ type fakeDaemon struct {
 	tasks       map[string]*fakeTask
 	adds        []control.AddRequest
 	seeds       []string
+	calls       []string // pause/resume/remove calls, "<state> <id>"
 	tokens      []string // every token minted, plain
 	doctorCheck []control.Check
 }
@@ -156,6 +157,26 @@ func (f *fakeDaemon) RemoveTask(ctx context.Context, id string, deleteFiles bool
 		return wireError("not_found", "task %q: not found", id)
 	}
 	delete(f.tasks, id)
+	return nil
+}
+
+func (f *fakeDaemon) PauseTask(ctx context.Context, id string) error {
+	return f.setState(id, "paused")
+}
+
+func (f *fakeDaemon) ResumeTask(ctx context.Context, id string) error {
+	return f.setState(id, "downloading")
+}
+
+func (f *fakeDaemon) setState(id, state string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.tasks[id]
+	if !ok {
+		return wireError("not_found", "task %q: not found", id)
+	}
+	t.info.State = state
+	f.calls = append(f.calls, state+" "+id)
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/origin"
+	"github.com/torrentclaw/cli/internal/tasks"
 )
 
 // originProbeTimeout bounds the offline origin check.
@@ -28,8 +28,8 @@ func CheckOrigin(ctx context.Context, cfg config.Config) control.Check {
 	agentID := cfg.Origin.AgentID
 	if agentID == "" {
 		// The ID a previous daemon generated, else one for this probe only.
-		if st, err := loadState(filepath.Join(cfg.Torrent.DataDir, "state.json")); err == nil && st.AgentID != "" {
-			agentID = st.AgentID
+		if id := tasks.ReadAgentID(cfg.Torrent.DataDir); id != "" {
+			agentID = id
 		} else {
 			agentID = "doctor"
 		}
