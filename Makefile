@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.0
 BENCH_COUNT ?= 3
 
-.PHONY: build test bench demo lint fuzz clean
+.PHONY: build test bench demo lint fuzz clean release
 
 build:
 	$(GO) build -o torrentclaw ./cmd/torrentclaw
@@ -40,5 +40,24 @@ fuzz:
 		done; \
 	done
 
+# Release binaries in dist/: every platform below, built offline from the module
+# cache with -trimpath, the version stamped in, and a SHA256SUMS file. CGO is off
+# so one machine builds them all; the torrent library then uses its pure-Go uTP
+# instead of the C libutp (anacrolix/torrent picks it by build tag).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+LDFLAGS   := -s -w -X github.com/torrentclaw/cli/internal/cli.version=$(VERSION)
+release:
+	rm -rf dist && mkdir -p dist
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		out=dist/torrentclaw-$(VERSION)-$$os-$$arch$$ext; \
+		echo "== $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOFLAGS=-mod=readonly \
+			$(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o $$out ./cmd/torrentclaw; \
+	done
+	cd dist && sha256sum torrentclaw-* > SHA256SUMS
+
 clean:
 	rm -f torrentclaw
+	rm -rf dist

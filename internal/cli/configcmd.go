@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,8 +20,10 @@ func newConfigCmd(env *Env) *cobra.Command {
 		Use:   "config",
 		Short: "Create, show or check the config file",
 		Long: `The config file is TOML, at --config, else $TORRENTCLAW_CONFIG, else
-$XDG_CONFIG_HOME/torrentclaw/config.toml. Values from the environment
-($TORRENTCLAW_API_KEY) override the file; daemon flags override both.`,
+$XDG_CONFIG_HOME/torrentclaw/config.toml. Every key can be set from the
+environment as TORRENTCLAW_<SECTION>_<KEY> (TORRENTCLAW_STREAM_PORT=8080;
+lists comma-separated); the environment overrides the file, and daemon flags
+override both. $TORRENTCLAW_API_KEY also sets origin.api_key.`,
 		Args: subcommandArgs,
 		RunE: showHelp,
 	}
@@ -94,14 +98,24 @@ func runConfigInit(opts *configInitOptions) (err error) {
 type configShowOptions struct {
 	Out, Err   io.Writer
 	LoadConfig func() (config.Config, string, error)
+	// LoadSources also says where each value came from; nil shows no sources.
+	LoadSources func() (config.Config, config.Sources, string, error)
+
+	Env bool // print TORRENTCLAW_*=value lines instead of TOML
 }
 
 func newConfigShowCmd(env *Env, runF func(*configShowOptions) error) *cobra.Command {
-	opts := &configShowOptions{Out: env.Out, Err: env.Err, LoadConfig: env.LoadConfig}
+	opts := &configShowOptions{Out: env.Out, Err: env.Err, LoadConfig: env.LoadConfig,
+		LoadSources: func() (config.Config, config.Sources, string, error) {
+			return loadConfigSources(env.ConfigPath)
+		}}
 	cmd := &cobra.Command{
 		Use:   "show",
-		Short: "Print the effective config, secrets redacted",
-		Args:  noArgs,
+		Short: "Print the effective config, secrets redacted, and where each value came from",
+		Long: `Print the effective config as TOML, secrets redacted. A value that does not
+come from the defaults carries a comment saying where it came from: the file
+(with its line) or the environment variable that set it.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(opts)
@@ -109,18 +123,63 @@ func newConfigShowCmd(env *Env, runF func(*configShowOptions) error) *cobra.Comm
 			return runConfigShow(opts)
 		},
 	}
+	cmd.Flags().BoolVar(&opts.Env, "env", false, "print the config as TORRENTCLAW_<SECTION>_<KEY>=value lines (for containers)")
 	return cmd
 }
 
 func runConfigShow(opts *configShowOptions) error {
-	cfg, path, err := opts.LoadConfig()
+	var (
+		cfg     config.Config
+		sources config.Sources
+		path    string
+		err     error
+	)
+	if opts.LoadSources != nil {
+		cfg, sources, path, err = opts.LoadSources()
+	} else {
+		cfg, path, err = opts.LoadConfig()
+	}
 	if err != nil {
 		return err
 	}
 	if !fileExists(path) {
-		fmt.Fprintf(opts.Err, "no config file at %s: showing the defaults\n", orDash(path))
+		fmt.Fprintf(opts.Err, "no config file at %s: showing the defaults and the environment\n", orDash(path))
 	}
-	return config.Encode(opts.Out, cfg.Redacted())
+	if opts.Env {
+		_, err := io.WriteString(opts.Out, strings.Join(cfg.Redacted().Environ(), "\n")+"\n")
+		return err
+	}
+	var buf bytes.Buffer
+	if err := config.Encode(&buf, cfg.Redacted()); err != nil {
+		return err
+	}
+	_, err = opts.Out.Write(annotateSources(buf.Bytes(), sources, path))
+	return err
+}
+
+// annotateSources appends "# <source>" to each "key = value" line of the
+// encoded TOML whose value did not come from the defaults. The result is
+// still valid TOML.
+func annotateSources(encoded []byte, sources config.Sources, path string) []byte {
+	var out bytes.Buffer
+	section := ""
+	for _, line := range strings.SplitAfter(string(encoded), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "[") && strings.HasSuffix(trimmed, "]") {
+			section = strings.Trim(trimmed, "[]")
+		}
+		key, _, isKV := strings.Cut(trimmed, " = ")
+		src := sources.Of(section + "." + key)
+		if !isKV || section == "" || src == config.SourceDefault {
+			out.WriteString(line)
+			continue
+		}
+		if strings.HasPrefix(src, "file") && path != "" {
+			src = path + " " + strings.TrimPrefix(src, "file ")
+		}
+		out.WriteString(strings.TrimRight(line, "\n") + "  # " + src + "\n")
+	}
+	return out.Bytes()
 }
 
 type configCheckOptions struct {

@@ -48,9 +48,13 @@ func newDaemonCmd(env *Env, runF func(*daemonOptions) error) *cobra.Command {
 (<data_dir>/control.sock) for this CLI, the torrent client, and the origin
 sync loop when an origin is configured.
 
-Settings come from flags, then the environment ($TORRENTCLAW_API_KEY), then
-the config file, then the defaults. A flag that is not given leaves the
-config value alone.`,
+Settings come from flags, then the environment (TORRENTCLAW_<SECTION>_<KEY>,
+e.g. TORRENTCLAW_STREAM_PORT), then the config file, then the defaults. A flag
+that is not given leaves the config value alone.
+
+SIGHUP reloads the config file and environment and applies what can change
+while running (log level, rate limits, CORS origins, TLS certificates, the
+stream-token requirement); the log says what needs a restart.`,
 		Example: `  torrentclaw daemon
   torrentclaw daemon --listen 127.0.0.1 --port 8080
   torrentclaw daemon --require-stream-token --upnp`,
@@ -123,12 +127,13 @@ config value alone.`,
 }
 
 func runDaemon(ctx context.Context, opts *daemonOptions) error {
-	cfg, err := daemonConfig(opts)
+	cfg, sources, err := daemonConfigSources(opts)
 	if err != nil {
 		return err
 	}
 	d, err := daemon.New(daemon.Options{
 		Config:  cfg,
+		Sources: sources,
 		Version: opts.Version,
 		Logger:  newLogger(opts.Err, cfg.Log.Level.Level(), cfg.Log.Format),
 	})
@@ -141,16 +146,36 @@ func runDaemon(ctx context.Context, opts *daemonOptions) error {
 // daemonConfig resolves the daemon's config once: flags over environment
 // over file over defaults.
 func daemonConfig(opts *daemonOptions) (config.Config, error) {
-	cfg, path, err := loadConfig(opts.ConfigPath)
+	cfg, _, err := daemonConfigSources(opts)
+	return cfg, err
+}
+
+// daemonConfigSources is [daemonConfig] that also says where each value
+// came from.
+func daemonConfigSources(opts *daemonOptions) (config.Config, config.Sources, error) {
+	cfg, sources, path, err := loadConfigSources(opts.ConfigPath)
 	if err != nil {
-		return config.Config{}, err
+		return config.Config{}, nil, err
 	}
 	if err := config.CheckPermissions(path); err != nil {
 		if opts.Strict || !errors.Is(err, config.ErrInsecurePermissions) {
-			return config.Config{}, err
+			return config.Config{}, nil, err
 		}
 		fmt.Fprintf(opts.Err, "warning: %s\n", oneLine(err.Error()))
 	}
+	flag := func(key, name string, set bool) {
+		if set {
+			sources[key] = "--" + name
+		}
+	}
+	flag("torrent.data_dir", "data-dir", opts.DataDir != nil)
+	flag("torrent.download_dir", "download-dir", opts.DownloadDir != nil)
+	flag("stream.listen", "listen", opts.Listen != nil)
+	flag("stream.port", "port", opts.Port != nil)
+	flag("stream.tls_port", "tls-port", opts.TLSPort != nil)
+	flag("stream.require_stream_token", "require-stream-token", opts.RequireStreamToken != nil)
+	flag("upnp.enabled", "upnp", opts.UPnP != nil)
+	flag("log.level", "log-level", opts.LogLevel != nil)
 	if opts.DataDir != nil {
 		// Directories derived from the data dir move with it, unless the
 		// file set them.
@@ -171,9 +196,9 @@ func daemonConfig(opts *daemonOptions) (config.Config, error) {
 	setIf(&cfg.UPnP.Enabled, opts.UPnP)
 	setIf(&cfg.Log.Level, opts.LogLevel)
 	if err := cfg.Validate(); err != nil {
-		return config.Config{}, fmt.Errorf("config with flags applied: %w", err)
+		return config.Config{}, nil, fmt.Errorf("config with flags applied: %w", err)
 	}
-	return cfg, nil
+	return cfg, sources, nil
 }
 
 // setIf sets *dst to *v when v is not nil.

@@ -16,10 +16,8 @@ import (
 	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/daemon"
+	"github.com/torrentclaw/cli/internal/sample"
 )
-
-// demoSample is where the sample video lives, relative to the repository.
-const demoSample = "testdata/sample.mp4"
 
 // demoCheckBytes is how much of the file the demo fetches through /stream
 // and compares with the original before it prints the URLs.
@@ -29,7 +27,7 @@ type demoOptions struct {
 	Out, Err io.Writer
 	Version  string
 
-	File string        // the video to seed
+	File string        // the video to seed; "" = the embedded sample
 	Port int           // media listener port on 127.0.0.1
 	Dir  string        // where the demo keeps its state; "" = a temp dir removed at exit
 	Wait time.Duration // how long to wait for the stream to become playable
@@ -43,8 +41,8 @@ func newDemoCmd(env *Env, runF func(*demoOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Stream a sample video from a local seeder, with no origin and no internet",
-		Long: `demo seeds the sample video in testdata/ from a second BitTorrent client on
-loopback, starts a daemon on 127.0.0.1, streams the video through it, checks
+		Long: `demo seeds a small sample video (built into the binary) from a second
+BitTorrent client on loopback, starts a daemon on 127.0.0.1, streams the video through it, checks
 the first bytes against the file, and prints a stream URL and a playlist URL
 for VLC or a browser. It keeps serving until Ctrl-C.`,
 		Args: noArgs,
@@ -58,7 +56,7 @@ for VLC or a browser. It keeps serving until Ctrl-C.`,
 			return runDemo(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.File, "file", demoSample, "video file to seed")
+	cmd.Flags().StringVar(&opts.File, "file", "", "video file to seed (default: the built-in 30 s sample)")
 	cmd.Flags().IntVar(&opts.Port, "port", config.DefaultStreamPort, "media listener port on 127.0.0.1")
 	cmd.Flags().StringVar(&opts.Dir, "dir", "", "keep the demo's data here instead of a temporary directory")
 	cmd.Flags().DurationVar(&opts.Wait, "wait", time.Minute, "how long to wait for the stream to become playable")
@@ -67,12 +65,14 @@ for VLC or a browser. It keeps serving until Ctrl-C.`,
 }
 
 func runDemo(ctx context.Context, opts *demoOptions) (err error) {
-	file, err := filepath.Abs(opts.File)
-	if err != nil {
-		return err
-	}
-	if fi, err := os.Stat(file); err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("demo needs the sample video %s: run it from the repository root or pass --file", opts.File)
+	var file string
+	if opts.File != "" {
+		if file, err = filepath.Abs(opts.File); err != nil {
+			return err
+		}
+		if fi, err := os.Stat(file); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("demo: --file %s is not a readable regular file", opts.File)
+		}
 	}
 	dir := opts.Dir
 	if dir == "" {
@@ -82,6 +82,12 @@ func runDemo(ctx context.Context, opts *demoOptions) (err error) {
 		}
 		defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
 	}
+	if file == "" {
+		// The sample is built in, so the demo works from any directory.
+		if file, err = sample.Write(filepath.Join(dir, "sample")); err != nil {
+			return err
+		}
+	}
 
 	seeder, err := daemon.NewSeeder(daemon.SeederOptions{DataDir: filepath.Join(dir, "seeder"), ListenHost: "127.0.0.1"})
 	if err != nil {
@@ -90,7 +96,7 @@ func runDemo(ctx context.Context, opts *demoOptions) (err error) {
 	defer func() { err = errors.Join(err, seeder.Close()) }()
 	seed, err := seeder.Seed(ctx, file)
 	if err != nil {
-		return fmt.Errorf("seed %s: %w", opts.File, err)
+		return fmt.Errorf("seed %s: %w", filepath.Base(file), err)
 	}
 	fmt.Fprintf(opts.Err, "seeding %s on %s\n", filepath.Base(file), seed.Peer)
 

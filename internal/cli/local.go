@@ -25,6 +25,17 @@ func loadConfig(flagPath string) (config.Config, string, error) {
 	return cfg, path, nil
 }
 
+// loadConfigSources is [loadConfig] that also says where each value came
+// from.
+func loadConfigSources(flagPath string) (config.Config, config.Sources, string, error) {
+	path := config.Path(flagPath)
+	cfg, src, err := config.LoadSources(path)
+	if err != nil {
+		return config.Config{}, nil, path, err
+	}
+	return cfg, src, path, nil
+}
+
 // newLogger returns the daemon's logger on w, at level or above, as text or
 // JSON per format.
 func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -226,16 +227,51 @@ talk to it over its control socket, or run one in-process when none runs.`,
 	return root
 }
 
-// buildVersion returns the version stamped at build time, else the module
-// version go install recorded, else "dev".
+// buildVersion returns the version stamped at build time (make release), else
+// the module version go install recorded, else "dev" with the commit time and
+// revision from the build info ("dev-20261203070000-0123456789ab", "+dirty"
+// when the tree had changes), else "dev". It has no spaces or colons, so it
+// fits a User-Agent product token.
 func buildVersion() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return versionFrom(version, bi)
+}
+
+// versionFrom is [buildVersion] on given inputs, for tests.
+func versionFrom(stamped string, bi *debug.BuildInfo) string {
+	if stamped != "" {
+		return stamped
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if bi == nil {
+		return "dev"
 	}
-	return "dev"
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, at string
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	v := "dev-"
+	if t, err := time.Parse(time.RFC3339, at); err == nil {
+		v += t.UTC().Format("20060102150405") + "-"
+	}
+	v += rev[:min(len(rev), 12)]
+	if dirty {
+		v += "+dirty"
+	}
+	return v
 }
 
 // isTerminal reports whether w is a character device (a terminal).

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -432,5 +433,35 @@ func TestHelpExitsZero(t *testing.T) {
 		if out.String() == "" {
 			t.Errorf("run(%q) printed nothing on stdout", args)
 		}
+	}
+}
+
+func TestVersionFrom(t *testing.T) {
+	vcs := func(kv ...string) *debug.BuildInfo {
+		bi := &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return bi
+	}
+	tests := []struct {
+		name    string
+		stamped string
+		bi      *debug.BuildInfo
+		want    string
+	}{
+		{"ldflags win", "v1.2.3", vcs("vcs.revision", "0123456789abcdef"), "v1.2.3"},
+		{"go install @version", "", &debug.BuildInfo{Main: debug.Module{Version: "v0.4.0"}}, "v0.4.0"},
+		{"checkout", "", vcs("vcs.revision", "0123456789abcdef0123", "vcs.time", "2026-12-03T07:00:00Z", "vcs.modified", "false"), "dev-20261203070000-0123456789ab"},
+		{"dirty checkout", "", vcs("vcs.revision", "0123456789abcdef0123", "vcs.time", "2026-12-03T07:00:00Z", "vcs.modified", "true"), "dev-20261203070000-0123456789ab+dirty"},
+		{"no vcs", "", vcs(), "dev"},
+		{"no build info", "", nil, "dev"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := versionFrom(tc.stamped, tc.bi); got != tc.want {
+				t.Errorf("versionFrom(%q, …) = %q, want %q", tc.stamped, got, tc.want)
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@ type Config struct {
 	Torrent Torrent `toml:"torrent"`
 	HLS     HLS     `toml:"hls"`
 	UPnP    UPnP    `toml:"upnp"`
+	Metrics Metrics `toml:"metrics"`
 	Log     Log     `toml:"log"`
 }
 
@@ -72,6 +73,13 @@ type HLS struct {
 type UPnP struct {
 	Enabled bool     `toml:"enabled"`
 	Lease   Duration `toml:"lease"` // mapping lifetime, renewed at half
+}
+
+// Metrics is the [metrics] section: Prometheus metrics (off by default).
+type Metrics struct {
+	// Listen is the host:port that serves /metrics, such as
+	// "127.0.0.1:9464"; "" = off.
+	Listen string `toml:"listen"`
 }
 
 // Log is the [log] section.

@@ -203,8 +203,9 @@ func TestFullFixture(t *testing.T) {
 			Dir:            "/var/cache/torrentclaw/hls",
 			MaxDisk:        3 * GiB / 2,
 		},
-		UPnP: UPnP{Enabled: true, Lease: Duration(30 * time.Minute)},
-		Log:  Log{Level: LevelDebug, Format: "json"},
+		UPnP:    UPnP{Enabled: true, Lease: Duration(30 * time.Minute)},
+		Metrics: Metrics{Listen: "127.0.0.1:9464"},
+		Log:     Log{Level: LevelDebug, Format: "json"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(full.toml) =\n%+v\nwant\n%+v", got, want)

@@ -20,7 +20,7 @@ import (
 // Environment variables read by [Path] and [Load].
 const (
 	EnvConfig = "TORRENTCLAW_CONFIG"  // config file path, below the --config flag
-	EnvAPIKey = "TORRENTCLAW_API_KEY" // overrides origin.api_key when not empty
+	EnvAPIKey = "TORRENTCLAW_API_KEY" // overrides origin.api_key when not empty (TORRENTCLAW_ORIGIN_API_KEY wins)
 )
 
 // ErrUnknownKey is wrapped by the [KeyError] for a key the schema does not have.
@@ -82,44 +82,66 @@ func Path(flagValue string) string {
 }
 
 // Load reads the TOML file at path over [Default], applies environment
-// overrides ($TORRENTCLAW_API_KEY), fills derived paths and validates the
-// result.
+// overrides (TORRENTCLAW_<SECTION>_<KEY> for every key, and
+// $TORRENTCLAW_API_KEY), fills derived paths and validates the result.
 //
 // A missing file is an error, except at [DefaultPath] (or path ""), where it
 // means "use the defaults". Unknown keys, values of the wrong type or form, and
 // validation failures are all reported at once, each a [*KeyError] naming the
-// file, the line and the key, joined with [errors.Join].
+// file, the line and the key (or the environment variable), joined with
+// [errors.Join].
 func Load(path string) (Config, error) {
+	c, _, err := LoadSources(path)
+	return c, err
+}
+
+// LoadSources is [Load] that also says where each value came from.
+func LoadSources(path string) (Config, Sources, error) {
 	if path == "" {
-		return load("", nil, os.LookupEnv)
+		return loadSources("", nil, os.LookupEnv)
 	}
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		return load(path, data, os.LookupEnv)
+		return loadSources(path, data, os.LookupEnv)
 	case errors.Is(err, fs.ErrNotExist) && path == DefaultPath():
 		// No file where we looked by default: defaults, and problems (say,
 		// from the environment) name no file.
-		return load("", nil, os.LookupEnv)
+		return loadSources("", nil, os.LookupEnv)
 	default:
-		return Config{}, fmt.Errorf("read config: %w", err)
+		return Config{}, nil, fmt.Errorf("read config: %w", err)
 	}
 }
 
 // load is [Load] on bytes already read, with the environment injected.
 func load(file string, data []byte, lookupEnv func(string) (string, bool)) (Config, error) {
+	c, _, err := loadSources(file, data, lookupEnv)
+	return c, err
+}
+
+// loadSources is [LoadSources] on bytes already read, with the environment
+// injected. Precedence: environment > file > defaults.
+func loadSources(file string, data []byte, lookupEnv func(string) (string, bool)) (Config, Sources, error) {
 	c := defaults()
 	lines := map[string]int{}
 	problems, parsed := decode(file, data, &c, lines)
 	if !parsed {
 		// Syntax error: nothing was decoded, validating defaults says nothing.
-		return Config{}, joinProblems(problems)
+		return Config{}, nil, joinProblems(problems)
+	}
+	sources := Sources{}
+	for _, k := range Keys() {
+		if l, ok := lines[k.Name]; ok {
+			sources[k.Name] = fmt.Sprintf("file line %d", l)
+		}
 	}
 
-	envKeys := map[string]string{}
+	problems = append(problems, applyEnv(&c, lookupEnv, sources)...)
 	if v, ok := lookupEnv(EnvAPIKey); ok && v != "" {
-		c.Origin.APIKey = v
-		envKeys["origin.api_key"] = "$" + EnvAPIKey
+		if _, generic := lookupEnv(EnvName("origin.api_key")); !generic {
+			c.Origin.APIKey = v
+			sources["origin.api_key"] = "$" + EnvAPIKey
+		}
 	}
 	c.resolvePaths()
 
@@ -131,7 +153,7 @@ func load(file string, data []byte, lookupEnv func(string) (string, bool)) (Conf
 		if bad[p.Key] {
 			continue // the decode problem explains it; the value is still the default
 		}
-		if src, ok := envKeys[p.Key]; ok {
+		if src := sources[p.Key]; strings.HasPrefix(src, "$") {
 			p.File = src
 		} else {
 			p.File, p.Line = file, lines[p.Key]
@@ -139,13 +161,14 @@ func load(file string, data []byte, lookupEnv func(string) (string, bool)) (Conf
 		problems = append(problems, p)
 	}
 	if len(problems) > 0 {
-		// File order; problems without a line (a missing key) go last.
+		// File order; problems without a line (a missing key, the
+		// environment) go last.
 		slices.SortStableFunc(problems, func(a, b *KeyError) int {
 			return cmp.Compare(lineOrder(a.Line), lineOrder(b.Line))
 		})
-		return Config{}, joinProblems(problems)
+		return Config{}, nil, joinProblems(problems)
 	}
-	return c, nil
+	return c, sources, nil
 }
 
 func lineOrder(line int) int {

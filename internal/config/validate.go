@@ -173,6 +173,24 @@ func (c Config) problems() []*KeyError {
 		add("hls.max_disk", "%d must not be negative", h.MaxDisk)
 	}
 
+	// [metrics]
+	if l := c.Metrics.Listen; l != "" {
+		host, port, err := net.SplitHostPort(l)
+		switch {
+		case err != nil:
+			add("metrics.listen", `%q is not host:port (for example "127.0.0.1:9464")`, l)
+		case host != "" && !isHost(host):
+			add("metrics.listen", "%q is not an IP address or host name", host)
+		default:
+			n, err := strconv.Atoi(port)
+			if err != nil {
+				add("metrics.listen", "port %q is not a number", port)
+			} else {
+				addErr("metrics.listen", checkPort(n, 0))
+			}
+		}
+	}
+
 	// [upnp]
 	if l := c.UPnP.Lease.Std(); l < minLease || l > maxLease {
 		add("upnp.lease", "%s out of range %s-%s", c.UPnP.Lease, Duration(minLease), Duration(maxLease))

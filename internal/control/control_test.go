@@ -567,9 +567,13 @@ func TestClientRoundTrips(t *testing.T) {
 	if !ok || !deleted {
 		t.Errorf("RemoveTask(deleteFiles=true) reached the backend as %v, %v", deleted, ok)
 	}
-	// IDs that need escaping survive the trip.
-	if _, err := c.Task(ctx, "a/b c?d"); !errors.Is(err, tasks.ErrNotFound) || !strings.Contains(err.Error(), "a/b c?d") {
+	// Every character the task-ID rule allows survives the trip; an ID
+	// outside the rule (ids.ValidTaskID) is a bad request.
+	if _, err := c.Task(ctx, "a:b~c.d_e-f"); !errors.Is(err, tasks.ErrNotFound) || !strings.Contains(err.Error(), "a:b~c.d_e-f") {
 		t.Errorf("Task(odd id) = %v, want not found naming the id", err)
+	}
+	if _, err := c.Task(ctx, "a/b c?d"); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("Task(invalid id) = %v, want ErrBadRequest", err)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/torrentclaw/cli/internal/ids"
 )
 
 // Backend is what the control socket drives: the daemon implements it, and
@@ -49,7 +51,6 @@ type Backend interface {
 const (
 	maxBodyBytes      = 1 << 20
 	maxHeaderBytes    = 64 << 10
-	maxIDBytes        = 256
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 60 * time.Second
 	shutdownGrace     = 5 * time.Second
@@ -395,7 +396,7 @@ func decodeBody(r *http.Request, v any) error {
 // taskID returns the {id} path value, checked for shape only.
 func taskID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
-	if id == "" || len(id) > maxIDBytes || strings.ContainsFunc(id, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+	if !ids.ValidTaskID(id) {
 		return "", fmt.Errorf("%w: invalid task id", ErrBadRequest)
 	}
 	return id, nil

@@ -40,6 +40,9 @@ type Options struct {
 	Config  config.Config
 	Version string
 	Logger  *slog.Logger
+	// Sources says where each config value came from (flag, environment,
+	// file), so errors such as a busy port name what set it. Nil: the keys.
+	Sources config.Sources
 
 	// Intervals shortens the origin loop's timings in tests; zero values
 	// mean the protocol's defaults.
@@ -187,14 +190,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.log.Info("removed temporary state files of an interrupted save", "count", ld.RemovedTemps)
 	}
 
-	d.mediaLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.Port, "stream.port")
+	d.mediaLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.Port, "stream.port", d.opts.Sources.Describe("stream.port"))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = d.mediaLn.Close() }()
 	d.mediaAP = addrPortOf(d.mediaLn.Addr())
 	if cfg.Stream.TLSPort != 0 {
-		d.tlsLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.TLSPort, "stream.tls_port")
+		d.tlsLn, err = listenTCP(cfg.Stream.Listen, cfg.Stream.TLSPort, "stream.tls_port", d.opts.Sources.Describe("stream.tls_port"))
 		if err != nil {
 			return err
 		}
@@ -227,7 +230,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	})
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("torrent.listen_port %d is in use (set torrent.listen_port, or 0 for any free port): %w", cfg.Torrent.ListenPort, ErrPortInUse)
+			return fmt.Errorf("torrent.listen_port %d is in use (set by %s; choose another port, or 0 for any free port): %w",
+				cfg.Torrent.ListenPort, d.opts.Sources.Describe("torrent.listen_port"), ErrPortInUse)
 		}
 		return fmt.Errorf("start torrent engine: %w", err)
 	}
@@ -349,13 +353,14 @@ func (d *Daemon) inputURL(taskID, sessionID string, tok token.Token, file int) s
 	return u
 }
 
-// listenTCP binds host:port, naming the config key when the port is taken.
-func listenTCP(host string, port int, key string) (net.Listener, error) {
+// listenTCP binds host:port, naming the config key and what set it (source,
+// see [config.Sources.Describe]) when the port is taken.
+func listenTCP(host string, port int, key, source string) (net.Listener, error) {
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("%s: %s is already in use (another torrentclaw or program holds it; set %s to a free port): %w", key, addr, key, ErrPortInUse)
+			return nil, fmt.Errorf("%s: %s is already in use (another torrentclaw or program holds it; set by %s: choose a free port): %w", key, addr, source, ErrPortInUse)
 		}
 		return nil, fmt.Errorf("%s: listen on %s: %w", key, addr, err)
 	}

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/torrentclaw/cli/internal/control"
-	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/origin"
 	"github.com/torrentclaw/cli/internal/tasks"
 	"github.com/torrentclaw/cli/internal/token"
@@ -180,11 +177,7 @@ func (l *originLink) Snapshot(ctx context.Context) origin.Snapshot {
 		Tasks:           l.taskStates(),
 		FreeSlots:       d.svc.FreeSlots(),
 	}
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(d.cfg.Torrent.DownloadDir, &fs); err == nil {
-		snap.DiskFreeBytes = int64(fs.Bavail) * int64(fs.Bsize)
-		snap.DiskTotalBytes = int64(fs.Blocks) * int64(fs.Bsize)
-	}
+	snap.DiskFreeBytes, snap.DiskTotalBytes = diskSpace(d.cfg.Torrent.DownloadDir)
 	return snap
 }
 
@@ -208,7 +201,8 @@ func (l *originLink) taskStates() []origin.TaskState {
 			StreamReady:     in.StreamReady,
 		}
 		if in.State == tasks.StateFailed {
-			ts.ErrorMessage = errorCode(in.Err, in.Error)
+			// A fixed code and text, never the error's own words.
+			ts.ErrorMessage = origin.FailedState(in.ID, in.Err).ErrorMessage
 		}
 		if in.FileIndex >= 0 {
 			tok := d.svc.OriginToken(in.ID)
@@ -224,35 +218,6 @@ func (l *originLink) taskStates() []origin.TaskState {
 		out = append(out, ts)
 	}
 	return out
-}
-
-// errorCode is the fixed code sent to the origin for a failed task: its text
-// never tells whether a local file exists, or which host or port answered.
-func errorCode(err error, engineMsg string) string {
-	switch {
-	case err == nil && engineMsg != "":
-		// The engine failed the task after it was added.
-		if strings.Contains(engineMsg, engine.ErrDiskFull.Error()) {
-			return "no_space"
-		}
-		return "download_failed"
-	case errors.Is(err, tasks.ErrInvalidID):
-		return "invalid_task_id"
-	case errors.Is(err, engine.ErrDiskFull):
-		return "no_space"
-	case errors.Is(err, tasks.ErrExists):
-		return "exists"
-	case errors.Is(err, tasks.ErrFull):
-		return "too_many_tasks"
-	case errors.Is(err, tasks.ErrBadSource) && strings.Contains(err.Error(), "fetch torrent"):
-		return "fetch_failed"
-	case errors.Is(err, tasks.ErrBadSource), errors.Is(err, tasks.ErrUnsafePath), errors.Is(err, tasks.ErrNoPlayableFile):
-		return "bad_torrent"
-	case err != nil && strings.Contains(err.Error(), "fetch torrent"):
-		return "fetch_failed"
-	default:
-		return "add_failed"
-	}
 }
 
 // grant installs a token from any carrier; the latest wins. Tokens for tasks
@@ -288,11 +253,11 @@ func (l *originLink) Apply(ctx context.Context, r origin.SyncReply) {
 			ID: nt.ID, Source: src, FileIndex: fi, Title: nt.Title, Stream: nt.Mode == "stream", FromOrigin: true,
 		})
 		if err != nil {
-			code := errorCode(err, "")
-			d.log.Warn("origin task refused", "code", code, "err", err)
-			// Reported under the ID the origin sent, so it learns the entry
-			// was refused (an invalid ID included); nothing is kept.
-			l.loop.Report(origin.TaskState{TaskID: nt.ID, Status: string(tasks.StateFailed), ErrorMessage: code})
+			d.log.Warn("origin task refused", "task", nt.ID, "err", err)
+			// Reported under the ID the origin sent (an invalid one
+			// included), with a fixed code, never the error text; nothing
+			// is kept.
+			l.loop.Report(origin.FailedState(nt.ID, err))
 			continue
 		}
 		if !existing {

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"encoding/base32"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/torrentclaw/cli/internal/ids"
 )
 
 // SourceKind tells what a [Source] is.
@@ -140,13 +140,10 @@ func ParseSource(s string) (Source, error) {
 	case hasPrefixFold(s, "file://"):
 		return parseFileURL(s)
 	}
-	if h, ok := parseHex(s, 20); ok {
+	if h, ok := ids.ParseInfoHashV1(s); ok {
 		return Source{Kind: SourceInfoHash, InfoHash: h}, nil
 	}
-	if h, ok := parseBase32Hash(s); ok {
-		return Source{Kind: SourceInfoHash, InfoHash: h}, nil
-	}
-	if h, ok := parseHex(s, 32); ok {
+	if h, ok := ids.ParseInfoHashV2(s); ok {
 		return Source{Kind: SourceInfoHash, InfoHashV2: h}, nil
 	}
 	if strings.ContainsRune(s, 0) || !utf8.ValidString(s) {
@@ -175,10 +172,7 @@ func parseMagnet(s string) (Source, error) {
 				continue
 			}
 			v := xt[len("urn:btih:"):]
-			h, ok := parseHex(v, 20)
-			if !ok {
-				h, ok = parseBase32Hash(v)
-			}
+			h, ok := ids.ParseInfoHashV1(v)
 			if !ok {
 				return Source{}, badSource("magnet link: xt %q: infohash must be 40 hex or 32 base32 characters", truncate(xt, 80))
 			}
@@ -191,7 +185,7 @@ func parseMagnet(s string) (Source, error) {
 			if !hasPrefixFold(v, "1220") {
 				return Source{}, badSource("magnet link: xt %q: only sha2-256 multihashes (1220…) are supported", truncate(xt, 80))
 			}
-			h, ok := parseHex(v[4:], 32)
+			h, ok := ids.ParseInfoHashV2(v[4:])
 			if !ok {
 				return Source{}, badSource("magnet link: xt %q: multihash digest must be 64 hex characters", truncate(xt, 80))
 			}
@@ -255,47 +249,6 @@ func parseFileURL(s string) (Source, error) {
 		return Source{}, badSource("file url %q: want an absolute path", truncate(s, 80))
 	}
 	return Source{Kind: SourceFile, Path: u.Path}, nil
-}
-
-// parseHex decodes s as exactly n bytes of hex and returns it lowercased. An all-zero hash is
-// refused: no torrent has it, and it is a common placeholder.
-func parseHex(s string, n int) (string, bool) {
-	if len(s) != 2*n {
-		return "", false
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil || allZero(b) {
-		return "", false
-	}
-	return hex.EncodeToString(b), true
-}
-
-// parseBase32Hash decodes a 32-character RFC 4648 base32 v1 infohash (any case, no padding)
-// and returns it as lowercase hex.
-func parseBase32Hash(s string) (string, bool) {
-	if len(s) != 32 {
-		return "", false
-	}
-	up := strings.ToUpper(s)
-	for _, c := range up {
-		if (c < 'A' || c > 'Z') && (c < '2' || c > '7') {
-			return "", false
-		}
-	}
-	b, err := base32.StdEncoding.DecodeString(up)
-	if err != nil || len(b) != 20 || allZero(b) {
-		return "", false
-	}
-	return hex.EncodeToString(b), true
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func validTracker(s string) bool {

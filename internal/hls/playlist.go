@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/torrentclaw/cli/internal/ids"
 )
 
 // Resource names a session serves.
@@ -38,21 +40,8 @@ func ContentType(resource string) string {
 }
 
 // ValidSessionID reports whether s is a well-formed session ID:
-// 1 to 128 characters of [A-Za-z0-9_-].
-func ValidSessionID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// 1 to 128 characters of [A-Za-z0-9_-]. It is [ids.ValidSessionID].
+func ValidSessionID(s string) bool { return ids.ValidSessionID(s) }
 
 type resourceKind int
 

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/torrentclaw/cli/internal/ids"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -13,22 +14,31 @@ import (
 const dummyTaskID = "\x00media-no-such-task"
 
 const (
-	maxTaskIDLen = 256
 	maxTokenLen  = 256
 	maxFileIndex = 1 << 20
 )
 
 // taskQuery is the parsed query of /stream and /playlist.m3u.
 type taskQuery struct {
-	id   string
-	tok  string // as presented ("" when absent)
-	file int    // -1: the task's selected file
-	ok   bool   // false: malformed; the request must fail after the usual work
+	id      string
+	tok     string // as presented ("" when absent)
+	file    int    // -1: the task's selected file
+	session string // s=: the HLS session a session-bound grant was made for
+	ok      bool   // false: malformed; the request must fail after the usual work
 }
 
-// parseTaskQuery parses "id=&t=[&file=]". Every parameter may appear at most
-// once (a proxy and the daemon must not disagree on which one counts);
-// unknown parameters (cache busters) are ignored.
+// scope is what the request asks a grant to cover: the file it names (-1
+// when it names none, which only a task-wide grant covers) and the session
+// it names.
+func (q taskQuery) scope() token.Scope {
+	return token.Scope{SessionID: q.session, File: q.file}
+}
+
+// parseTaskQuery parses "id=&t=[&file=][&s=]". Every parameter may appear at
+// most once (a proxy and the daemon must not disagree on which one counts);
+// unknown parameters (cache busters) are ignored. s names the HLS session of
+// a session-bound grant (ffmpeg's input URL carries it); a task-wide grant
+// covers any s.
 func parseTaskQuery(rawQuery string, allowFile bool) taskQuery {
 	q := taskQuery{file: -1}
 	vals, err := url.ParseQuery(rawQuery)
@@ -37,9 +47,16 @@ func parseTaskQuery(rawQuery string, allowFile bool) taskQuery {
 	}
 	id, okID := single(vals, "id")
 	tok, okTok := single(vals, "t")
+	sess, okSess := single(vals, "s")
 	q.id, q.tok = id, tok
-	if !okID || !okTok || !validTaskID(id) || len(tok) > maxTokenLen {
+	if !okID || !okTok || !okSess || !ids.ValidTaskID(id) || len(tok) > maxTokenLen {
 		return q
+	}
+	if sess != "" {
+		if !allowFile || !ids.ValidSessionID(sess) {
+			return q
+		}
+		q.session = sess
 	}
 	if f, present := vals["file"]; present {
 		if !allowFile || len(f) != 1 {
@@ -69,27 +86,15 @@ func single(vals url.Values, key string) (string, bool) {
 	}
 }
 
-// validTaskID accepts the IDs an origin or the daemon may issue: 1..256
-// printable ASCII characters without spaces.
-func validTaskID(id string) bool {
-	if id == "" || len(id) > maxTaskIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// verify reports whether presented authorizes taskID in any of tables. When
-// ok is false (malformed request, unknown session) it verifies against
-// dummyTaskID instead and fails whatever the tables say, so a failure costs
-// the same work as a success. Every table is consulted on failure.
-func verify(taskID, presented string, ok bool, tables ...*token.Table) bool {
+// verify reports whether presented authorizes taskID for want in any of
+// tables. When ok is false (malformed request, unknown session) it verifies
+// against dummyTaskID instead and fails whatever the tables say. Every table
+// is consulted whatever the outcome, so a failure costs the same work as a
+// success, and the work does not depend on which table answered.
+func verify(taskID, presented string, want token.Scope, ok bool, tables ...*token.Table) bool {
 	if !ok {
 		taskID = dummyTaskID
+		want = token.TaskScope()
 		if len(presented) > maxTokenLen {
 			presented = presented[:maxTokenLen]
 		}
@@ -99,9 +104,8 @@ func verify(taskID, presented string, ok bool, tables ...*token.Table) bool {
 		if t == nil {
 			continue
 		}
-		if t.Verify(taskID, presented) == nil {
+		if t.Verify(taskID, presented, want) == nil {
 			authorized = true
-			break
 		}
 	}
 	return ok && authorized

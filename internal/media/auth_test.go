@@ -24,7 +24,7 @@ func TestTokens(t *testing.T) {
 	refHead := dump(t, resp, nil)
 
 	otherTok := mintToken(t)
-	if err := fx.tokens.SetTaskToken("other-task", otherTok, time.Time{}); err != nil {
+	if err := fx.tokens.Grant("other-task", otherTok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	served := func(t *testing.T, tok token.Token) {
@@ -94,17 +94,17 @@ func TestTokens(t *testing.T) {
 
 	t.Run("internal token is for /stream only", func(t *testing.T) {
 		itok := mintToken(t)
-		if err := fx.internal.SetTaskToken(id, itok, time.Time{}); err != nil {
+		if err := fx.internal.Grant(id, itok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
-		defer fx.internal.ClearTaskToken(id)
+		defer fx.internal.Revoke(id)
 		served(t, itok)
 		refused(t, fx.base+"/playlist.m3u?id="+url.QueryEscape(id)+"&t="+string(itok))
 	})
 
 	t.Run("rotation grace", func(t *testing.T) {
 		newTok := mintToken(t)
-		if err := fx.tokens.SetTaskToken(id, newTok, time.Time{}); err != nil {
+		if err := fx.tokens.Grant(id, newTok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		served(t, newTok)
@@ -117,7 +117,7 @@ func TestTokens(t *testing.T) {
 
 	t.Run("expiry", func(t *testing.T) {
 		tok := mintToken(t)
-		if err := fx.tokens.SetTaskToken(id, tok, fx.clock.Now().Add(10*time.Minute)); err != nil {
+		if err := fx.tokens.Grant(id, tok, token.IssuerOrigin, token.TaskScope(), fx.clock.Now().Add(10*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		fx.clock.Advance(testGrace + time.Second) // the previous token's grace ends
@@ -127,10 +127,40 @@ func TestTokens(t *testing.T) {
 		fx.tok = tok
 	})
 
-	t.Run("cleared, require off: served token-less", func(t *testing.T) {
-		fx.tokens.ClearTaskToken(id)
-		served(t, "")
-		served(t, "anything-at-all")
+	t.Run("file-scoped internal grant opens only its file and session", func(t *testing.T) {
+		itok := mintToken(t)
+		file := fx.task.SelectedFile()
+		if err := fx.internal.Grant(id, itok, token.IssuerInternal, token.Scope{SessionID: "sess1", File: file}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		defer fx.internal.EndSession(id, "sess1")
+		own := StreamURL(fx.base, id, itok, file) + "&s=sess1"
+		resp, body := do(t, fx.client, http.MethodGet, own, "Range", "bytes=0-9")
+		if resp.StatusCode != http.StatusPartialContent || len(body) != 10 {
+			t.Fatalf("GET /stream with the internal grant's file and session: %d, %d bytes; want 206, 10", resp.StatusCode, len(body))
+		}
+		refused(t, StreamURL(fx.base, id, itok, file))                      // no session
+		refused(t, StreamURL(fx.base, id, itok, -1)+"&s=sess1")             // the default file: task-wide
+		refused(t, StreamURL(fx.base, id, itok, fx.extra.Index)+"&s=sess1") // another file
+		refused(t, StreamURL(fx.base, id, itok, file)+"&s=sess2")           // another session
+		refused(t, StreamURL(fx.base, "other-task", itok, file)+"&s=sess1")
+		refused(t, fx.base+"/playlist.m3u?id="+url.QueryEscape(id)+"&t="+string(itok))
+		fx.internal.EndSession(id, "sess1")
+		refused(t, own)
+	})
+
+	t.Run("revoked, require off: locked, old token and no token refused", func(t *testing.T) {
+		fx.tokens.Revoke(id)
+		refusedEverywhere(t, "")
+		refusedEverywhere(t, "anything-at-all")
+		refusedEverywhere(t, string(fx.tok))
+		tok := mintToken(t)
+		if err := fx.tokens.Grant(id, tok, token.IssuerCLI, token.TaskScope(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		served(t, tok)
+		refusedEverywhere(t, string(fx.tok))
+		fx.tok = tok
 	})
 
 	t.Run("token-less task, require on", func(t *testing.T) {
@@ -141,14 +171,14 @@ func TestTokens(t *testing.T) {
 			t.Errorf("token-less GET with require on: %d %q, want 404", resp.StatusCode, body)
 		}
 		tok := mintToken(t)
-		if err := strict.SetTaskToken(id, tok, time.Time{}); err != nil {
+		if err := strict.Grant(id, tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		resp, _ = do(t, fx.client, http.MethodGet, StreamURL(base, id, tok, -1), "Range", "bytes=0-0")
 		if resp.StatusCode != http.StatusPartialContent {
 			t.Errorf("GET with token, require on: %d, want 206", resp.StatusCode)
 		}
-		strict.ClearTaskToken(id)
+		strict.Revoke(id)
 		resp, _ = do(t, fx.client, http.MethodGet, StreamURL(base, id, tok, -1), "Range", "bytes=0-0")
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET after clear, require on: %d, want 404", resp.StatusCode)

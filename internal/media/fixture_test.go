@@ -96,7 +96,7 @@ func newFixture(t testing.TB, fo fixtureOptions) *fixture {
 	fx.tokens = token.New(token.Options{TTL: testTTL, Grace: testGrace, RequireToken: fo.require, Now: fx.clock.Now})
 	fx.internal = token.New(token.Options{TTL: testTTL, RequireToken: true, Now: fx.clock.Now})
 	fx.tok = mintToken(t)
-	if err := fx.tokens.SetTaskToken(task.ID(), fx.tok, time.Time{}); err != nil {
+	if err := fx.tokens.Grant(task.ID(), fx.tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	opts := Options{

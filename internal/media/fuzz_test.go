@@ -19,7 +19,7 @@ const fuzzToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abc
 // get past authorization to any bytes.
 func fuzzServer(f *testing.F) (*Server, *httptest.ResponseRecorder) {
 	tokens := token.New(token.Options{RequireToken: true})
-	if err := tokens.SetTaskToken("task1", fuzzToken, time.Time{}); err != nil {
+	if err := tokens.Grant("task1", fuzzToken, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 		f.Fatal(err)
 	}
 	srv, err := New(Options{Engine: noEngine{}, Tokens: tokens, CORSOrigins: []string{testOrig}})

@@ -66,10 +66,10 @@ func TestHLS(t *testing.T) {
 	tokens := token.New(token.Options{RequireToken: true})
 	internal := token.New(token.Options{RequireToken: true})
 	tok, itok := mintToken(t), mintToken(t)
-	if err := tokens.SetTaskToken(task.ID(), tok, time.Time{}); err != nil {
+	if err := tokens.Grant(task.ID(), tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := internal.SetTaskToken(task.ID(), itok, time.Time{}); err != nil {
+	if err := internal.Grant(task.ID(), itok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	_, base, addr := startServer(t, Options{Engine: leech, Tokens: tokens, Internal: internal, HLS: mgr, Logger: testLogger(t)})
@@ -159,7 +159,7 @@ func TestHLS(t *testing.T) {
 func TestHLSUnavailable(t *testing.T) {
 	tokens := token.New(token.Options{RequireToken: true})
 	tok := mintToken(t)
-	if err := tokens.SetTaskToken("task", tok, time.Time{}); err != nil {
+	if err := tokens.Grant("task", tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	noFFmpeg, err := hls.New(hls.Options{Dir: t.TempDir(), FFmpegPath: filepath.Join(t.TempDir(), "no-ffmpeg"), FFprobePath: filepath.Join(t.TempDir(), "no-ffprobe")})

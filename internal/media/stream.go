@@ -19,12 +19,23 @@ import (
 // authorizedTask authorizes q against tables before anything is looked up,
 // then returns its task once the metainfo is known. On failure it has
 // written the response: the standard 404 for every authorization failure.
+//
+// Every failure does the same work: verification against every table, then
+// exactly one task lookup that misses (the dummy task when unauthorized, the
+// requested one when a never-granted ID is allowed token-less but does not
+// exist). So an unknown task costs what a known task with a wrong token
+// costs, with require_stream_token on or off.
 func (s *Server) authorizedTask(w http.ResponseWriter, r *http.Request, q taskQuery, tables ...*token.Table) (*engine.Task, bool) {
-	if !verify(q.id, q.tok, q.ok, tables...) {
+	authorized := verify(q.id, q.tok, q.scope(), q.ok, tables...)
+	lookup := q.id
+	if !authorized {
+		lookup = dummyTaskID
+	}
+	task, err := s.eng.Task(lookup)
+	if !authorized {
 		writeNotFound(w)
 		return nil, false
 	}
-	task, err := s.eng.Task(q.id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return nil, false

@@ -152,7 +152,7 @@ func startSwarmDaemon(b *testing.B, sw *enginetest.Swarm) *swarmDaemon {
 	task := sw.AddTask(b, eng)
 	tokens := token.New(token.Options{RequireToken: true})
 	tok := mintToken(b)
-	if err := tokens.SetTaskToken(task.ID(), tok, time.Time{}); err != nil {
+	if err := tokens.Grant(task.ID(), tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 		b.Fatal(err)
 	}
 	srv, err := New(Options{Engine: eng, Tokens: tokens})

@@ -38,7 +38,14 @@ func TestParseTaskQuery(t *testing.T) {
 		{"no file", "id=abc&t=" + tok, true, taskQuery{id: "abc", tok: tok, file: -1, ok: true}},
 		{"no token", "id=abc", true, taskQuery{id: "abc", file: -1, ok: true}},
 		{"cache buster ignored", "id=abc&_=123", true, taskQuery{id: "abc", file: -1, ok: true}},
-		{"escaped id", "id=a%2Fb", true, taskQuery{id: "a/b", file: -1, ok: true}},
+		{"escaped id", "id=a%2Fb", true, taskQuery{id: "a/b", file: -1}},
+		{"id charset", "id=A-z_0.9~:x", true, taskQuery{id: "A-z_0.9~:x", file: -1, ok: true}},
+		{"max id", "id=" + strings.Repeat("x", 128), true, taskQuery{id: strings.Repeat("x", 128), file: -1, ok: true}},
+		{"session", "id=a&t=" + tok + "&file=2&s=sess-1_A", true, taskQuery{id: "a", tok: tok, file: 2, session: "sess-1_A", ok: true}},
+		{"empty session", "id=a&s=", true, taskQuery{id: "a", file: -1, ok: true}},
+		{"bad session", "id=a&s=a.b", true, taskQuery{id: "a", file: -1}},
+		{"repeated session", "id=a&s=x&s=y", true, taskQuery{id: "a", file: -1}},
+		{"session not allowed", "id=a&s=x", false, taskQuery{id: "a", file: -1}},
 		{"missing id", "t=" + tok, true, taskQuery{tok: tok, file: -1}},
 		{"empty", "", true, taskQuery{file: -1}},
 		{"repeated id", "id=a&id=b", true, taskQuery{file: -1}},
@@ -46,7 +53,7 @@ func TestParseTaskQuery(t *testing.T) {
 		{"bad escape", "id=%zz", true, taskQuery{file: -1}},
 		{"space in id", "id=a+b", true, taskQuery{id: "a b", file: -1}},
 		{"control in id", "id=a%00b", true, taskQuery{id: "a\x00b", file: -1}},
-		{"long id", "id=" + strings.Repeat("x", 257), true, taskQuery{id: strings.Repeat("x", 257), file: -1}},
+		{"long id", "id=" + strings.Repeat("x", 129), true, taskQuery{id: strings.Repeat("x", 129), file: -1}},
 		{"long token", "id=a&t=" + strings.Repeat("x", 257), true, taskQuery{id: "a", tok: strings.Repeat("x", 257), file: -1}},
 		{"negative file", "id=a&file=-1", true, taskQuery{id: "a", file: -1}},
 		{"huge file", "id=a&file=99999999999", true, taskQuery{id: "a", file: -1}},
@@ -68,10 +75,10 @@ func TestVerifyMalformedNeverPasses(t *testing.T) {
 	// A table that serves token-less tasks would pass the dummy task: verify
 	// must still fail a malformed request.
 	open := token.New(token.Options{})
-	if verify("x", "", false, open) {
+	if verify("x", "", token.TaskScope(), false, open) {
 		t.Error("verify(malformed) = true, want false")
 	}
-	if !verify("x", "", true, open) {
+	if !verify("x", "", token.TaskScope(), true, open) {
 		t.Error("verify(token-less task, require off) = false, want true")
 	}
 }

@@ -462,6 +462,11 @@ func (l *Loop) syncLoop(ctx context.Context) error {
 		l.mu.Unlock()
 		l.watching.Store(reply.Watching)
 		drain(l.watchOn) // the schedule below already follows this answer
+		for _, rj := range reply.Rejected {
+			// Reported as failed with its fixed code, so the origin shows
+			// why instead of waiting for a task that will never exist.
+			l.Report(TaskState{TaskID: rj.TaskID, Status: StatusFailed, ErrorMessage: rj.Code + ": " + codeMessages[rj.Code]})
+		}
 		if !reply.Empty() {
 			l.agent.Apply(ctx, reply)
 		}

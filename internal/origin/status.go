@@ -10,16 +10,29 @@ import (
 // maxStatusBatch caps the updates in one status call.
 const maxStatusBatch = 100
 
+// maxPendingTasks bounds the tasks with a queued update. Task IDs may come
+// from the origin (rejected entries are reported back), so the queue must
+// not grow with what it sends while it is unreachable; an update for a new
+// task is dropped when the queue is full (a live task reports again on its
+// next change).
+const maxPendingTasks = 4096
+
 // Report queues a progress update for the next status batch. It never
 // blocks. Only the latest update per task is kept, so a daemon that reports
 // often while the origin is down sends one fresh update per task when it
-// comes back. Updates without a TaskID are dropped.
+// comes back. Updates without a TaskID are dropped, and so are updates for
+// a new task while maxPendingTasks tasks are queued.
 func (l *Loop) Report(u StatusUpdate) {
 	if u.TaskID == "" {
 		return
 	}
 	l.mu.Lock()
 	if _, ok := l.pending[u.TaskID]; !ok {
+		if len(l.pending) >= maxPendingTasks {
+			l.mu.Unlock()
+			l.log.Warn("origin status queue full; update dropped", "max", maxPendingTasks)
+			return
+		}
 		l.order = append(l.order, u.TaskID)
 	}
 	l.pending[u.TaskID] = u

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/torrentclaw/cli/internal/ids"
 )
 
 // Task states carried in [TaskState.Status].
@@ -156,6 +159,21 @@ type SyncReply struct {
 	StreamRequests []StreamRequest `json:"streamRequests,omitempty"`
 	StreamSessions []StreamSession `json:"streamSessions,omitempty"`
 	Watching       bool            `json:"watching,omitempty"`
+	// Rejected lists the skipped entries whose task ID can be reported
+	// back (at most one per ID); [Loop] reports each as failed with its
+	// code. Agents need not look at it.
+	Rejected []Rejected `json:"-"`
+}
+
+// Rejected is an entry skipped while decoding a sync reply.
+type Rejected struct {
+	// TaskID is the entry's ID as sent, when it is printable and at most
+	// 256 bytes (an invalid ID is reported back so the origin can show
+	// the error); never logged beyond that.
+	TaskID string
+	// Code is one of the Code constants ([CodeInvalidID],
+	// [CodeInvalidSource], [CodeInvalidEntry]).
+	Code string
 }
 
 // Empty reports whether r asks for nothing (Watching aside).
@@ -296,47 +314,22 @@ type errorBody struct {
 
 // Limits on what the origin may send.
 const (
-	maxIDBytes      = 256
-	maxTitleBytes   = 1024
-	maxSourceBytes  = 64 << 10 // a magnet with many trackers
-	minTokenChars   = 32
-	maxTokenChars   = 128
-	maxSessionChars = 128
+	maxIDBytes = 256
+	// maxEntries bounds the entries of each list of a sync reply; the rest
+	// are dropped with a log line.
+	maxEntries     = 500
+	maxTitleBytes  = 1024
+	maxSourceBytes = 64 << 10 // a magnet with many trackers
 )
 
 // ValidToken reports whether s has the shape of a stream token: 32-128
-// characters of [A-Za-z0-9_.~-]. It is the same rule as the token package's,
-// repeated here because origin may not import token.
-func ValidToken(s string) bool {
-	if len(s) < minTokenChars || len(s) > maxTokenChars {
-		return false
-	}
-	for i := range len(s) {
-		if !tokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
+// characters of [A-Za-z0-9_.~-]. It is [ids.ValidToken], the rule the token
+// package uses too.
+func ValidToken(s string) bool { return ids.ValidToken(s) }
 
-func tokenByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
-}
-
-// ValidSessionID reports whether s matches ^[A-Za-z0-9_-]{1,128}$.
-func ValidSessionID(s string) bool {
-	if len(s) == 0 || len(s) > maxSessionChars {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+// ValidSessionID reports whether s matches ^[A-Za-z0-9_-]{1,128}$. It is
+// [ids.ValidSessionID].
+func ValidSessionID(s string) bool { return ids.ValidSessionID(s) }
 
 // entryError is why an entry was skipped. Its text is fixed and never holds
 // a value from the entry (a value could be a token).
@@ -376,7 +369,52 @@ func validText(s string, max int) bool {
 	return true
 }
 
-func validID(s string) bool { return s != "" && validText(s, maxIDBytes) }
+// validID is the one task-ID rule ([ids.ValidTaskID]): an ID that media or
+// control would refuse is never accepted here.
+func validID(s string) bool { return ids.ValidTaskID(s) }
+
+// checkSources applies DESIGN.md's source rules to a new task: magnet a
+// magnet: URI, infoHash a v1 (40 hex or 32 base32) or v2 (64 hex) info hash,
+// torrentUrl an absolute http or https URL with a host. Anything else (a
+// file:// URL, a local path, a FIFO) is refused here, before anything is
+// opened or fetched, whatever the daemon would make of it.
+func checkSources(infoHash, magnet, torrentURL string) error {
+	for _, s := range []string{infoHash, magnet, torrentURL} {
+		if !validText(s, maxSourceBytes) {
+			return errBadSource
+		}
+	}
+	if infoHash != "" {
+		if _, ok := ids.ParseInfoHash(infoHash); !ok {
+			return errBadSource
+		}
+	}
+	if magnet != "" && !hasPrefixFold(magnet, "magnet:?") {
+		return errBadSource
+	}
+	if torrentURL != "" && !ValidTorrentURL(torrentURL) {
+		return errBadSource
+	}
+	return nil
+}
+
+// ValidTorrentURL reports whether s is an absolute http or https URL with a
+// host and no user info: the only torrent URLs the origin may send.
+func ValidTorrentURL(s string) bool {
+	if !hasPrefixFold(s, "http://") && !hasPrefixFold(s, "https://") {
+		return false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Hostname() == "" || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	return scheme == "http" || scheme == "https"
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
 
 func checkToken(tok string, exp time.Time) error {
 	if tok != "" && !ValidToken(tok) {
@@ -409,10 +447,8 @@ func (t *NewTask) validate() error {
 	if t.InfoHash == "" && t.Magnet == "" && t.TorrentURL == "" {
 		return errMissingSource
 	}
-	for _, s := range []string{t.InfoHash, t.Magnet, t.TorrentURL} {
-		if !validText(s, maxSourceBytes) {
-			return errBadSource
-		}
+	if err := checkSources(t.InfoHash, t.Magnet, t.TorrentURL); err != nil {
+		return err
 	}
 	if !validText(t.Title, maxTitleBytes) {
 		return errBadTitle
@@ -598,8 +634,12 @@ func isJSONObject(b []byte) bool {
 // decodeEntries decodes a JSON array entry by entry. A field that is absent
 // or null gives nil; a field that is not an array is logged and ignored; an
 // entry that fails to decode or validate is logged with its index and the
-// kind of error, and skipped.
-func decodeEntries[T any](log *slog.Logger, reply, field string, raw json.RawMessage, validate func(*T) error) []T {
+// kind of error, and skipped. Only the first maxEntries entries are read.
+// A skipped entry whose idField holds a reportable ID is added to rejected:
+// every skipped entry of a list that adds tasks (newTasks), only those
+// with an invalid ID elsewhere (a malformed control must not mark a healthy
+// task failed).
+func decodeEntries[T any](log *slog.Logger, reply, field, idField string, raw json.RawMessage, validate func(*T) error, rejected *[]Rejected) []T {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
@@ -608,11 +648,18 @@ func decodeEntries[T any](log *slog.Logger, reply, field string, raw json.RawMes
 		log.Warn("origin reply field ignored", "reply", reply, "field", field, "reason", describeJSONError(err))
 		return nil
 	}
+	if len(items) > maxEntries {
+		log.Warn("origin reply entries dropped", "reply", reply, "field", field, "entries", len(items), "max", maxEntries)
+		items = items[:maxEntries]
+	}
 	out := make([]T, 0, len(items))
 	for i, item := range items {
 		var v T
 		if err := decodeEntry(item, &v, validate); err != nil {
 			log.Warn("origin reply entry skipped", "reply", reply, "field", field, "index", i, "reason", describeJSONError(err))
+			if rejected != nil && (idField == "id" || codeOf(err) == CodeInvalidID) {
+				reject(rejected, item, idField, err)
+			}
 			continue
 		}
 		out = append(out, v)
@@ -621,6 +668,25 @@ func decodeEntries[T any](log *slog.Logger, reply, field string, raw json.RawMes
 		return nil // no valid entry reads the same as an absent field
 	}
 	return out
+}
+
+// reject records a skipped entry for reporting when its ID is a printable
+// string of at most maxIDBytes, once per ID.
+func reject(rejected *[]Rejected, item json.RawMessage, idField string, err error) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(item, &top) != nil {
+		return
+	}
+	var id string
+	if json.Unmarshal(top[idField], &id) != nil || id == "" || !validText(id, maxIDBytes) {
+		return
+	}
+	for _, r := range *rejected {
+		if r.TaskID == id {
+			return
+		}
+	}
+	*rejected = append(*rejected, Rejected{TaskID: id, Code: codeOf(err)})
 }
 
 // decodeEntry decodes one array entry into v and validates it; an entry that
@@ -678,12 +744,11 @@ func DecodeSyncReply(log *slog.Logger, data []byte) (SyncReply, error) {
 	if err != nil {
 		return SyncReply{}, fmt.Errorf("decode sync reply: %s", describeJSONError(err))
 	}
-	r := SyncReply{
-		NewTasks:       decodeEntries(log, "sync", "newTasks", top["newTasks"], (*NewTask).validate),
-		Controls:       decodeEntries(log, "sync", "controls", top["controls"], (*Control).validate),
-		StreamRequests: decodeEntries(log, "sync", "streamRequests", top["streamRequests"], (*StreamRequest).validate),
-		StreamSessions: decodeEntries(log, "sync", "streamSessions", top["streamSessions"], (*StreamSession).validate),
-	}
+	var r SyncReply
+	r.NewTasks = decodeEntries(log, "sync", "newTasks", "id", top["newTasks"], (*NewTask).validate, &r.Rejected)
+	r.Controls = decodeEntries(log, "sync", "controls", "taskId", top["controls"], (*Control).validate, &r.Rejected)
+	r.StreamRequests = decodeEntries(log, "sync", "streamRequests", "taskId", top["streamRequests"], (*StreamRequest).validate, &r.Rejected)
+	r.StreamSessions = decodeEntries(log, "sync", "streamSessions", "taskId", top["streamSessions"], (*StreamSession).validate, &r.Rejected)
 	if w := decodeBool(log, "sync", "watching", top["watching"]); w != nil {
 		r.Watching = *w
 	}

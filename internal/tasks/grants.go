@@ -10,6 +10,7 @@ import (
 
 	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/hls"
+	"github.com/torrentclaw/cli/internal/ids"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -127,7 +128,7 @@ func (s *Service) StartSession(ctx context.Context, spec SessionSpec) (*hls.Sess
 	if spec.ID == "" {
 		spec.ID = uuid.NewString()
 	}
-	if !hls.ValidSessionID(spec.ID) {
+	if !ids.ValidSessionID(spec.ID) {
 		return nil, fmt.Errorf("start hls session: %w", ErrInvalidID)
 	}
 	if spec.Token != "" && !token.Valid(string(spec.Token)) {
@@ -255,7 +256,7 @@ func (s *Service) StartSessionWhenReady(spec SessionSpec) (string, error) {
 	if spec.ID == "" {
 		spec.ID = uuid.NewString()
 	}
-	if !hls.ValidSessionID(spec.ID) {
+	if !ids.ValidSessionID(spec.ID) {
 		return "", fmt.Errorf("start hls session: %w", ErrInvalidID)
 	}
 	s.mu.Lock()

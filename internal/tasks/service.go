@@ -14,6 +14,7 @@ import (
 
 	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/hls"
+	"github.com/torrentclaw/cli/internal/ids"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -310,7 +311,7 @@ func (s *Service) Restore(ld Loaded) {
 	s.agentID = ld.AgentID
 	s.recovery = ld.Recovery
 	for _, rec := range ld.Records {
-		if !validTaskID(rec.ID) {
+		if !ids.ValidTaskID(rec.ID) {
 			s.log.Warn("saved task dropped: invalid id")
 			continue
 		}
@@ -352,7 +353,7 @@ func (s *Service) Add(ctx context.Context, spec AddSpec) (info Info, existing bo
 	if spec.ID == "" {
 		spec.ID = uuid.NewString()
 	}
-	if !validTaskID(spec.ID) {
+	if !ids.ValidTaskID(spec.ID) {
 		return Info{}, false, fmt.Errorf("add task: %w: task ids are 1-128 characters of [A-Za-z0-9._~:-]", ErrInvalidID)
 	}
 	if spec.FileIndex < -1 {
@@ -822,20 +823,6 @@ func (s *Service) SwapReported(id, key string) bool {
 	changed := e.reported != key
 	e.reported = key
 	return changed
-}
-
-// validTaskID is the one task ID rule: 1-128 characters of [A-Za-z0-9._~:-].
-func validTaskID(s string) bool {
-	if len(s) < 1 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '~' || c == ':' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Token is a plain stream token (it redacts itself when printed); the control socket's

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/torrentclaw/cli/internal/ids"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -144,16 +145,8 @@ func rebuildRecords(dataDir string, now time.Time) []Record {
 }
 
 func isHex40(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
+	h, ok := ids.ParseInfoHashV1(s)
+	return ok && h == s
 }
 
 // saveState writes the state atomically: a temp file in the same directory, fsynced, then
