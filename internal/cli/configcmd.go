@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/torrentclaw/cli/internal/atomicfile"
 	"github.com/torrentclaw/cli/internal/config"
 )
 
@@ -71,24 +72,9 @@ func runConfigInit(opts *configInitOptions) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("config init: %w", err)
 	}
-	// CreateTemp makes the file 0600 whatever the umask; the rename makes
-	// the write atomic and leaves no group/world-readable moment.
-	f, err := os.CreateTemp(dir, ".config-*.toml")
-	if err != nil {
-		return fmt.Errorf("config init: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name()) // best effort; the error below says what failed
-		}
-	}()
-	if _, err := f.Write(config.Example()); err != nil {
-		return errors.Join(fmt.Errorf("config init: %w", err), f.Close())
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("config init: %w", err)
-	}
-	if err := os.Rename(f.Name(), opts.Path); err != nil {
+	// atomicfile writes through a 0600 temp file: no group/world-readable
+	// moment, and never half a file.
+	if err := atomicfile.Write(opts.Path, config.Example(), 0o600); err != nil {
 		return fmt.Errorf("config init: %w", err)
 	}
 	fmt.Fprintf(opts.Err, "wrote %s\n", opts.Path)

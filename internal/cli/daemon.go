@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -113,6 +114,7 @@ stream-token requirement); the log says what needs a restart.`,
 			return runDaemon(cmd.Context(), opts)
 		},
 	}
+	cmd.AddCommand(newDaemonInstallCmd(env, nil), newDaemonUninstallCmd(env, nil))
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "", "media listener address (stream.listen; default 0.0.0.0)")
 	f.IntVar(&port, "port", 0, fmt.Sprintf("media listener port (stream.port; default %d)", config.DefaultStreamPort))
@@ -131,16 +133,20 @@ func runDaemon(ctx context.Context, opts *daemonOptions) error {
 	if err != nil {
 		return err
 	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.Level.Level())
+	log := newLogger(opts.Err, level, cfg.Log.Format)
 	d, err := daemon.New(daemon.Options{
-		Config:  cfg,
-		Sources: sources,
-		Version: opts.Version,
-		Logger:  newLogger(opts.Err, cfg.Log.Level.Level(), cfg.Log.Format),
+		Config:   cfg,
+		Sources:  sources,
+		Version:  opts.Version,
+		Logger:   log,
+		LogLevel: level,
 	})
 	if err != nil {
 		return err
 	}
-	return d.Run(ctx)
+	return runWithReload(ctx, d, log, func() (config.Config, error) { return daemonConfig(opts) })
 }
 
 // daemonConfig resolves the daemon's config once: flags over environment

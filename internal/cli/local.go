@@ -40,7 +40,7 @@ func loadConfigSources(flagPath string) (config.Config, config.Sources, string, 
 
 // newLogger returns the daemon's logger on w, at level or above, as text or
 // JSON per format.
-func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -161,7 +161,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(rec, r)
 		}
 		s.log.Debug("control request", "method", r.Method, "route", r.Pattern,
-			"status", rec.status, "dur", time.Since(start))
+			"status", rec.status, "dur_ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }
 

@@ -40,6 +40,9 @@ type Options struct {
 	Config  config.Config
 	Version string
 	Logger  *slog.Logger
+	// LogLevel, when set, is the level of Logger's handler: [Daemon.Reload]
+	// changes it.
+	LogLevel *slog.LevelVar
 	// Sources says where each config value came from (flag, environment,
 	// file), so errors such as a busy port name what set it. Nil: the keys.
 	Sources config.Sources
@@ -96,6 +99,11 @@ type Daemon struct {
 	// mu guards addrs.
 	mu    sync.Mutex
 	addrs netaddr.Addresses
+
+	// reloadMu serialises Reload; live is the config as last reloaded
+	// (nil: cfg).
+	reloadMu sync.Mutex
+	live     *config.Config
 }
 
 var _ control.Backend = (*Daemon)(nil)
@@ -420,10 +428,13 @@ func (d *Daemon) ownHosts() []string {
 }
 
 // corsOrigins are the origin's scheme+host plus stream.cors_origins.
-func (d *Daemon) corsOrigins() []string {
+func (d *Daemon) corsOrigins() []string { return corsOriginsOf(d.cfg) }
+
+// corsOriginsOf are cfg's origin's scheme+host plus stream.cors_origins.
+func corsOriginsOf(cfg config.Config) []string {
 	var out []string
-	if o := originOf(d.cfg.Origin.APIURL); o != "" {
+	if o := originOf(cfg.Origin.APIURL); o != "" {
 		out = append(out, o)
 	}
-	return append(out, d.cfg.Stream.CORSOrigins...)
+	return append(out, cfg.Stream.CORSOrigins...)
 }

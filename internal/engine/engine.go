@@ -96,6 +96,8 @@ type Engine struct {
 	listen     netip.AddrPort
 	stop       chan struct{} // closed by Close
 	wg         sync.WaitGroup
+	// upLimit and downLimit are the library's rate limiters; see [Engine.SetRates].
+	upLimit, downLimit *rate.Limiter
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -197,14 +199,8 @@ func New(opts Options) (*Engine, error) {
 	// A short timer bounds such a stall; the cost is a 4-byte keep-alive per idle connection
 	// this often.
 	cfg.KeepAliveTimeout = writerWakeInterval
-	if opts.UploadRateBytes > 0 {
-		// The burst must hold a whole chunk (16 KiB) and bounds the longest request we serve.
-		burst := int(min(max(opts.UploadRateBytes/4, 64<<10), 1<<20))
-		cfg.UploadRateLimiter = rate.NewLimiter(rate.Limit(opts.UploadRateBytes), burst)
-	}
-	if opts.DownloadRateBytes > 0 {
-		cfg.DownloadRateLimiter = rate.NewLimiter(rate.Limit(opts.DownloadRateBytes), 0)
-	}
+	e.upLimit, e.downLimit = newRateLimiters(opts.UploadRateBytes, opts.DownloadRateBytes)
+	cfg.UploadRateLimiter, cfg.DownloadRateLimiter = e.upLimit, e.downLimit
 	e.cl, err = torrent.NewClient(cfg)
 	if err != nil {
 		return nil, errors.Join(

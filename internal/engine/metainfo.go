@@ -17,6 +17,8 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	infohash_v2 "github.com/anacrolix/torrent/types/infohash-v2"
+
+	"github.com/torrentclaw/cli/internal/atomicfile"
 )
 
 // Limits on metainfo we accept.
@@ -270,18 +272,7 @@ func (c metaCache) store(key string, mi *metainfo.MetaInfo) error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("metainfo cache: %w", err)
 	}
-	f, err := os.CreateTemp(c.dir, key+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("metainfo cache: %w", err)
-	}
-	_, werr := f.Write(b)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("metainfo cache: %w", err)
-	}
-	if err := os.Rename(f.Name(), c.path(key)); err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.Write(c.path(key), b, 0o600); err != nil {
 		return fmt.Errorf("metainfo cache: %w", err)
 	}
 	return nil

@@ -417,7 +417,7 @@ func TestAccessLog(t *testing.T) {
 		srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))
 	}
 	out := logs.String()
-	for _, want := range []string{`route="GET /stream"`, `route="GET /playlist.m3u"`, `route="GET /hls/{session}/{resource}"`, "status=404", "bytes=19", "remote_addr=", "dur="} {
+	for _, want := range []string{`route="GET /stream"`, `route="GET /playlist.m3u"`, `route="GET /hls/{session}/{resource}"`, "status=404", "bytes=19", "remote_addr=", "dur_ms="} {
 		if !strings.Contains(out, want) {
 			t.Errorf("access log lacks %q:\n%s", want, out)
 		}

@@ -10,7 +10,7 @@ import (
 )
 
 // accessLog logs one Debug line per request: route pattern, status, bytes,
-// duration and remote address. Never the URL: its query carries the token.
+// duration in milliseconds and remote address. Never the URL: its query carries the token.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -26,7 +26,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			"route", r.Pattern,
 			"status", status,
 			"bytes", sw.bytes,
-			"dur", time.Since(start),
+			"dur_ms", float64(time.Since(start).Microseconds())/1000,
 			"remote_addr", r.RemoteAddr)
 	})
 }
@@ -141,11 +141,12 @@ func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) originAllowed(origin string) bool {
-	if origin == "" || len(s.origins) == 0 {
+	origins := *s.origins.Load()
+	if origin == "" || len(origins) == 0 {
 		return false
 	}
 	n, err := normalizeOrigin(origin)
-	return err == nil && s.origins[n]
+	return err == nil && origins[n]
 }
 
 // normalizeOrigin returns "scheme://host[:port]" in lower case without a

@@ -98,7 +98,7 @@ type Server struct {
 	hls         *hls.Manager
 	bound       func(sessionID, presented string) bool
 	session     func(ctx context.Context, sessionID string) (*hls.Session, error)
-	origins     map[string]bool // normalised "scheme://host[:port]"
+	origins     atomic.Pointer[map[string]bool] // normalised "scheme://host[:port]"; see SetCORSOrigins
 	publicHosts func() []string
 	defaultHost string
 	log         *slog.Logger
@@ -137,13 +137,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxReaders == 0 {
 		opts.MaxReaders = DefaultMaxReaders
 	}
-	origins := make(map[string]bool, len(opts.CORSOrigins))
-	for _, o := range opts.CORSOrigins {
-		n, err := normalizeOrigin(o)
-		if err != nil {
-			return nil, fmt.Errorf("media: cors origin %q: %w", o, err)
-		}
-		origins[n] = true
+	origins, err := originSet(opts.CORSOrigins)
+	if err != nil {
+		return nil, err
 	}
 	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
 		return nil, errors.New("media: tls cert file and key file must be set together")
@@ -167,7 +163,6 @@ func New(opts Options) (*Server, error) {
 		hls:         opts.HLS,
 		bound:       opts.SessionBound,
 		session:     opts.Session,
-		origins:     origins,
 		publicHosts: opts.PublicHosts,
 		defaultHost: opts.DefaultHost,
 		log:         log,
@@ -176,6 +171,7 @@ func New(opts Options) (*Server, error) {
 		healthBody:  append(health, '\n'),
 		readers:     make(chan struct{}, opts.MaxReaders),
 	}
+	s.origins.Store(&origins)
 	if s.stall <= 0 {
 		s.stall = DefaultWriteStallTimeout
 	}

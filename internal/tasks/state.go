@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/torrentclaw/cli/internal/atomicfile"
 	"github.com/torrentclaw/cli/internal/ids"
 	"github.com/torrentclaw/cli/internal/token"
 )
@@ -116,13 +117,19 @@ func parseState(b []byte) (state, error) {
 	return st, nil
 }
 
-// removeStrayTemps deletes .state-*.json files a crash during a save left behind.
+// strayTemps are the names temporary files of interrupted saves have: the
+// atomic writer's, and the daemon's own before it used that writer.
+var strayTemps = []string{"." + stateName + ".*.tmp", stateTempPrefix + "*" + stateTempSuffix}
+
+// removeStrayTemps deletes the temporary files a crash during a save left behind.
 func removeStrayTemps(dataDir string) int {
-	matches, _ := filepath.Glob(filepath.Join(dataDir, stateTempPrefix+"*"+stateTempSuffix))
 	n := 0
-	for _, m := range matches {
-		if os.Remove(m) == nil {
-			n++
+	for _, pat := range strayTemps {
+		matches, _ := filepath.Glob(filepath.Join(dataDir, pat))
+		for _, m := range matches {
+			if os.Remove(m) == nil {
+				n++
+			}
 		}
 	}
 	return n
@@ -149,37 +156,16 @@ func isHex40(s string) bool {
 	return ok && h == s
 }
 
-// saveState writes the state atomically: a temp file in the same directory, fsynced, then
-// renamed over the old one, so a crash leaves either the old or the new state, never half of
-// one. It runs on the service's saver goroutine, never on the path of a request.
-func saveState(path string, st state) (err error) {
+// saveState writes the state atomically (a temp file in the same directory, synced, then
+// renamed over the old one), so a crash leaves either the old or the new state, never half
+// of one. It runs on the service's saver goroutine, never on the path of a request.
+func saveState(path string, st state) error {
 	st.Version = stateVersion
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), stateTempPrefix+"*"+stateTempSuffix)
-	if err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return errors.Join(fmt.Errorf("write state: %w", err), f.Close())
-	}
-	if err := f.Sync(); err != nil {
-		return errors.Join(fmt.Errorf("write state: %w", err), f.Close())
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Chmod(f.Name(), 0o600); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return nil

@@ -59,18 +59,23 @@ func TestLoadState(t *testing.T) {
 				}
 			}
 			stray := filepath.Join(dir, ".state-42.json")
-			if err := os.WriteFile(stray, []byte("{"), 0o600); err != nil {
-				t.Fatal(err)
+			stray2 := filepath.Join(dir, ".state.json.123.tmp")
+			for _, p := range []string{stray, stray2} {
+				if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 			ld, err := LoadState(dir, t0)
 			if err != nil {
 				t.Fatalf("LoadState() = %v", err)
 			}
-			if ld.RemovedTemps != 1 {
-				t.Errorf("RemovedTemps = %d, want 1", ld.RemovedTemps)
+			if ld.RemovedTemps != 2 {
+				t.Errorf("RemovedTemps = %d, want 2", ld.RemovedTemps)
 			}
-			if _, err := os.Stat(stray); !os.IsNotExist(err) {
-				t.Errorf("stray temp file: stat = %v, want gone", err)
+			for _, p := range []string{stray, stray2} {
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Errorf("stray temp file %s: stat = %v, want gone", filepath.Base(p), err)
+				}
 			}
 			if got := ld.Recovery.MovedTo != ""; got != tc.wantMoved {
 				t.Fatalf("Recovery = %+v, want moved=%v", ld.Recovery, tc.wantMoved)
