@@ -603,6 +603,10 @@ func TestCorruptStateFileRecovered(t *testing.T) {
 			if !found {
 				t.Errorf("doctor does not report the corrupt state file: %+v", checks)
 			}
+			// doctor with no daemon running finds it too.
+			if c := CheckState(cfg); c.Level != control.LevelWarn || !strings.Contains(c.Detail, ".corrupt-") {
+				t.Errorf("CheckState() = %+v, want a warning naming the moved file", c)
+			}
 		})
 	}
 }
