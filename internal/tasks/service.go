@@ -359,14 +359,15 @@ func (s *Service) Add(ctx context.Context, spec AddSpec) (info Info, existing bo
 	if spec.FileIndex < -1 {
 		return Info{}, false, fmt.Errorf("add task: %w: file index %d", ErrBadFile, spec.FileIndex)
 	}
-	src, err := engine.ParseSource(spec.Source)
-	if err != nil {
-		return Info{}, false, fmt.Errorf("add task: %w", err)
-	}
-	if spec.FromOrigin && src.Kind == engine.SourceFile {
+	parse := engine.ParseSource
+	if spec.FromOrigin {
 		// Decided on the text alone: nothing is opened, so the answer says nothing
 		// about the local file system.
-		return Info{}, false, fmt.Errorf("add task: %w: only magnet links, info hashes and http(s) torrent urls are accepted", ErrBadSource)
+		parse = engine.ParseOriginSource
+	}
+	src, err := parse(spec.Source)
+	if err != nil {
+		return Info{}, false, fmt.Errorf("add task: %w", err)
 	}
 
 	s.mu.Lock()
@@ -549,6 +550,7 @@ func (s *Service) startAddLocked(e *entry) {
 		defer cancel()
 		t, err := s.eng.Add(ctx, engine.AddSpec{
 			ID: rec.ID, Source: addSource(rec), FileIndex: rec.FileIndex, Title: rec.Title, Stream: rec.Stream,
+			Remote: rec.FromOrig, // the origin may not name local files
 		})
 		s.finishAdd(e, t, err)
 	})
