@@ -1,12 +1,22 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/daemon"
+	"github.com/torrentclaw/cli/internal/enginetest"
 )
 
 func TestTaskVerbs(t *testing.T) {
@@ -137,5 +147,99 @@ func TestTokenSummary(t *testing.T) {
 				t.Errorf("tokenSummary(%+v) = %q, want prefix %q", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestVerbsAgainstRealDaemon drives a real daemon (real engine, real media
+// listener, a real seeder on loopback) through the command line.
+func TestVerbsAgainstRealDaemon(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Stream.Listen, cfg.Stream.Port = "127.0.0.1", port
+	cfg.Torrent.DataDir, cfg.Torrent.DownloadDir = filepath.Join(dir, "data"), filepath.Join(dir, "downloads")
+	cfg.HLS.Dir = filepath.Join(dir, "hls")
+	cfg.Torrent.ListenPort, cfg.Torrent.DHT, cfg.Torrent.Trackers = 0, false, nil
+	d, err := daemon.New(daemon.Options{Config: cfg, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon Run() = %v", err)
+		}
+	})
+	select {
+	case <-d.Ready():
+	case err := <-done:
+		t.Fatalf("daemon stopped before ready: %v", err)
+	}
+
+	src, _ := enginetest.WriteRandomFile(t, t.TempDir(), "film.mp4", 1<<20, 50)
+	info := enginetest.NewSeeder(t, enginetest.SeederOptions{}).Add(t, src)
+	cli := func(args ...string) string {
+		t.Helper()
+		env, out, errOut := testEnv(d.SocketPath())
+		if code := run(t.Context(), env, args); code != 0 {
+			t.Fatalf("torrentclaw %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+		}
+		return out.String()
+	}
+	var added streamJSON
+	if err := json.Unmarshal([]byte(cli("stream", info.Magnet, "--json")), &added); err != nil {
+		t.Fatal(err)
+	}
+	get := func(u string) int {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(added.StreamURL); code != http.StatusOK {
+		t.Fatalf("GET stream = %d", code)
+	}
+	// A second stream of the same magnet is the same task, with a new grant;
+	// the first URL keeps working.
+	var again streamJSON
+	if err := json.Unmarshal([]byte(cli("stream", info.Magnet, "--json")), &again); err != nil {
+		t.Fatal(err)
+	}
+	if again.TaskID != added.TaskID || get(added.StreamURL) != http.StatusOK || get(again.StreamURL) != http.StatusOK {
+		t.Errorf("second stream: task %s (want %s), or a URL stopped working", again.TaskID, added.TaskID)
+	}
+	cli("pause", added.TaskID)
+	if st := cli("status"); !strings.Contains(st, "paused") || !strings.Contains(st, "2 grants") {
+		t.Errorf("status after pause:\n%s\nwant paused and 2 grants", st)
+	}
+	cli("resume", added.TaskID)
+	if files := cli("files", added.TaskID); !strings.Contains(files, "film.mp4 (selected)") {
+		t.Errorf("files = %q", files)
+	}
+	cli("token", "revoke", added.TaskID)
+	if st := cli("status"); !strings.Contains(st, "locked") {
+		t.Errorf("status after token revoke:\n%s\nwant locked", st)
+	}
+	path := filepath.Join(cfg.Torrent.DownloadDir, "film.mp4")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	cli("rm", added.TaskID, "--delete-files")
+	if code := get(again.StreamURL); code != http.StatusNotFound {
+		t.Errorf("GET after rm = %d, want 404", code)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("file after rm --delete-files: %v", err)
 	}
 }
