@@ -162,8 +162,6 @@ func (d *Daemon) MediaAddr() netip.AddrPort { return d.mediaAP }
 // TLSPort is the bound HTTPS media port, 0 when off; valid after Ready.
 func (d *Daemon) TLSPort() int { return d.tlsPort }
 
-func (d *Daemon) statePath() string { return filepath.Join(d.cfg.Torrent.DataDir, "state.json") }
-
 // Run builds every component, then starts serving: nothing accepts a
 // connection before everything a handler reads is set. It serves until ctx
 // is done, then shuts down in reverse order and waits for all background
