@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/hls"
 	"github.com/torrentclaw/cli/internal/tasks"
 )
 
@@ -125,7 +126,8 @@ func (d *Daemon) AddTask(ctx context.Context, req control.AddRequest) (control.A
 		ExpiresAt:   exp,
 	}
 	if req.HLS {
-		sid, err := d.svc.StartSessionWhenReady(tasks.SessionSpec{TaskID: in.ID, FileIndex: req.FileIndex, Token: tok})
+		sid, err := d.svc.StartSessionWhenReady(tasks.SessionSpec{TaskID: in.ID, FileIndex: req.FileIndex, Token: tok,
+			Tracks: hls.TrackOptions{AudioLanguage: req.AudioLanguage, SubtitleLanguage: req.SubtitleLanguage, BurnImageSubtitles: req.BurnSubtitles}})
 		if err != nil {
 			return resp, fmt.Errorf("start hls: %w", err)
 		}

@@ -299,6 +299,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		HLS:          d.hlsm,
 		SessionBound: d.svc.SessionBound,
 		Session:      d.svc.Session,
+		WatchSession: d.svc.WatchSession,
 		CORSOrigins:  d.corsOrigins(),
 		MaxReaders:   cfg.Stream.MaxReaders,
 		PublicHosts:  d.ownHosts,

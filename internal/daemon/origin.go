@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/hls"
 	"github.com/torrentclaw/cli/internal/origin"
 	"github.com/torrentclaw/cli/internal/tasks"
 	"github.com/torrentclaw/cli/internal/token"
@@ -333,6 +334,7 @@ func (l *originLink) startSession(ss origin.StreamSession) {
 		defer cancel()
 		s, err := d.svc.StartSession(ctx, tasks.SessionSpec{
 			ID: ss.SessionID, TaskID: ss.TaskID, FileIndex: fi, StartSec: start, Token: token.Token(ss.StreamToken),
+			Tracks: hls.TrackOptions{AudioLanguage: ss.AudioLanguage, SubtitleLanguage: ss.SubtitleLanguage},
 		})
 		if err == nil {
 			err = s.WaitReady(ctx)

@@ -55,6 +55,9 @@ type Options struct {
 	// service waits for a session it promised before the torrent's
 	// metainfo arrived (bounded by the request's context).
 	Session func(ctx context.Context, sessionID string) (*hls.Session, error)
+	// WatchSession makes the HLS session of the /watch player page. Nil:
+	// the page plays only the raw file.
+	WatchSession WatchSessionFunc
 
 	// CORSOrigins lists the origins ("scheme://host[:port]") allowed to read
 	// media responses from a browser.
@@ -92,21 +95,22 @@ type Options struct {
 
 // Server is the media listener. It is safe for concurrent use.
 type Server struct {
-	eng         Engine
-	tokens      *token.Table
-	internal    *token.Table
-	hls         *hls.Manager
-	bound       func(sessionID, presented string) bool
-	session     func(ctx context.Context, sessionID string) (*hls.Session, error)
-	origins     atomic.Pointer[map[string]bool] // normalised "scheme://host[:port]"; see SetCORSOrigins
-	publicHosts func() []string
-	defaultHost string
-	log         *slog.Logger
-	stall       time.Duration
-	grace       time.Duration
-	healthBody  []byte
-	certs       *certReloader // nil when no TLS files are configured
-	handler     http.Handler
+	eng          Engine
+	tokens       *token.Table
+	internal     *token.Table
+	hls          *hls.Manager
+	bound        func(sessionID, presented string) bool
+	session      func(ctx context.Context, sessionID string) (*hls.Session, error)
+	watchSession WatchSessionFunc
+	origins      atomic.Pointer[map[string]bool] // normalised "scheme://host[:port]"; see SetCORSOrigins
+	publicHosts  func() []string
+	defaultHost  string
+	log          *slog.Logger
+	stall        time.Duration
+	grace        time.Duration
+	healthBody   []byte
+	certs        *certReloader // nil when no TLS files are configured
+	handler      http.Handler
 
 	// readers is a semaphore of open /stream readers (capacity MaxReaders).
 	readers chan struct{}
@@ -157,19 +161,20 @@ func New(opts Options) (*Server, error) {
 	}
 	log = log.With("component", "media")
 	s := &Server{
-		eng:         opts.Engine,
-		tokens:      opts.Tokens,
-		internal:    opts.Internal,
-		hls:         opts.HLS,
-		bound:       opts.SessionBound,
-		session:     opts.Session,
-		publicHosts: opts.PublicHosts,
-		defaultHost: opts.DefaultHost,
-		log:         log,
-		stall:       opts.WriteStallTimeout,
-		grace:       opts.ShutdownGrace,
-		healthBody:  append(health, '\n'),
-		readers:     make(chan struct{}, opts.MaxReaders),
+		eng:          opts.Engine,
+		tokens:       opts.Tokens,
+		internal:     opts.Internal,
+		hls:          opts.HLS,
+		bound:        opts.SessionBound,
+		session:      opts.Session,
+		watchSession: opts.WatchSession,
+		publicHosts:  opts.PublicHosts,
+		defaultHost:  opts.DefaultHost,
+		log:          log,
+		stall:        opts.WriteStallTimeout,
+		grace:        opts.ShutdownGrace,
+		healthBody:   append(health, '\n'),
+		readers:      make(chan struct{}, opts.MaxReaders),
 	}
 	s.origins.Store(&origins)
 	if s.stall <= 0 {
@@ -197,6 +202,9 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("GET /stream", s.handleStream)
 	mux.HandleFunc("GET /playlist.m3u", s.handlePlaylist)
 	mux.HandleFunc("GET /hls/{session}/{resource}", s.handleHLS)
+	mux.HandleFunc("GET /watch", s.handleWatch)
+	mux.HandleFunc("GET /watch/session", s.handleWatchSession)
+	mux.HandleFunc("GET /watch/assets/{name}", s.handleWatchAsset)
 	mux.HandleFunc("GET /health", s.handleHealth)
 	mux.HandleFunc("OPTIONS /", s.handlePreflight)
 	// Everything else gets the same 404 as a failed authorization.

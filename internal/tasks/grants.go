@@ -2,8 +2,11 @@ package tasks
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -112,6 +115,11 @@ type SessionSpec struct {
 	// it. "" binds the session to the origin's current token when the daemon knows one,
 	// else to no particular grant (any grant of the task opens it).
 	Token token.Token
+	// Tracks picks the default audio and subtitle renditions.
+	Tracks hls.TrackOptions
+	// Key, when set, returns the open session with the same key instead of another one
+	// (the /watch page reloaded).
+	Key string
 }
 
 // StartSession starts an HLS session once the task has its metainfo (ctx bounds the wait).
@@ -145,9 +153,11 @@ func (s *Service) StartSession(ctx context.Context, spec SessionSpec) (*hls.Sess
 	if fi < 0 {
 		fi = t.SelectedFile()
 	}
-	if n := len(t.Files()); fi < 0 || fi >= n {
+	files := t.Files()
+	if n := len(files); fi < 0 || fi >= n {
 		return nil, fmt.Errorf("task %s: %w: file %d (the torrent has %d files)", spec.TaskID, ErrBadFile, fi, n)
 	}
+	sidecars := sidecarsOf(files, fi)
 	in, err := token.Mint()
 	if err != nil {
 		return nil, err
@@ -171,20 +181,37 @@ func (s *Service) StartSession(ctx context.Context, spec SessionSpec) (*hls.Sess
 	if bind != "" {
 		ss.bound, ss.hasBound = token.Hash(string(bind)), true
 	}
-	if err := s.tokens.Grant(spec.TaskID, in, token.IssuerInternal, token.Scope{SessionID: spec.ID, File: fi}, time.Now().Add(internalGrantTTL)); err != nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("start hls session: %w", err)
+	// ffmpeg's grant opens the file and its sidecar subtitle files, for this session only.
+	for _, f := range append([]int{fi}, sidecarIndexes(sidecars)...) {
+		if err := s.tokens.Grant(spec.TaskID, in, token.IssuerInternal, token.Scope{SessionID: spec.ID, File: f}, time.Now().Add(internalGrantTTL)); err != nil {
+			s.tokens.EndSession(spec.TaskID, spec.ID)
+			s.mu.Unlock()
+			return nil, fmt.Errorf("start hls session: %w", err)
+		}
 	}
 	s.sessions[spec.ID] = ss
 	s.mu.Unlock()
 
+	var inputs []hls.SidecarInput
+	for _, sc := range sidecars {
+		inputs = append(inputs, hls.SidecarInput{
+			InputURL: s.opts.InputURL(spec.TaskID, spec.ID, in, sc.Index),
+			Language: sc.Language, Label: sc.Label, Format: sc.Format,
+		})
+	}
 	sess, err := s.hls.Create(ctx, hls.Spec{
 		ID: spec.ID, TaskID: spec.TaskID, StartSec: spec.StartSec,
 		InputURL: s.opts.InputURL(spec.TaskID, spec.ID, in, fi),
+		Sidecars: inputs, Tracks: spec.Tracks, Key: spec.Key,
 	})
 	if err != nil {
 		s.forgetSession(spec.ID)
 		return nil, err
+	}
+	if sess.ID() != spec.ID {
+		// An open session with the same key: the new grant is not needed.
+		s.forgetSession(spec.ID)
+		return sess, nil
 	}
 	s.mu.Lock()
 	_, still := s.sessions[spec.ID]
@@ -325,4 +352,39 @@ func (s *Service) hintBitrate(t *engine.Task, sess *hls.Session, fileIndex int) 
 			t.SetBitrate(int64(float64(f.Length*8) / dur))
 		}
 	}
+}
+
+// sidecarsOf returns the subtitle files of the torrent that belong to file fi, indexed by
+// file index (see hls.FindSidecars).
+func sidecarsOf(files []engine.File, fi int) []hls.Sidecar {
+	paths := make([]string, len(files))
+	video := ""
+	for i, f := range files {
+		paths[i] = f.Path
+		if f.Index == fi {
+			video = f.Path
+		}
+	}
+	found := hls.FindSidecars(video, paths)
+	for i := range found {
+		found[i].Index = files[found[i].Index].Index
+	}
+	return found
+}
+
+func sidecarIndexes(scs []hls.Sidecar) []int {
+	out := make([]int, 0, len(scs))
+	for _, sc := range scs {
+		out = append(out, sc.Index)
+	}
+	return out
+}
+
+// WatchSession returns the HLS session of the /watch page for a task's file, bound to the
+// token the page was opened with: one per (task, file, token), reused while open, so
+// reloading the page adds no session.
+func (s *Service) WatchSession(ctx context.Context, taskID string, fileIndex int, tok token.Token) (*hls.Session, error) {
+	sum := sha256.Sum256([]byte(tok.Reveal()))
+	key := "watch/" + taskID + "/" + strconv.Itoa(fileIndex) + "/" + hex.EncodeToString(sum[:16])
+	return s.StartSession(ctx, SessionSpec{TaskID: taskID, FileIndex: fileIndex, Token: tok, Key: key})
 }
