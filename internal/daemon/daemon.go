@@ -231,8 +231,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		UploadRateBytes:   int64(cfg.Torrent.UploadRate),
 		DownloadRateBytes: int64(cfg.Torrent.DownloadRate),
 		// torrent.max_active is the task service's queue, not a refusal.
-		WarmGrace: 2 * time.Minute,
-		Logger:    d.log,
+		MaxFiles:     cfg.Torrent.MaxFiles,
+		MaxNameBytes: int64(cfg.Torrent.MaxNameBytes),
+		WarmGrace:    2 * time.Minute,
+		Logger:       d.log,
 	})
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -302,11 +304,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		WatchSession: d.svc.WatchSession,
 		CORSOrigins:  d.corsOrigins(),
 		MaxReaders:   cfg.Stream.MaxReaders,
-		PublicHosts:  d.ownHosts,
-		Version:      d.version,
-		Logger:       d.log,
-		TLSCertFile:  cfg.Stream.TLSCertFile,
-		TLSKeyFile:   cfg.Stream.TLSKeyFile,
+		// Connection caps of the media listener (issue 9).
+		MaxConns:          cfg.Stream.MaxConns,
+		MaxConnsPerClient: cfg.Stream.MaxConnsPerClient,
+		PublicHosts:       d.ownHosts,
+		Version:           d.version,
+		Logger:            d.log,
+		TLSCertFile:       cfg.Stream.TLSCertFile,
+		TLSKeyFile:        cfg.Stream.TLSKeyFile,
 	})
 	if err != nil {
 		return fmt.Errorf("start media listener: %w", err)
