@@ -20,10 +20,11 @@ var allowed = map[string][]string{
 	"engine":     {"netaddr"},
 	"upnp":       {"netaddr"},
 	"hls":        {},
-	"media":      {"engine", "token", "hls", "netaddr"},
+	"media":      {"tasks", "engine", "token", "hls", "netaddr"},
+	"tasks":      {"engine", "token", "hls", "netaddr"},
 	"origin":     {"netaddr"},
-	"control":    {"engine", "token", "hls"},
-	"daemon":     {"config", "netaddr", "token", "engine", "upnp", "hls", "media", "origin", "control"},
+	"control":    {"tasks"},
+	"daemon":     {"config", "netaddr", "token", "engine", "upnp", "hls", "tasks", "media", "origin", "control"},
 	"cli":        {"config", "control", "daemon", "sample"},
 	"sample":     {},
 	"atomicfile": {},
@@ -55,7 +56,7 @@ var thirdParty = map[string][]string{
 	"github.com/BurntSushi/toml":   {"config"},
 	"github.com/huin/goupnp":       {"upnp"},
 	"github.com/spf13/cobra":       {"cli"},
-	"github.com/google/uuid":       {"engine", "hls", "daemon", "origin", "control", "cli", "media"},
+	"github.com/google/uuid":       {"engine", "hls", "tasks", "daemon", "origin", "control", "cli", "media"},
 }
 
 type pkg struct {

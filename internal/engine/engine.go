@@ -420,7 +420,7 @@ func (e *Engine) Add(ctx context.Context, spec AddSpec) (*Task, error) {
 		return nil, fmt.Errorf("add task: %w: id %s is in use", ErrExists, id)
 	}
 	if t, ok := e.byKey[key]; ok {
-		return nil, fmt.Errorf("add task: %w: infohash %s is task %s", ErrExists, key, t.id)
+		return nil, fmt.Errorf("add task: %w", &ExistsError{TaskID: t.id, InfoHash: key})
 	}
 	if e.opts.MaxActive > 0 && e.activeLocked() >= e.opts.MaxActive {
 		return nil, fmt.Errorf("add task: %w (max %d)", ErrTooManyTasks, e.opts.MaxActive)
