@@ -68,15 +68,30 @@ func formatETA(secs int64) string {
 	return fmt.Sprintf("%ds", int(d.Seconds()))
 }
 
-// tokenSummary describes a task's token without showing it.
+// tokenSummary describes a task's grants without showing a token: "2 grants,
+// next expiry …", "locked (revoked)", "expired", "none".
 func tokenSummary(t control.TokenInfo) string {
 	switch {
-	case !t.Set:
-		return "none"
-	case t.ExpiresAt.IsZero():
-		return "set"
+	case t.Locked:
+		return "locked (revoked): 'token issue' opens it"
+	case t.Grants > 0 || t.Set:
+		n := max(t.Grants, 1)
+		s := fmt.Sprintf("%d grant", n)
+		if n > 1 {
+			s += "s"
+		}
+		next := t.NextExpiry
+		if next.IsZero() {
+			next = t.ExpiresAt
+		}
+		if !next.IsZero() {
+			s += ", next expiry " + formatTime(next)
+		}
+		return s
+	case t.EverGranted:
+		return "expired: 'token issue' opens it"
 	}
-	return "set, expires at " + formatTime(t.ExpiresAt)
+	return "none"
 }
 
 // truncate shortens s to at most n runes, marking the cut with "…".
@@ -144,7 +159,12 @@ func (p *progress) finish(info control.TaskInfo, err error) {
 
 // progressLine renders one status line; with bar, a text progress bar.
 func progressLine(info control.TaskInfo, bar bool) string {
-	if info.State == "resolving" || info.TotalBytes == 0 {
+	switch {
+	case info.State == "queued":
+		return "queued: waiting for a free slot (torrent.max_active)…"
+	case info.State == "paused":
+		return "paused: 'torrentclaw resume " + info.ID + "' continues"
+	case info.State == "resolving" || info.TotalBytes == 0:
 		return "resolving metadata (finding peers)…"
 	}
 	size, speed, eta := formatBytes(info.TotalBytes), formatBytes(info.SpeedBps), formatETA(info.ETASeconds)

@@ -20,15 +20,17 @@ var allowed = map[string][]string{
 	"engine":     {"netaddr"},
 	"upnp":       {"netaddr"},
 	"hls":        {},
-	"media":      {"engine", "token", "hls", "netaddr"},
+	"media":      {"tasks", "engine", "token", "hls", "netaddr"},
+	"tasks":      {"engine", "token", "hls", "netaddr"},
 	"origin":     {"netaddr"},
-	"control":    {"engine", "token", "hls"},
-	"daemon":     {"config", "netaddr", "token", "engine", "upnp", "hls", "media", "origin", "control"},
+	"control":    {"tasks"},
+	"daemon":     {"config", "netaddr", "token", "engine", "upnp", "hls", "tasks", "media", "origin", "control"},
 	"cli":        {"config", "control", "daemon", "sample"},
 	"sample":     {},
 	"atomicfile": {},
 	"enginetest": {"engine"},
 	"upnptest":   {},
+	"clienttest": {},
 	"depcheck":   {},
 	"ids":        {},
 }
@@ -44,7 +46,7 @@ var everyone = map[string]bool{"atomicfile": true}
 
 // testOnly lists the test-helper packages: any package may import them, but
 // only from _test.go files.
-var testOnly = map[string]bool{"enginetest": true, "upnptest": true}
+var testOnly = map[string]bool{"enginetest": true, "upnptest": true, "clienttest": true}
 
 // thirdParty keeps each third-party library inside its boundary.
 var thirdParty = map[string][]string{
@@ -54,7 +56,7 @@ var thirdParty = map[string][]string{
 	"github.com/BurntSushi/toml":   {"config"},
 	"github.com/huin/goupnp":       {"upnp"},
 	"github.com/spf13/cobra":       {"cli"},
-	"github.com/google/uuid":       {"engine", "hls", "daemon", "origin", "control", "cli", "media"},
+	"github.com/google/uuid":       {"engine", "hls", "tasks", "daemon", "origin", "control", "cli", "media"},
 }
 
 type pkg struct {
