@@ -222,6 +222,16 @@ func (d *Daemon) Doctor(ctx context.Context) ([]control.Check, error) {
 		detail += ", " + b.Pub + " (public)"
 	}
 	add("media listener", control.LevelOK, detail)
+	// Peers reach the BitTorrent listener unless it is bound to loopback.
+	proto := "TCP"
+	if d.cfg.Torrent.UTP {
+		proto = "TCP and uTP"
+	}
+	if bt := d.eng.ListenAddr(); bt.Addr().IsLoopback() {
+		add("bittorrent listener", control.LevelWarn, fmt.Sprintf("listening on %s (%s): peers on other machines cannot connect; set torrent.listen_address to \"\" (all interfaces) or a LAN address", bt, proto))
+	} else {
+		add("bittorrent listener", control.LevelOK, fmt.Sprintf("listening on %s (%s)", bt, proto))
+	}
 	if rc := d.svc.Recovery(); rc.MovedTo != "" {
 		add("state file", control.LevelWarn, fmt.Sprintf("was unreadable (%s) at start %s: moved to %s; tasks were rebuilt from the saved metainfo",
 			rc.Reason, rc.At.Format(time.RFC3339), rc.MovedTo))

@@ -222,8 +222,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		AdvertiseAddr:     d.addresses().LAN,
 		DownloadDir:       cfg.Torrent.DownloadDir,
 		DataDir:           cfg.Torrent.DataDir,
-		ListenHost:        torrentListenHost(cfg.Stream.Listen),
+		ListenHost:        cfg.Torrent.ListenAddr, // stream.listen moves only the media listener
 		ListenPort:        cfg.Torrent.ListenPort,
+		DisableUTP:        !cfg.Torrent.UTP,
 		DisableDHT:        !cfg.Torrent.DHT,
 		Trackers:          cfg.Torrent.Trackers,
 		Seed:              cfg.Torrent.Seed,
@@ -377,15 +378,6 @@ func listenTCP(host string, port int, key, source string) (net.Listener, error) 
 		return nil, fmt.Errorf("%s: listen on %s: %w", key, addr, err)
 	}
 	return ln, nil
-}
-
-// torrentListenHost keeps the BitTorrent listener on loopback when the media
-// listener is loopback-only (tests, demo); otherwise all interfaces.
-func torrentListenHost(streamListen string) string {
-	if netaddr.IsLoopbackListen(streamListen) {
-		return "127.0.0.1"
-	}
-	return ""
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {

@@ -66,6 +66,7 @@ func testConfig(t testing.TB, dir string) config.Config {
 	cfg.Torrent.DownloadDir = filepath.Join(dir, "downloads")
 	cfg.HLS.Dir = filepath.Join(dir, "hls")
 	cfg.Torrent.ListenPort = 0
+	cfg.Torrent.ListenAddr = "127.0.0.1"
 	cfg.Torrent.DHT = false
 	cfg.Torrent.Trackers = nil
 	return cfg
@@ -594,7 +595,7 @@ func TestOriginRevokedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	found, foundBT := false, false
 	for _, c := range checks {
 		if c.Name == "origin" {
 			found = true
@@ -602,9 +603,17 @@ func TestOriginRevokedKey(t *testing.T) {
 				t.Errorf("doctor origin check = %+v, want failed", c)
 			}
 		}
+		// The test daemon binds BitTorrent to loopback (torrent.listen_address), which
+		// peers on other machines cannot reach.
+		if c.Name == "bittorrent listener" {
+			foundBT = true
+			if c.Level != control.LevelWarn || !strings.Contains(c.Detail, "torrent.listen_address") {
+				t.Errorf("doctor bittorrent listener check = %+v, want a warning naming torrent.listen_address", c)
+			}
+		}
 	}
-	if !found {
-		t.Errorf("doctor has no origin check: %+v", checks)
+	if !found || !foundBT {
+		t.Errorf("doctor lacks the origin or bittorrent listener check: %+v", checks)
 	}
 	if got := len(f.callsNamed("sync")); got > n+1 {
 		t.Errorf("syncs after 401: %d more, want the loop stopped", got-n)

@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"atomicfile": {},
 	"enginetest": {"engine"},
 	"upnptest":   {},
+	"clienttest": {},
 	"depcheck":   {},
 	"ids":        {},
 }
@@ -45,7 +46,7 @@ var everyone = map[string]bool{"atomicfile": true}
 
 // testOnly lists the test-helper packages: any package may import them, but
 // only from _test.go files.
-var testOnly = map[string]bool{"enginetest": true, "upnptest": true}
+var testOnly = map[string]bool{"enginetest": true, "upnptest": true, "clienttest": true}
 
 // thirdParty keeps each third-party library inside its boundary.
 var thirdParty = map[string][]string{
