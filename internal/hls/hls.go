@@ -95,6 +95,9 @@ type Manager struct {
 	disk    atomic.Int64  // bytes of complete segments on disk
 	running atomic.Int32  // ffmpeg processes alive
 	starts  atomic.Int64  // ffmpeg processes started (tests)
+	// restarts counts ffmpeg processes replaced by one at another position
+	// (see Stats).
+	restarts atomic.Int64
 	peak    atomic.Int32  // most ffmpeg processes alive at once (tests)
 	// readaheadSec is readaheadSeconds; tests lower it.
 	readaheadSec float64

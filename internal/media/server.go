@@ -77,6 +77,11 @@ type Options struct {
 	// ShutdownGrace bounds the graceful shutdown of Serve and ServeTLS
 	// before open connections are closed; 0 means DefaultShutdownGrace.
 	ShutdownGrace time.Duration
+
+	// OnSeekFirstByte, when set, is called with the time from a /stream
+	// request that seeks (a Range not starting at byte 0) to its first body
+	// byte. It must not block.
+	OnSeekFirstByte func(time.Duration)
 }
 
 // Server is the media listener. It is safe for concurrent use.
@@ -99,6 +104,9 @@ type Server struct {
 	readers chan struct{}
 	// readersOpened counts readers ever opened (tests check HEAD opens none).
 	readersOpened atomic.Int64
+	// notFound and unavailable count 404 and 503 responses (see Stats).
+	notFound, unavailable atomic.Int64
+	onSeekFirstByte       func(time.Duration) // nil: not measured
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -157,6 +165,7 @@ func New(opts Options) (*Server, error) {
 		readers:     make(chan struct{}, opts.MaxReaders),
 	}
 	s.origins.Store(&origins)
+	s.onSeekFirstByte = opts.OnSeekFirstByte
 	if s.stall <= 0 {
 		s.stall = DefaultWriteStallTimeout
 	}
