@@ -471,6 +471,7 @@ func (d *Daemon) addTask(ctx context.Context, rec taskRecord) (*engine.Task, err
 		FileIndex: rec.FileIndex,
 		Title:     rec.Title,
 		Stream:    rec.Stream,
+		Remote:    rec.FromOrig, // the origin may not name local files
 	})
 	if err != nil {
 		return nil, err

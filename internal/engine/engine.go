@@ -294,6 +294,9 @@ type AddSpec struct {
 	// Stream downloads only the selected file (head and tail first); otherwise the whole
 	// torrent is downloaded.
 	Stream bool
+	// Remote marks a source sent by a remote party (the web origin): it is parsed with
+	// [ParseOriginSource], so a .torrent path or file:// URL is refused before any I/O.
+	Remote bool
 }
 
 // Add adds a task and returns at once; for magnet links and infohashes the metainfo resolves
@@ -304,7 +307,11 @@ func (e *Engine) Add(ctx context.Context, spec AddSpec) (*Task, error) {
 	if spec.FileIndex < -1 {
 		return nil, fmt.Errorf("add task: file index %d: want -1 or a file index", spec.FileIndex)
 	}
-	src, err := ParseSource(spec.Source)
+	parse := ParseSource
+	if spec.Remote {
+		parse = ParseOriginSource
+	}
+	src, err := parse(spec.Source)
 	if err != nil {
 		return nil, fmt.Errorf("add task: %w", err)
 	}

@@ -2,15 +2,37 @@ package engine
 
 import "errors"
 
+// codedError is a sentinel that also names the fixed code the daemon reports to the web
+// origin for it (origin.ErrorCode finds it through its Code method), so a hostile origin
+// learns the kind of failure and nothing else: not whether a file exists, nor which host
+// or port answered.
+type codedError struct {
+	msg, code string
+	parent    error // a broader sentinel this one also matches, or nil
+}
+
+func (e *codedError) Error() string { return e.msg }
+
+// Code returns the origin error code.
+func (e *codedError) Code() string { return e.code }
+
+func (e *codedError) Unwrap() error { return e.parent }
+
 var (
 	// ErrNotFound reports an unknown task or file.
 	ErrNotFound = errors.New("not found")
 	// ErrBadSource reports a source that is not a valid magnet link, infohash, .torrent file
-	// or .torrent URL, or whose metainfo is malformed.
-	ErrBadSource = errors.New("bad source")
+	// or .torrent URL (or, from [ParseOriginSource], a local file), or whose metainfo is
+	// malformed (see [ErrBadTorrent]).
+	ErrBadSource error = &codedError{msg: "bad source", code: "invalid_source"}
+	// ErrBadTorrent reports metainfo that is not a usable torrent. It matches [ErrBadSource].
+	ErrBadTorrent error = &codedError{msg: "bad torrent", code: "bad_torrent", parent: ErrBadSource}
+	// ErrFetch reports a .torrent URL that could not be fetched: refused, unreachable, an
+	// HTTP error, too many redirects or one to another scheme, a body over 10 MiB, a timeout.
+	ErrFetch error = &codedError{msg: "fetch torrent", code: "fetch_failed"}
 	// ErrUnsafePath reports a torrent whose files cannot be stored safely under the download
 	// directory, or a path that cannot be seeded as is.
-	ErrUnsafePath = errors.New("unsafe path")
+	ErrUnsafePath error = &codedError{msg: "unsafe path", code: "bad_torrent"}
 	// ErrNoPlayableFile reports a torrent without a video file to stream.
 	ErrNoPlayableFile = errors.New("no playable file")
 	// ErrExists reports a task ID or infohash that is already in use by another task.
@@ -23,7 +45,7 @@ var (
 	ErrPaused = errors.New("task paused")
 	// ErrDiskFull reports a task stopped because the download directory is full; the error
 	// names the directory and wraps syscall.ENOSPC. [Engine.Resume] retries.
-	ErrDiskFull = errors.New("disk full")
+	ErrDiskFull error = &codedError{msg: "disk full", code: "no_space"}
 	// ErrWrite reports a task stopped because its data could not be stored for another
 	// reason. [Engine.Resume] retries.
 	ErrWrite = errors.New("write error")

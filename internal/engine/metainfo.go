@@ -24,9 +24,13 @@ import (
 // Limits on metainfo we accept.
 const (
 	maxMetainfoBytes = 16 << 20
-	maxPieceLength   = 256 << 20
-	maxFiles         = 100_000
-	maxFileLength    = 1 << 50
+	// maxFetchBytes caps a .torrent fetched over http(s) (DESIGN.md: 10 MiB).
+	maxFetchBytes = 10 << 20
+	// maxRedirects caps the redirects of one fetch, each to http or https.
+	maxRedirects   = 5
+	maxPieceLength = 256 << 20
+	maxFiles       = 100_000
+	maxFileLength  = 1 << 50
 )
 
 // videoExts are the extensions of files we consider playable, lowercase with the dot.
@@ -49,29 +53,29 @@ type torrentMeta struct {
 	v2  *infohash_v2.T
 }
 
-// decodeMetainfo parses and validates a .torrent file's bytes. Errors wrap [ErrBadSource].
+// decodeMetainfo parses and validates a .torrent file's bytes. Errors wrap [ErrBadTorrent].
 func decodeMetainfo(b []byte) (m *torrentMeta, err error) {
 	// The bencode decoder is meant to return errors for bad input; never let a bug in it
 	// take the daemon down.
 	defer func() {
 		if r := recover(); r != nil {
-			m, err = nil, fmt.Errorf("%w: metainfo: decoder panic: %v", ErrBadSource, r)
+			m, err = nil, fmt.Errorf("%w: metainfo: decoder panic: %v", ErrBadTorrent, r)
 		}
 	}()
 	mi, err := metainfo.Load(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("%w: metainfo: %v", ErrBadSource, err)
+		return nil, fmt.Errorf("%w: metainfo: %v", ErrBadTorrent, err)
 	}
 	return metaFromInfoBytes(mi)
 }
 
 func metaFromInfoBytes(mi *metainfo.MetaInfo) (*torrentMeta, error) {
 	if len(mi.InfoBytes) == 0 {
-		return nil, fmt.Errorf("%w: metainfo has no info dictionary", ErrBadSource)
+		return nil, fmt.Errorf("%w: metainfo has no info dictionary", ErrBadTorrent)
 	}
 	info, err := mi.UnmarshalInfo()
 	if err != nil {
-		return nil, fmt.Errorf("%w: info dictionary: %v", ErrBadSource, err)
+		return nil, fmt.Errorf("%w: info dictionary: %v", ErrBadTorrent, err)
 	}
 	if err := checkInfo(&info); err != nil {
 		return nil, err
@@ -91,15 +95,15 @@ func metaFromInfoBytes(mi *metainfo.MetaInfo) (*torrentMeta, error) {
 }
 
 // checkInfo rejects info dictionaries the engine cannot store safely or that the torrent
-// library would choke on. Errors wrap [ErrBadSource].
+// library would choke on. Errors wrap [ErrBadTorrent].
 func checkInfo(info *metainfo.Info) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: info dictionary: %v", ErrBadSource, r)
+			err = fmt.Errorf("%w: info dictionary: %v", ErrBadTorrent, r)
 		}
 	}()
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: info dictionary: "+format, append([]any{ErrBadSource}, args...)...)
+		return fmt.Errorf("%w: info dictionary: "+format, append([]any{ErrBadTorrent}, args...)...)
 	}
 	if info.PieceLength <= 0 || info.PieceLength > maxPieceLength {
 		return bad("piece length %d out of range", info.PieceLength)
@@ -187,7 +191,7 @@ func newFetchClient() *http.Client {
 			default:
 				return fmt.Errorf("redirect to unsupported scheme %q", req.URL.Scheme)
 			}
-			if len(via) >= 5 {
+			if len(via) > maxRedirects {
 				return errors.New("too many redirects")
 			}
 			return nil
@@ -196,8 +200,13 @@ func newFetchClient() *http.Client {
 }
 
 // fetchMetainfo downloads a .torrent over http(s). It returns a magnet Source instead when
-// the server redirects to a magnet link. The caller bounds ctx.
+// the server redirects to a magnet link. The caller bounds ctx. Every failure to get the
+// bytes wraps [ErrFetch] and bytes that are not a torrent wrap [ErrBadTorrent]; the detail
+// (status, address, cause) is kept in the error for the local log only.
 func fetchMetainfo(ctx context.Context, client *http.Client, rawURL string) (*torrentMeta, *Source, error) {
+	if !isHTTPURL(rawURL) {
+		return nil, nil, fmt.Errorf("%w: not an http(s) url", ErrBadSource)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: url: %v", ErrBadSource, err)
@@ -208,8 +217,8 @@ func fetchMetainfo(ctx context.Context, client *http.Client, rawURL string) (*to
 		var mr *errMagnetRedirect
 		if errors.As(err, &mr) {
 			src, perr := ParseSource(mr.magnet)
-			if perr != nil {
-				return nil, nil, fmt.Errorf("torrent url redirected to a bad magnet link: %w", perr)
+			if perr != nil || src.Kind != SourceMagnet {
+				return nil, nil, fmt.Errorf("%w: redirected to a bad magnet link", ErrFetch)
 			}
 			return nil, &src, nil
 		}
@@ -218,24 +227,35 @@ func fetchMetainfo(ctx context.Context, client *http.Client, rawURL string) (*to
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, nil, fmt.Errorf("fetch torrent: %w", err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrFetch, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("fetch torrent: http status %d", resp.StatusCode)
+		return nil, nil, fmt.Errorf("%w: http status %d", ErrFetch, resp.StatusCode)
 	}
-	if resp.ContentLength > maxMetainfoBytes {
-		return nil, nil, fmt.Errorf("%w: torrent larger than %d bytes", ErrBadSource, maxMetainfoBytes)
+	if resp.ContentLength > maxFetchBytes {
+		return nil, nil, fmt.Errorf("%w: torrent larger than %d bytes", ErrFetch, maxFetchBytes)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxMetainfoBytes+1))
+	// One byte over the cap tells a body that is too large from one that fits exactly.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxFetchBytes+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("fetch torrent: %w", err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrFetch, err)
 	}
-	if len(b) > maxMetainfoBytes {
-		return nil, nil, fmt.Errorf("%w: torrent larger than %d bytes", ErrBadSource, maxMetainfoBytes)
+	if len(b) > maxFetchBytes {
+		return nil, nil, fmt.Errorf("%w: torrent larger than %d bytes", ErrFetch, maxFetchBytes)
 	}
 	m, err := decodeMetainfo(b)
 	return m, nil, err
+}
+
+// isHTTPURL reports whether s is an absolute http or https URL with a host.
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Hostname() == "" {
+		return false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	return scheme == "http" || scheme == "https"
 }
 
 // metaCache stores metainfo in DataDir/torrents/<key>.torrent so a restarted engine needs no

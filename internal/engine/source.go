@@ -155,6 +155,20 @@ func ParseSource(s string) (Source, error) {
 	return Source{}, badSource("unrecognised source %q: want a magnet link, an infohash, a .torrent path or an http(s) URL", truncate(s, 64))
 }
 
+// ParseOriginSource is [ParseSource] for a source sent by a remote party (the web origin):
+// only a magnet link, an infohash or an http(s) URL. A .torrent path or a file:// URL is
+// refused with [ErrBadSource] and a fixed message, before anything is opened, so the answer
+// is the same whether the file exists, is missing or is a FIFO. The local CLI may still
+// name .torrent files through [ParseSource].
+func ParseOriginSource(s string) (Source, error) {
+	src, err := ParseSource(s)
+	if err == nil && src.Kind != SourceFile {
+		return src, nil
+	}
+	// Whatever ParseSource said, say only this: its message may quote the value.
+	return Source{}, badSource("want a magnet link, an infohash or an http(s) url")
+}
+
 func parseMagnet(s string) (Source, error) {
 	rest := s[len("magnet:"):]
 	if !strings.HasPrefix(rest, "?") {

@@ -273,7 +273,7 @@ func (t *Task) onInfo(mi *metainfo.MetaInfo) {
 	defer t.infoOnce.Do(func() { close(t.infoReady) })
 	info := t.tor.Info()
 	if info == nil {
-		t.fail(fmt.Errorf("%w: the torrent library rejected the info dictionary", ErrBadSource))
+		t.fail(fmt.Errorf("%w: the torrent library rejected the info dictionary", ErrBadTorrent))
 		return
 	}
 	if err := checkInfo(info); err != nil {
