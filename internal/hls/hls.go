@@ -98,7 +98,7 @@ type Manager struct {
 	// restarts counts ffmpeg processes replaced by one at another position
 	// (see Stats).
 	restarts atomic.Int64
-	peak    atomic.Int32  // most ffmpeg processes alive at once (tests)
+	peak     atomic.Int32 // most ffmpeg processes alive at once (tests)
 	// readaheadSec is readaheadSeconds; tests lower it.
 	readaheadSec float64
 	evictMu      sync.Mutex    // one evictor at a time

@@ -159,7 +159,9 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range Statuses {
 		ch <- prometheus.MustNewConstMetric(descTasks, prometheus.GaugeValue, float64(s.TasksByStatus[st]), st)
 	}
-	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	counter(descBytesDown, float64(s.BytesDown))
 	counter(descBytesUp, float64(s.BytesUp))
