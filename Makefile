@@ -20,6 +20,7 @@ bench:
 	$(GO) test -p 1 -run '^$$' -bench '^Benchmark(RangeRequest|Playlist)$$' -count $(BENCH_COUNT) -timeout 30m ./internal/media/
 	$(GO) test -p 1 -run '^$$' -bench . -count $(BENCH_COUNT) -timeout 30m ./internal/hls/ ./internal/token/
 	$(GO) test -p 1 -run '^$$' -bench '^BenchmarkHLSFromSeeder$$' -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./internal/daemon/
+	$(GO) test -p 1 -run '^$$' -bench '^BenchmarkWatch$$' -benchtime 1x -count $(BENCH_COUNT) -timeout 60m ./internal/daemon/
 
 demo: build
 	./torrentclaw demo

@@ -34,6 +34,8 @@ func TestStreamParsing(t *testing.T) {
 		Source, Title         string
 		FileIndex             int
 		HLS, JSON, Open, Term bool
+		Audio, Subs           string
+		Burn                  bool
 	}
 	tests := []struct {
 		name    string
@@ -50,6 +52,11 @@ func TestStreamParsing(t *testing.T) {
 		{"file below -1", []string{"stream", "a", "--file", "-2"}, parsed{}, true},
 		{"file not a number", []string{"stream", "a", "--file", "two"}, parsed{}, true},
 		{"unknown flag", []string{"stream", "a", "--vlc"}, parsed{}, true},
+		{"tracks", []string{"stream", "a", "--hls", "--audio", "spa", "--subs", "en", "--burn-subs"},
+			parsed{Source: "a", FileIndex: -1, HLS: true, Audio: "spa", Subs: "en", Burn: true}, false},
+		{"tracks without hls", []string{"stream", "a", "--audio", "spa"}, parsed{}, true},
+		{"subs without hls", []string{"stream", "a", "--subs", "en"}, parsed{}, true},
+		{"language with a quote", []string{"stream", "a", "--hls", "--subs", `e"n`}, parsed{}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,7 +72,7 @@ func TestStreamParsing(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse(%q) = %v", tc.args, err)
 			}
-			p := parsed{got.Source, got.Title, got.FileIndex, got.HLS, got.JSON, got.Open, got.Terminal}
+			p := parsed{got.Source, got.Title, got.FileIndex, got.HLS, got.JSON, got.Open, got.Terminal, got.Audio, got.Subs, got.BurnSubs}
 			if p != tc.want {
 				t.Errorf("parse(%q) = %+v, want %+v", tc.args, p, tc.want)
 			}

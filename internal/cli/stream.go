@@ -37,6 +37,10 @@ type streamOptions struct {
 	HLS       bool
 	JSON      bool
 	Open      bool
+	// Audio and Subs pick the HLS session's default renditions; BurnSubs
+	// burns an image subtitle track into its video.
+	Audio, Subs string
+	BurnSubs    bool
 }
 
 func newStreamCmd(env *Env, runF func(*streamOptions) error) *cobra.Command {
@@ -73,6 +77,14 @@ exits once playable, or keeps serving until Ctrl-C with an in-process daemon.`,
 			if opts.FileIndex < -1 {
 				return usageErrorf(cmd, "--file must be a file index, or -1 for the largest video")
 			}
+			if !opts.HLS && (opts.Audio != "" || opts.Subs != "" || opts.BurnSubs) {
+				return usageErrorf(cmd, "--audio, --subs and --burn-subs choose tracks of the HLS session: add --hls")
+			}
+			for _, l := range []string{opts.Audio, opts.Subs} {
+				if len(l) > 35 || strings.ContainsAny(l, " \t\r\n\"") {
+					return usageErrorf(cmd, "%q is not a language (use a code like en, spa or pt-BR)", l)
+				}
+			}
 			opts.Terminal = env.IsTerminal(env.Err)
 			if runF != nil {
 				return runF(opts)
@@ -84,6 +96,9 @@ exits once playable, or keeps serving until Ctrl-C with an in-process daemon.`,
 	f.IntVar(&opts.FileIndex, "file", -1, "index of the file to stream (-1: the largest video)")
 	f.StringVar(&opts.Title, "title", "", "title for the task (default: the torrent's name)")
 	f.BoolVar(&opts.HLS, "hls", false, "also start an HLS session (for browsers that cannot play the file)")
+	f.StringVar(&opts.Audio, "audio", "", "with --hls: default audio language (BCP 47 or ISO 639, e.g. spa, en-US)")
+	f.StringVar(&opts.Subs, "subs", "", "with --hls: default subtitle language (BCP 47 or ISO 639, e.g. en)")
+	f.BoolVar(&opts.BurnSubs, "burn-subs", false, "with --hls: burn an image subtitle track (PGS, VobSub) into the video")
 	f.BoolVar(&opts.JSON, "json", false, "print the task ID, token and URLs as JSON")
 	f.BoolVar(&opts.Open, "open", false, "open the playlist in VLC once the file is playable")
 	return cmd
@@ -120,6 +135,10 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 		FileIndex: opts.FileIndex,
 		HLS:       opts.HLS,
 		Title:     opts.Title,
+
+		AudioLanguage:    opts.Audio,
+		SubtitleLanguage: opts.Subs,
+		BurnSubtitles:    opts.BurnSubs,
 	})
 	if err != nil {
 		return err

@@ -107,8 +107,14 @@ type AddRequest struct {
 	// FileIndex selects the file to stream; -1 picks the largest video.
 	FileIndex int `json:"fileIndex"`
 	// HLS also starts an HLS session for the selected file.
-	HLS   bool   `json:"hls,omitempty"`
-	Title string `json:"title,omitempty"`
+	HLS bool `json:"hls,omitempty"`
+	// AudioLanguage and SubtitleLanguage (BCP 47 or ISO 639) pick that
+	// session's default audio and subtitle renditions; BurnSubtitles burns
+	// an image subtitle track (PGS, VobSub) into its video.
+	AudioLanguage    string `json:"audioLanguage,omitempty"`
+	SubtitleLanguage string `json:"subtitleLanguage,omitempty"`
+	BurnSubtitles    bool   `json:"burnSubtitles,omitempty"`
+	Title            string `json:"title,omitempty"`
 }
 
 // AddResponse is the reply of POST /v1/tasks. It carries the freshly minted

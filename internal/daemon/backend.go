@@ -10,6 +10,7 @@ import (
 
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/engine"
+	"github.com/torrentclaw/cli/internal/hls"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -117,7 +118,9 @@ func (d *Daemon) AddTask(ctx context.Context, req control.AddRequest) (control.A
 		ExpiresAt:   info.LastExpiry,
 	}
 	if req.HLS {
-		s, err := d.createHLS(ctx, "", t.ID(), req.FileIndex, 0)
+		s, err := d.createHLSWith(ctx, "", t.ID(), req.FileIndex, 0, hlsOptions{tracks: hls.TrackOptions{
+			AudioLanguage: req.AudioLanguage, SubtitleLanguage: req.SubtitleLanguage, BurnImageSubtitles: req.BurnSubtitles,
+		}})
 		if err != nil {
 			return resp, fmt.Errorf("start hls: %w", err)
 		}

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -267,17 +269,18 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	defer mx.close()
 
 	d.media, err = media.New(media.Options{
-		Engine:      d.eng,
-		Tokens:      d.tokens,
-		Internal:    d.internal,
-		HLS:         d.hlsm,
-		CORSOrigins: d.corsOrigins(),
-		MaxReaders:  cfg.Stream.MaxReaders,
-		PublicHosts: d.ownHosts,
-		Version:     d.version,
-		Logger:      d.log,
-		TLSCertFile: cfg.Stream.TLSCertFile,
-		TLSKeyFile:  cfg.Stream.TLSKeyFile,
+		Engine:       d.eng,
+		Tokens:       d.tokens,
+		Internal:     d.internal,
+		HLS:          d.hlsm,
+		WatchSession: d.watchSession,
+		CORSOrigins:  d.corsOrigins(),
+		MaxReaders:   cfg.Stream.MaxReaders,
+		PublicHosts:  d.ownHosts,
+		Version:      d.version,
+		Logger:       d.log,
+		TLSCertFile:  cfg.Stream.TLSCertFile,
+		TLSKeyFile:   cfg.Stream.TLSKeyFile,
 
 		OnSeekFirstByte: mx.seekObserver(),
 	})
@@ -544,6 +547,20 @@ func (d *Daemon) clearToken(taskID string) error {
 // createHLS starts an HLS session for a task's file; ffmpeg reads the file
 // through the media listener on loopback with an internal token.
 func (d *Daemon) createHLS(ctx context.Context, sessionID, taskID string, fileIndex int, startSec float64) (*hls.Session, error) {
+	return d.createHLSWith(ctx, sessionID, taskID, fileIndex, startSec, hlsOptions{})
+}
+
+// hlsOptions are a session's track choices and, for the player page, the
+// key under which an open session is reused.
+type hlsOptions struct {
+	tracks hls.TrackOptions
+	key    string
+}
+
+// createHLSWith is createHLS with track options. Subtitle files of the
+// torrent that belong to the file (hls.FindSidecars) become subtitle
+// renditions, read like the file itself.
+func (d *Daemon) createHLSWith(ctx context.Context, sessionID, taskID string, fileIndex int, startSec float64, o hlsOptions) (*hls.Session, error) {
 	if d.hlsError != nil {
 		return nil, d.hlsError
 	}
@@ -562,7 +579,24 @@ func (d *Daemon) createHLS(ctx context.Context, sessionID, taskID string, fileIn
 		return nil, err
 	}
 	in := media.InternalStreamURL(d.loopbackMediaAddr(), taskID, tok, fileIndex)
-	s, err := d.hlsm.Create(ctx, hls.Spec{ID: sessionID, TaskID: taskID, InputURL: in, StartSec: startSec})
+	files := t.Files()
+	paths := make([]string, len(files))
+	video := ""
+	for i, f := range files {
+		paths[i] = f.Path
+		if f.Index == fileIndex {
+			video = f.Path
+		}
+	}
+	var sidecars []hls.SidecarInput
+	for _, sc := range hls.FindSidecars(video, paths) {
+		sidecars = append(sidecars, hls.SidecarInput{
+			InputURL: media.InternalStreamURL(d.loopbackMediaAddr(), taskID, tok, files[sc.Index].Index),
+			Language: sc.Language, Label: sc.Label, Format: sc.Format,
+		})
+	}
+	s, err := d.hlsm.Create(ctx, hls.Spec{ID: sessionID, TaskID: taskID, InputURL: in, StartSec: startSec,
+		Sidecars: sidecars, Tracks: o.tracks, Key: o.key})
 	if err != nil {
 		return nil, err
 	}
@@ -570,6 +604,15 @@ func (d *Daemon) createHLS(ctx context.Context, sessionID, taskID string, fileIn
 		d.bg.Go(func() { d.hintBitrate(ctx, t, s, fileIndex) })
 	}
 	return s, nil
+}
+
+// watchSession returns the HLS session of the /watch page for a task's
+// file and the token the page was opened with: one per (task, file,
+// token), reused while open, so reloading the page adds no session.
+func (d *Daemon) watchSession(ctx context.Context, taskID string, fileIndex int, tok token.Token) (*hls.Session, error) {
+	sum := sha256.Sum256([]byte(tok.Reveal()))
+	key := "watch/" + taskID + "/" + strconv.Itoa(fileIndex) + "/" + hex.EncodeToString(sum[:16])
+	return d.createHLSWith(ctx, "", taskID, fileIndex, 0, hlsOptions{key: key})
 }
 
 // hintBitrate tells the engine the file's bitrate once the HLS probe knows

@@ -352,7 +352,9 @@ func (l *originLink) startSession(ctx context.Context, ss origin.StreamSession) 
 	d.bg.Go(func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		s, err := d.createHLS(cctx, ss.SessionID, ss.TaskID, fi, start)
+		s, err := d.createHLSWith(cctx, ss.SessionID, ss.TaskID, fi, start, hlsOptions{tracks: hls.TrackOptions{
+			AudioLanguage: ss.AudioLanguage, SubtitleLanguage: ss.SubtitleLanguage,
+		}})
 		if err == nil {
 			err = s.WaitReady(cctx)
 		}

@@ -1,7 +1,40 @@
 // Package hls turns one media input (an HTTP URL that supports Range, in
-// the daemon its own /stream on loopback) into an HLS VOD rendition made on
-// demand by ffmpeg: master.m3u8, index.m3u8 and MPEG-TS segments
-// (seg-00000.ts, seg-00001.ts, ...).
+// the daemon its own /stream on loopback) into an HLS VOD presentation made
+// on demand by ffmpeg: master.m3u8; the video's index.m3u8 and MPEG-TS
+// segments (seg-00000.ts, ...); one audio rendition per audio track
+// (audio-<k>.m3u8, a<k>-00000.ts, ...); one WebVTT subtitle rendition per
+// text subtitle track, embedded or a sidecar file (subs-<k>.m3u8,
+// subs-<k>.vtt).
+//
+// # Tracks
+//
+// Every audio track is an EXT-X-MEDIA:TYPE=AUDIO rendition, copied when it
+// is AAC-LC mono/stereo and re-encoded to AAC stereo otherwise, with its
+// own ffmpeg started by the first request for one of its segments: only
+// tracks a player plays cost CPU, and switching language never touches the
+// video's ffmpeg. The video segments carry no audio. Audio segments have the
+// video's boundaries and timestamps (same cut list, same -ss and
+// -output_ts_offset), within one audio frame. Audio ffmpeg processes do not
+// take MaxTranscodes slots (they cost a few percent of a core and a player
+// needs one next to the video's).
+//
+// Every text subtitle track (SRT, ASS/SSA, mov_text, WebVTT) and every
+// sidecar the caller passes (FindSidecars matches them by name) is an
+// EXT-X-MEDIA:TYPE=SUBTITLES rendition: one WebVTT file for the whole
+// title, converted on first request, with an X-TIMESTAMP-MAP tying cue time
+// 0 to the video's first MPEG-TS timestamp. An embedded track is read from
+// the whole input. Bitmap subtitles (PGS, VobSub) are listed in Info, and
+// burnt into the (then transcoded) video only with
+// TrackOptions.BurnImageSubtitles. TrackOptions' languages pick the
+// DEFAULT renditions; every track is offered regardless.
+//
+// # Tokens and ffmpeg's arguments
+//
+// A process's arguments are public on the host (/proc/<pid>/cmdline), and
+// the input URL carries a token. ffmpeg and ffprobe are therefore given a
+// token-free URL and reach the input through a loopback proxy owned by the
+// Manager, authenticating with a per-session secret passed in their
+// environment (http_proxy), which only our user can read (see proxy.go).
 //
 // # What it owns
 //
@@ -49,6 +82,11 @@
 //     is then the plan.
 //   - Audio is copied only when it is AAC-LC mono/stereo, otherwise encoded
 //     to AAC-LC stereo at 160 kb/s; audio never decides a cut.
+//
+// So in copy mode segment lengths follow the source's keyframes: a source
+// with a keyframe every 10 s gets 10 s segments whatever SegmentSeconds
+// says (and one with keyframes more than 20 s apart is transcoded). Info's
+// Mode says which path a session takes.
 //
 // Every run, wherever it starts, writes the source timestamps (relative to
 // the container start) plus MPEG-TS's fixed 1.4 s offset, so segments from

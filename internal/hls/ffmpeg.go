@@ -38,13 +38,16 @@ type runSpec struct {
 	plan       *plan
 	variant    variant
 	videoIndex int
-	audioIndex int // -1 without audio
+	audioIndex int  // audio runs: the audio stream; -1 in video runs
+	audioCopy  bool // audio runs: pass the audio through
+	burnIndex  int  // video runs: image subtitle stream to burn in, -1 none
 	segSec     float64
 	start, end int
 	pattern    string // output file pattern with one %05d
 }
 
-// ffmpegArgs builds the command line of a run.
+// ffmpegArgs builds the command line of a video run. Video segments carry
+// no audio: every audio track is its own rendition (audioArgs).
 //
 // Timestamps: every run writes segments whose timestamps are the source's
 // (relative to its start time) plus the MPEG-TS muxer's fixed 1.4 s offset,
@@ -68,11 +71,18 @@ func ffmpegArgs(r runSpec) []string {
 		}
 		args = append(args, "-ss", ftoa(seek))
 	}
-	args = append(args, "-i", r.input, "-map", fmt.Sprintf("0:%d", r.videoIndex))
-	if r.audioIndex >= 0 {
-		args = append(args, "-map", fmt.Sprintf("0:%d", r.audioIndex))
+	args = append(args, "-i", r.input)
+	scale := fmt.Sprintf("scale=%d:%d", v.width, v.height)
+	if r.burnIndex >= 0 && !v.copyVideo {
+		// Bitmap subtitles are drawn at the source's size, then the
+		// picture is scaled; eof_action=pass keeps the video going
+		// after the last subtitle.
+		args = append(args, "-filter_complex",
+			fmt.Sprintf("[0:%d][0:%d]overlay=eof_action=pass,%s[v]", r.videoIndex, r.burnIndex, scale), "-map", "[v]")
+	} else {
+		args = append(args, "-map", fmt.Sprintf("0:%d", r.videoIndex))
 	}
-	args = append(args, "-sn", "-dn")
+	args = append(args, "-an", "-sn", "-dn")
 	if v.copyVideo {
 		args = append(args, "-c:v", "copy", "-copypriorss", "0")
 	} else {
@@ -82,14 +92,9 @@ func ffmpegArgs(r runSpec) []string {
 			"-crf", "21", "-maxrate", strconv.FormatInt(v.maxrate, 10), "-bufsize", strconv.FormatInt(v.maxrate*2, 10),
 			// Keyframes on the segment grid, counted from this run's
 			// start (which is itself on the grid).
-			"-force_key_frames", "expr:gte(t,n_forced*"+seg+")",
-			"-vf", fmt.Sprintf("scale=%d:%d", v.width, v.height))
-	}
-	if r.audioIndex >= 0 {
-		if v.copyAudio {
-			args = append(args, "-c:a", "copy")
-		} else {
-			args = append(args, "-c:a", "aac", "-ac", "2", "-b:a", audioBitrateK)
+			"-force_key_frames", "expr:gte(t,n_forced*"+seg+")")
+		if r.burnIndex < 0 {
+			args = append(args, "-vf", scale)
 		}
 	}
 	args = append(args, "-avoid_negative_ts", "disabled")
@@ -99,6 +104,41 @@ func ffmpegArgs(r runSpec) []string {
 	args = append(args, "-max_muxing_queue_size", "4096",
 		"-f", "segment", "-segment_format", "mpegts",
 		"-segment_format_options", "avoid_negative_ts=disabled")
+	return append(args, segmentArgs(r)...)
+}
+
+// audioArgs builds the command line of an audio rendition's run: the same
+// segment boundaries and the same timestamps (the source's plus MPEG-TS's
+// offset) as the video's, so a player can switch to it at any segment.
+// Audio packets are all keyframes: the cuts land within one audio frame
+// (about 21 ms) of the video's.
+func audioArgs(r runSpec) []string {
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"}
+	args = append(args, inputOptions(r.input)...)
+	seek := 0.0
+	if r.start > 0 {
+		seek = r.plan.starts[r.start]
+		args = append(args, "-ss", ftoa(seek))
+	}
+	args = append(args, "-i", r.input, "-map", fmt.Sprintf("0:%d", r.audioIndex), "-vn", "-sn", "-dn")
+	if r.audioCopy {
+		args = append(args, "-c:a", "copy", "-copypriorss", "0")
+	} else {
+		args = append(args, "-c:a", "aac", "-ac", "2", "-b:a", audioBitrateK)
+	}
+	args = append(args, "-avoid_negative_ts", "disabled")
+	if r.start > 0 {
+		args = append(args, "-output_ts_offset", ftoa(seek))
+	}
+	args = append(args, "-max_muxing_queue_size", "4096",
+		"-f", "segment", "-segment_format", "mpegts",
+		"-segment_format_options", "avoid_negative_ts=disabled")
+	return append(args, segmentArgs(r)...)
+}
+
+// segmentArgs are the segment muxer's cut list, numbering and output.
+func segmentArgs(r runSpec) []string {
+	var args []string
 	// Cut times are absolute (the run's timestamps are the source's). The
 	// list includes the boundary at the window's end, so the last segment
 	// of the window is finished and reported before the run is stopped.

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	if mediaDir != "" {
 		_ = os.RemoveAll(mediaDir)
 	}
+	if tracksDir != "" {
+		_ = os.RemoveAll(tracksDir)
+	}
 	os.Exit(code)
 }
 
@@ -251,11 +254,12 @@ type segProbe struct {
 	codec                string
 	audioCodec           string
 	audioChannels        int
+	audioStart, audioDur float64
 }
 
 func probeSegment(t testing.TB, path string) segProbe {
 	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-print_format", "json", "-show_streams", path).Output()
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-print_format", "json", "-show_streams", path).Output()
 	if err != nil {
 		t.Fatalf("ffprobe %s: %v", filepath.Base(path), err)
 	}
@@ -266,6 +270,8 @@ func probeSegment(t testing.TB, path string) segProbe {
 			StartTime string `json:"start_time"`
 			Duration  string `json:"duration"`
 			Channels  int    `json:"channels"`
+			Frames    string `json:"nb_read_frames"`
+			Rate      string `json:"sample_rate"`
 		} `json:"streams"`
 	}
 	if err := json.Unmarshal(out, &raw); err != nil {
@@ -280,6 +286,17 @@ func probeSegment(t testing.TB, path string) segProbe {
 			sp.videoDur, _ = strconv.ParseFloat(s.Duration, 64)
 		case "audio":
 			sp.audioCodec, sp.audioChannels = s.CodecName, s.Channels
+			sp.audioStart, _ = strconv.ParseFloat(s.StartTime, 64)
+			// MPEG-TS packs several AAC frames in one PES, so the
+			// container's duration estimate is short; count the
+			// decoded frames (1024 samples each) instead.
+			frames, _ := strconv.Atoi(s.Frames)
+			rate, _ := strconv.Atoi(s.Rate)
+			if s.CodecName == "aac" && rate > 0 {
+				sp.audioDur = float64(frames*1024) / float64(rate)
+			} else {
+				sp.audioDur, _ = strconv.ParseFloat(s.Duration, 64)
+			}
 		}
 	}
 	// Decode every frame: the segment must play on its own.
@@ -293,6 +310,11 @@ func probeSegment(t testing.TB, path string) segProbe {
 // segTolerance is the allowed difference between an EXTINF and a
 // segment's real duration or start.
 const segTolerance = 0.1 + 1/mediaFPS
+
+// audioTolerance is the allowed difference between an audio segment's
+// start or length and the video segment's: audio cuts land on audio frame
+// boundaries (1024 samples, 21 ms at 48 kHz), plus the encoder's priming.
+const audioTolerance = 0.05 + 1/mediaFPS
 
 // checkSegment validates segment i against the playlist.
 func checkSegment(t testing.TB, path string, pl *mediaPlaylist, i int) segProbe {
@@ -397,10 +419,10 @@ func groupMembers(pgid int) []int {
 func producerPID(s *Session) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.prod == nil {
+	if len(s.tracks) == 0 || s.tracks[0].prod == nil {
 		return 0
 	}
-	return s.prod.pid
+	return s.tracks[0].prod.pid
 }
 
 // fetchPlaylist returns the parsed index playlist of a ready session.

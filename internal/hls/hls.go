@@ -94,7 +94,9 @@ type Manager struct {
 	slots   chan struct{} // one token per running ffmpeg
 	disk    atomic.Int64  // bytes of complete segments on disk
 	running atomic.Int32  // ffmpeg processes alive
-	starts  atomic.Int64  // ffmpeg processes started (tests)
+	starts  atomic.Int64  // video ffmpeg processes started (tests)
+	// audioStarts counts audio rendition ffmpeg processes started (tests).
+	audioStarts atomic.Int64
 	// restarts counts ffmpeg processes replaced by one at another position
 	// (see Stats).
 	restarts atomic.Int64
@@ -104,6 +106,8 @@ type Manager struct {
 	evictMu      sync.Mutex    // one evictor at a time
 	pauseMu      sync.Mutex    // guards paused
 	paused       chan struct{} // closed and replaced when a producer pauses
+
+	proxy inputProxy // loopback proxy between ffmpeg and the inputs (proxy.go)
 
 	binMu           sync.Mutex // guards ffmpeg, ffprobe
 	ffmpeg, ffprobe string
@@ -245,6 +249,28 @@ type Spec struct {
 	// StartSec, when > 0, starts producing segments at that position as
 	// soon as the probe is done, before the player asks.
 	StartSec float64
+	// Sidecars are subtitle files of the same torrent that belong to the
+	// input (see FindSidecars); each becomes a subtitle rendition.
+	Sidecars []SidecarInput
+	// Tracks picks the default renditions and asks for burnt-in subtitles.
+	Tracks TrackOptions
+	// Key, when set, makes Create return the open session with the same
+	// Key instead of creating another (a player page reloaded).
+	Key string
+}
+
+// TrackOptions are a session's choices among the input's tracks. Every
+// track is offered whatever they say; they only pick DEFAULT=YES.
+type TrackOptions struct {
+	// AudioLanguage and SubtitleLanguage (BCP 47, ISO 639-1 or 639-2)
+	// pick the default audio and subtitle renditions. Without a match the
+	// source's default audio is the default and no subtitle is.
+	AudioLanguage, SubtitleLanguage string
+	// BurnImageSubtitles burns an image subtitle track (PGS, VobSub) into
+	// the video: the one in SubtitleLanguage, else the source's default,
+	// else the first. It forces transcoding. Image subtitles are never
+	// burnt in without it.
+	BurnImageSubtitles bool
 }
 
 // Create opens a session and starts probing its input in the background
@@ -267,14 +293,31 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Session, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("create hls session %s: input must be an http(s) url", spec.ID)
 	}
+	for i, sc := range spec.Sidecars {
+		u, err := url.Parse(sc.InputURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("create hls session %s: sidecar %d must be an http(s) url", spec.ID, i)
+		}
+	}
 	if spec.StartSec < 0 || spec.StartSec != spec.StartSec {
 		spec.StartSec = 0
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return nil, fmt.Errorf("create hls session %s: %w", spec.ID, err)
 	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
+	}
+	if spec.Key != "" {
+		for _, o := range m.sessions {
+			if o.key == spec.Key {
+				return o, nil
+			}
+		}
 	}
 	if _, ok := m.sessions[spec.ID]; ok {
 		return nil, fmt.Errorf("create hls session %s: %w", spec.ID, ErrExists)
@@ -292,7 +335,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Session, error) {
 	if err := os.WriteFile(filepath.Join(dir, markerName), nil, 0o600); err != nil {
 		return nil, errors.Join(fmt.Errorf("create hls session %s: %w", spec.ID, err), os.RemoveAll(dir))
 	}
-	s := newSession(m, spec, dir)
+	s := newSession(m, spec, dir, secret)
 	m.sessions[spec.ID] = s
 	s.wg.Add(1)
 	go s.prepare()
@@ -372,6 +415,7 @@ func (m *Manager) Close() error {
 	for _, s := range m.list() {
 		errs = append(errs, s.Close())
 	}
+	errs = append(errs, m.closeProxy())
 	m.client.CloseIdleConnections()
 	return errors.Join(errs...)
 }
@@ -447,6 +491,7 @@ func (m *Manager) enforceDisk() {
 	defer m.evictMu.Unlock()
 	type cand struct {
 		s    *Session
+		tr   *track
 		idx  int
 		used time.Time
 	}
@@ -454,9 +499,11 @@ func (m *Manager) enforceDisk() {
 	now := time.Now()
 	for _, s := range m.list() {
 		s.mu.Lock()
-		for i, seg := range s.segs {
-			if seg.done && !s.hotLocked(i, now) {
-				cands = append(cands, cand{s, i, seg.used})
+		for _, tr := range s.tracks {
+			for i, seg := range tr.segs {
+				if seg.done && !s.hotLocked(tr, i, now) {
+					cands = append(cands, cand{s, tr, i, seg.used})
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -466,6 +513,6 @@ func (m *Manager) enforceDisk() {
 		if !m.overDisk() {
 			return
 		}
-		c.s.evict(c.idx, c.used)
+		c.s.evict(c.tr, c.idx, c.used)
 	}
 }

@@ -23,18 +23,23 @@ const (
 const (
 	playlistContentType = "application/vnd.apple.mpegurl"
 	segmentContentType  = "video/mp2t"
+	webvttContentType   = "text/vtt; charset=utf-8"
 )
 
 // ContentType returns the Content-Type for a session resource name
-// ("master.m3u8", "index.m3u8", "seg-00000.ts"), or "" when the name is not a
-// valid resource.
+// ("master.m3u8", "index.m3u8", "audio-1.m3u8", "subs-0.m3u8",
+// "seg-00000.ts", "a1-00000.ts", "subs-0.vtt"), or "" when the name is not
+// a valid resource.
 func ContentType(resource string) string {
 	r, err := parseResource(resource)
 	if err != nil {
 		return ""
 	}
-	if r.kind == kindSegment {
+	switch r.kind {
+	case kindSegment, kindAudioSegment:
 		return segmentContentType
+	case kindSubtitle:
+		return webvttContentType
 	}
 	return playlistContentType
 }
@@ -49,20 +54,51 @@ const (
 	kindMaster resourceKind = iota + 1
 	kindIndex
 	kindSegment
+	kindAudioPlaylist
+	kindAudioSegment
+	kindSubPlaylist
+	kindSubtitle
 )
 
 type resource struct {
 	kind  resourceKind
-	index int // segment index, kindSegment only
+	index int // segment index, segment kinds only
+	track int // audio or subtitle rendition number
 }
 
 // maxSegmentIndex bounds segment numbers: far more than any title needs
 // (9 digits at 1 s per segment is 31 years) and safe from int overflow.
 const maxSegmentIndex = 999_999_999
 
-// segmentName is the canonical name of segment i; parseResource accepts only
-// canonical names, so every segment has exactly one name.
+// maxRenditions bounds audio and subtitle rendition numbers.
+const maxRenditions = 999
+
+// segmentName is the canonical name of video segment i; parseResource
+// accepts only canonical names, so every resource has exactly one name.
 func segmentName(i int) string { return fmt.Sprintf("seg-%05d.ts", i) }
+
+// audioSegmentName is the canonical name of segment i of audio rendition k.
+func audioSegmentName(k, i int) string { return fmt.Sprintf("a%d-%05d.ts", k, i) }
+
+func audioPlaylistName(k int) string    { return "audio-" + strconv.Itoa(k) + ".m3u8" }
+func subtitlePlaylistName(k int) string { return "subs-" + strconv.Itoa(k) + ".m3u8" }
+func subtitleFileName(k int) string     { return "subs-" + strconv.Itoa(k) + ".vtt" }
+
+// parseNumber parses a canonical non-negative decimal (no sign, no leading
+// zero) of at most max.
+func parseNumber(s string, max int) (int, bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 0 && n <= max && strconv.Itoa(n) == s
+}
+
+// parseSegmentIndex parses the 5-9 digit segment number of a segment name.
+func parseSegmentIndex(digits string) (int, bool) {
+	if len(digits) < 5 || len(digits) > 9 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(digits)
+	return n, err == nil && n >= 0 && n <= maxSegmentIndex && fmt.Sprintf("%05d", n) == digits
+}
 
 // parseResource parses a resource name of a session.
 func parseResource(name string) (resource, error) {
@@ -72,19 +108,45 @@ func parseResource(name string) (resource, error) {
 	case indexName:
 		return resource{kind: kindIndex}, nil
 	}
-	digits, ok := strings.CutPrefix(name, "seg-")
-	if ok {
-		digits, ok = strings.CutSuffix(digits, ".ts")
-	}
-	if !ok || len(digits) < 5 || len(digits) > 9 {
+	if digits, ok := strings.CutPrefix(name, "seg-"); ok {
+		if digits, ok = strings.CutSuffix(digits, ".ts"); ok {
+			if n, ok := parseSegmentIndex(digits); ok {
+				return resource{kind: kindSegment, index: n}, nil
+			}
+		}
 		return resource{}, ErrBadResource
 	}
-	// The canonical-name check rejects signs and other non-canonical forms.
-	n, err := strconv.Atoi(digits)
-	if err != nil || n < 0 || n > maxSegmentIndex || segmentName(n) != name {
+	if rest, ok := strings.CutPrefix(name, "audio-"); ok {
+		if k, ok := strings.CutSuffix(rest, ".m3u8"); ok {
+			if n, ok := parseNumber(k, maxRenditions); ok {
+				return resource{kind: kindAudioPlaylist, track: n}, nil
+			}
+		}
 		return resource{}, ErrBadResource
 	}
-	return resource{kind: kindSegment, index: n}, nil
+	if rest, ok := strings.CutPrefix(name, "subs-"); ok {
+		kind := kindSubPlaylist
+		k, ok := strings.CutSuffix(rest, ".m3u8")
+		if !ok {
+			kind = kindSubtitle
+			k, ok = strings.CutSuffix(rest, ".vtt")
+		}
+		if n, ok2 := parseNumber(k, maxRenditions); ok && ok2 {
+			return resource{kind: kind, track: n}, nil
+		}
+		return resource{}, ErrBadResource
+	}
+	if rest, ok := strings.CutPrefix(name, "a"); ok {
+		if rest, ok = strings.CutSuffix(rest, ".ts"); ok {
+			k, digits, ok := strings.Cut(rest, "-")
+			kn, ok1 := parseNumber(k, maxRenditions)
+			n, ok2 := parseSegmentIndex(digits)
+			if ok && ok1 && ok2 {
+				return resource{kind: kindAudioSegment, track: kn, index: n}, nil
+			}
+		}
+	}
+	return resource{}, ErrBadResource
 }
 
 // plan is the segmentation of a title: segment i covers
@@ -204,12 +266,19 @@ func tokenQuery(token string) string {
 	return "?t=" + url.QueryEscape(token)
 }
 
-// mediaPlaylistFor builds the VOD playlist of a plan.
+// mediaPlaylistFor builds the VOD playlist of a plan's video segments.
 func mediaPlaylistFor(p *plan, token string) *mediaPlaylist {
+	return mediaPlaylistNamed(p, token, segmentName)
+}
+
+// mediaPlaylistNamed builds the VOD playlist of a plan with segment names
+// from name: audio renditions share the video's boundaries, so players
+// switch between them at the same points.
+func mediaPlaylistNamed(p *plan, token string, name func(int) string) *mediaPlaylist {
 	pl := &mediaPlaylist{segments: make([]playlistEntry, p.n())}
 	q := tokenQuery(token)
 	for i := range pl.segments {
-		pl.segments[i] = playlistEntry{duration: p.segDuration(i), uri: segmentName(i) + q}
+		pl.segments[i] = playlistEntry{duration: p.segDuration(i), uri: name(i) + q}
 	}
 	pl.targetDuration = targetDuration(pl.segments)
 	return pl
@@ -353,10 +422,43 @@ func (v variant) codecs() string {
 	return v.videoCodec
 }
 
-// renderMaster writes master.m3u8 with one variant pointing at index.m3u8.
-func renderMaster(v variant, token string) []byte {
+// Rendition group IDs in master.m3u8.
+const (
+	audioGroupID    = "audio"
+	subtitleGroupID = "subs"
+)
+
+// renderMaster writes master.m3u8: one EXT-X-MEDIA per audio rendition and
+// per text subtitle rendition, and one variant (the video, index.m3u8) that
+// references both groups. The video segments carry no audio: every audio
+// track, the default one too, is its own rendition, so switching language
+// changes only which audio playlist the player reads.
+func renderMaster(v variant, audios []*audioRendition, subs []*subRendition, token string) []byte {
 	var b bytes.Buffer
-	b.WriteString("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	for _, a := range audios {
+		in := a.info
+		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"%s\"", audioGroupID)
+		if in.Language != "" {
+			fmt.Fprintf(&b, ",LANGUAGE=\"%s\"", quotedValue(in.Language))
+		}
+		fmt.Fprintf(&b, ",NAME=\"%s\",DEFAULT=%s,AUTOSELECT=YES,CHANNELS=\"%d\",URI=\"%s\"\n",
+			quotedValue(in.Name), yesNo(in.Default), in.Channels, withToken(in.URI, token))
+	}
+	hasSubs := false
+	for _, r := range subs {
+		in := r.info
+		if in.Image {
+			continue
+		}
+		hasSubs = true
+		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"%s\"", subtitleGroupID)
+		if in.Language != "" {
+			fmt.Fprintf(&b, ",LANGUAGE=\"%s\"", quotedValue(in.Language))
+		}
+		fmt.Fprintf(&b, ",NAME=\"%s\",DEFAULT=%s,AUTOSELECT=YES,FORCED=NO,URI=\"%s\"\n",
+			quotedValue(in.Name), yesNo(in.Default), withToken(in.URI, token))
+	}
 	fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d", v.bandwidth)
 	if v.avgBandwidth > 0 {
 		fmt.Fprintf(&b, ",AVERAGE-BANDWIDTH=%d", v.avgBandwidth)
@@ -368,8 +470,43 @@ func renderMaster(v variant, token string) []byte {
 	if v.fps > 0 {
 		fmt.Fprintf(&b, ",FRAME-RATE=%.3f", v.fps)
 	}
+	if len(audios) > 0 {
+		fmt.Fprintf(&b, ",AUDIO=\"%s\"", audioGroupID)
+	}
+	if hasSubs {
+		fmt.Fprintf(&b, ",SUBTITLES=\"%s\"", subtitleGroupID)
+	}
 	b.WriteString("\n")
 	b.WriteString(withToken(indexName, token))
 	b.WriteString("\n")
 	return b.Bytes()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "YES"
+	}
+	return "NO"
+}
+
+// quotedValue makes s safe inside an RFC 8216 quoted-string: no double
+// quote, CR or LF (and no other control character).
+func quotedValue(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r < 0x20 || r == 0x7f:
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// renderSubtitlePlaylist writes the media playlist of a subtitle rendition:
+// one WebVTT file covering the whole title.
+func renderSubtitlePlaylist(k int, duration float64, token string) []byte {
+	pl := &mediaPlaylist{segments: []playlistEntry{{duration: duration, uri: withToken(subtitleFileName(k), token)}}}
+	pl.targetDuration = targetDuration(pl.segments)
+	return pl.render()
 }

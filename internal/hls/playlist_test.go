@@ -47,6 +47,10 @@ func TestContentType(t *testing.T) {
 		"master.m3u8":  "application/vnd.apple.mpegurl",
 		"index.m3u8":   "application/vnd.apple.mpegurl",
 		"seg-00001.ts": "video/mp2t",
+		"a1-00001.ts":  "video/mp2t",
+		"audio-1.m3u8": "application/vnd.apple.mpegurl",
+		"subs-0.m3u8":  "application/vnd.apple.mpegurl",
+		"subs-0.vtt":   "text/vtt; charset=utf-8",
 		"x.ts":         "",
 	} {
 		if got := ContentType(name); got != want {
@@ -160,9 +164,22 @@ seg-00002.ts?t=a+b%2Bc%2Fd
 func TestRenderMaster(t *testing.T) {
 	v := variant{copyVideo: true, copyAudio: true, hasAudio: true, width: 1920, height: 1080, fps: 23.976,
 		videoCodec: "avc1.640028", bandwidth: 9_000_000, avgBandwidth: 6_000_000}
-	got := string(renderMaster(v, "tok"))
-	want := "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n" +
-		"#EXT-X-STREAM-INF:BANDWIDTH=9000000,AVERAGE-BANDWIDTH=6000000,CODECS=\"avc1.640028,mp4a.40.2\",RESOLUTION=1920x1080,FRAME-RATE=23.976\n" +
+	audios := []*audioRendition{
+		{info: TrackInfo{Name: "English", Language: "en", Channels: 2, Default: true, URI: "audio-0.m3u8"}},
+		{info: TrackInfo{Name: `Spanish "5.1"`, Language: "es", Channels: 2, URI: "audio-1.m3u8"}},
+	}
+	subs := []*subRendition{
+		{info: TrackInfo{Name: "English", Language: "en", URI: "subs-0.m3u8"}},
+		{info: TrackInfo{Name: "PGS", Image: true}},
+		{info: TrackInfo{Name: "Track 3", URI: "subs-1.m3u8", Default: true}},
+	}
+	got := string(renderMaster(v, audios, subs, "tok"))
+	want := "#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-INDEPENDENT-SEGMENTS\n" +
+		"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",LANGUAGE=\"en\",NAME=\"English\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-0.m3u8?t=tok\"\n" +
+		"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",LANGUAGE=\"es\",NAME=\"Spanish '5.1'\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-1.m3u8?t=tok\"\n" +
+		"#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"subs-0.m3u8?t=tok\"\n" +
+		"#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"Track 3\",DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,URI=\"subs-1.m3u8?t=tok\"\n" +
+		"#EXT-X-STREAM-INF:BANDWIDTH=9000000,AVERAGE-BANDWIDTH=6000000,CODECS=\"avc1.640028,mp4a.40.2\",RESOLUTION=1920x1080,FRAME-RATE=23.976,AUDIO=\"audio\",SUBTITLES=\"subs\"\n" +
 		"index.m3u8?t=tok\n"
 	if got != want {
 		t.Errorf("renderMaster() =\n%s\nwant\n%s", got, want)

@@ -30,20 +30,21 @@ type probeResult struct {
 }
 
 type probeStream struct {
-	Index        int            `json:"index"`
-	ID           string         `json:"id"`
-	CodecName    string         `json:"codec_name"`
-	CodecType    string         `json:"codec_type"`
-	Profile      string         `json:"profile"`
-	Level        int            `json:"level"`
-	Width        int            `json:"width"`
-	Height       int            `json:"height"`
-	PixFmt       string         `json:"pix_fmt"`
-	AvgFrameRate string         `json:"avg_frame_rate"`
-	RFrameRate   string         `json:"r_frame_rate"`
-	Channels     int            `json:"channels"`
-	BitRate      string         `json:"bit_rate"`
-	Disposition  map[string]int `json:"disposition"`
+	Index        int               `json:"index"`
+	ID           string            `json:"id"`
+	CodecName    string            `json:"codec_name"`
+	CodecType    string            `json:"codec_type"`
+	Profile      string            `json:"profile"`
+	Level        int               `json:"level"`
+	Width        int               `json:"width"`
+	Height       int               `json:"height"`
+	PixFmt       string            `json:"pix_fmt"`
+	AvgFrameRate string            `json:"avg_frame_rate"`
+	RFrameRate   string            `json:"r_frame_rate"`
+	Channels     int               `json:"channels"`
+	BitRate      string            `json:"bit_rate"`
+	Disposition  map[string]int    `json:"disposition"`
+	Tags         map[string]string `json:"tags"`
 }
 
 type probeFormat struct {
@@ -61,13 +62,15 @@ type mediaInfo struct {
 	startTime float64 // container start time, seconds
 	bitRate   int64   // whole file, bits/s; 0 unknown
 	video     *probeStream
-	videoNth  int // the video stream is the videoNth video stream (0-based)
-	audio     *probeStream
+	videoNth  int            // the video stream is the videoNth video stream (0-based)
+	audio     *probeStream   // the default audio track (nil without audio)
+	audios    []*probeStream // every audio track, in file order
+	subs      []*probeStream // every subtitle track, in file order
 }
 
 // runProbe runs ffprobe on input and returns its JSON. The input URL is
 // never part of the returned error.
-func runProbe(ctx context.Context, ffprobe, input string) (*probeResult, error) {
+func runProbe(ctx context.Context, ffprobe, input string, env []string) (*probeResult, error) {
 	args := []string{"-hide_banner", "-v", "error",
 		"-probesize", strconv.Itoa(probeSizeBytes), "-analyzeduration", strconv.Itoa(probeDurationUS)}
 	args = append(args, inputOptions(input)...)
@@ -79,6 +82,7 @@ func runProbe(ctx context.Context, ffprobe, input string) (*probeResult, error) 
 	defer runtime.UnlockOSThread()
 
 	cmd := exec.CommandContext(ctx, ffprobe, args...)
+	cmd.Env = env
 	setProcAttrs(cmd)
 	cmd.Cancel = func() error { return cmd.Process.Kill() }
 	cmd.WaitDelay = 2 * time.Second
@@ -140,7 +144,10 @@ func mediaInfoFrom(res *probeResult) (*mediaInfo, error) {
 				mi.video, mi.videoNth = st, nth
 			}
 			nth++
+		case "subtitle":
+			mi.subs = append(mi.subs, st)
 		case "audio":
+			mi.audios = append(mi.audios, st)
 			if mi.audio == nil || (st.Disposition["default"] == 1 && mi.audio.Disposition["default"] != 1) {
 				mi.audio = st
 			}
@@ -191,8 +198,9 @@ func (mi *mediaInfo) canCopyVideo() bool {
 
 // canCopyAudio: only AAC-LC mono or stereo is passed through, so the
 // playlist can promise mp4a.40.2 and every browser can play it.
-func (mi *mediaInfo) canCopyAudio() bool {
-	a := mi.audio
+func (mi *mediaInfo) canCopyAudio() bool { return canCopyAudio(mi.audio) }
+
+func canCopyAudio(a *probeStream) bool {
 	return a != nil && a.CodecName == "aac" && a.Profile == "LC" && a.Channels >= 1 && a.Channels <= 2
 }
 

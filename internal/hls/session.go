@@ -38,6 +38,7 @@ type Session struct {
 	m        *Manager
 	id       string
 	taskID   string
+	key      string // Spec.Key
 	input    string // carries a token: never logged
 	dir      string
 	startSec float64
@@ -47,32 +48,71 @@ type Session struct {
 	ctx    context.Context // session lifetime, cancelled by Close
 	cancel context.CancelFunc
 
+	// inputs are the URLs ffmpeg reads (through the input proxy, see
+	// proxy.go): [0] the media, [1:] the sidecar subtitles. They carry
+	// tokens: never logged, never in a process's arguments.
+	inputs []string
+	// secret authenticates this session's ffmpeg to the input proxy; it
+	// reaches ffmpeg in its environment, which only our user can read.
+	secret   string
+	sidecars []SidecarInput
+	opts     TrackOptions
+
 	ready chan struct{} // closed when prepare is done
 	// Written by prepare before ready is closed; read-only after.
-	media      *mediaInfo
-	variant    variant
-	plan       *plan
-	prepErr    error
-	readahead  int
-	audioIndex int
+	media     *mediaInfo
+	variant   variant
+	plan      *plan
+	prepErr   error
+	readahead int
+	tracks    []*track // [0] video, [1+k] audio rendition k
+	audios    []*audioRendition
+	subs      []*subRendition // text and image subtitles
+	textSubs  []*subRendition // the WebVTT renditions, by number
+	burn      *subRendition   // image subtitle burnt into the video, or nil
 
-	startGate chan struct{} // capacity 1: serialises producer restarts, ctx-aware
-
-	mu        sync.Mutex // guards the fields below
+	mu        sync.Mutex // guards the fields below and every track's state
 	closed    bool
 	lastTouch time.Time
-	active    int // Playlist/Segment/WaitReady calls in flight
-	segs      []segInfo
-	lastReq   int
-	prod      *producer
-	fail      *failure
+	active    int           // Playlist/Segment/WaitReady calls in flight
 	changed   chan struct{} // closed and replaced on every state change
 	runs      int
 	diskBytes int64
+	subState  []subtitleState // by text subtitle number
 
 	wg        sync.WaitGroup // prepare and producer goroutines
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// track is one segmented output of a session: the video or one audio
+// rendition. Each has its own ffmpeg (started on the first request for one
+// of its segments), so an audio switch never touches the video's ffmpeg.
+// Its state is guarded by Session.mu.
+type track struct {
+	id    int             // 0 video, 1+k audio rendition k
+	audio *audioRendition // nil for the video
+
+	startGate chan struct{} // capacity 1: serialises producer restarts, ctx-aware
+
+	segs    []segInfo
+	lastReq int
+	prod    *producer
+	fail    *failure
+}
+
+func (tr *track) segName(i int) string {
+	if tr.audio == nil {
+		return segmentName(i)
+	}
+	return audioSegmentName(tr.id-1, i)
+}
+
+// subtitleState is the conversion of one text subtitle to WebVTT.
+type subtitleState struct {
+	running, ready bool
+	err            error
+	done           chan struct{} // closed when the running conversion ends
 }
 
 type segInfo struct {
@@ -101,13 +141,22 @@ type failure struct {
 	err  error
 }
 
-func newSession(m *Manager, spec Spec, dir string) *Session {
+func newSession(m *Manager, spec Spec, dir, secret string) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	now := time.Now()
+	inputs := []string{spec.InputURL}
+	for _, sc := range spec.Sidecars {
+		inputs = append(inputs, sc.InputURL)
+	}
 	return &Session{
+		inputs:    inputs,
+		secret:    secret,
+		sidecars:  spec.Sidecars,
+		opts:      spec.Tracks,
 		m:         m,
 		id:        spec.ID,
 		taskID:    spec.TaskID,
+		key:       spec.Key,
 		input:     spec.InputURL,
 		dir:       dir,
 		startSec:  spec.StartSec,
@@ -116,7 +165,6 @@ func newSession(m *Manager, spec Spec, dir string) *Session {
 		ctx:       ctx,
 		cancel:    cancel,
 		ready:     make(chan struct{}),
-		startGate: make(chan struct{}, 1),
 		lastTouch: now,
 		changed:   make(chan struct{}),
 	}
@@ -139,6 +187,14 @@ type Info struct {
 	OnDisk     int     // complete segment files
 	DiskBytes  int64
 	Running    bool // an ffmpeg is running (or paused)
+	// Audio and Subtitles list every track of the input (and the
+	// sidecars), with the renditions' names and defaults, when Ready.
+	Audio, Subtitles []TrackInfo
+	// SourceType is the input as a MIME type with RFC 6381 codecs
+	// (`video/mp4; codecs="avc1.64001f, mp4a.40.2"`) when the container
+	// and codecs can be named that way, else "": a player page asks the
+	// browser's canPlayType whether it can play the file as it is.
+	SourceType string
 }
 
 // Info returns a snapshot of the session.
@@ -149,17 +205,27 @@ func (s *Session) Info() Info {
 		in.Ready, in.Err = true, s.prepErr
 		if s.prepErr == nil {
 			in.Mode, in.Duration, in.Segments = s.variant.mode(), s.plan.duration, s.plan.n()
+			for _, a := range s.audios {
+				in.Audio = append(in.Audio, a.info)
+			}
+			for _, r := range s.subs {
+				in.Subtitles = append(in.Subtitles, r.info)
+			}
+			in.SourceType = sourceType(s.media)
 		}
 	default:
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, seg := range s.segs {
-		if seg.done {
-			in.OnDisk++
+	for _, tr := range s.tracks {
+		for _, seg := range tr.segs {
+			if seg.done {
+				in.OnDisk++
+			}
 		}
+		in.Running = in.Running || tr.prod != nil
 	}
-	in.DiskBytes, in.Running = s.diskBytes, s.prod != nil
+	in.DiskBytes = s.diskBytes
 	return in
 }
 
@@ -175,15 +241,19 @@ func (s *Session) prepare() {
 		s.log.Warn("hls probe failed", "err", err)
 	default:
 		s.mu.Lock()
-		s.segs = make([]segInfo, s.plan.n())
+		for _, tr := range s.tracks {
+			tr.segs = make([]segInfo, s.plan.n())
+		}
+		s.subState = make([]subtitleState, len(s.textSubs))
 		s.mu.Unlock()
 		s.log.Info("hls session ready", "mode", s.variant.mode(), "duration_sec", s.plan.duration,
-			"segments", s.plan.n(), "codecs", s.variant.codecs())
+			"segments", s.plan.n(), "codecs", s.variant.codecs(), "audio_tracks", len(s.audios),
+			"subtitle_tracks", len(s.textSubs), "burnt_subtitles", s.burn != nil)
 	}
 	close(s.ready)
 	if err == nil && s.startSec > 0 {
 		idx := s.plan.indexAt(s.startSec)
-		if _, err := s.restart(s.ctx, idx); err != nil && s.ctx.Err() == nil {
+		if _, err := s.restart(s.ctx, s.tracks[0], idx); err != nil && s.ctx.Err() == nil {
 			s.log.Warn("hls prewarm failed", "err", err)
 		}
 	}
@@ -196,7 +266,11 @@ func (s *Session) probeAndPlan() error {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, probeTimeout)
 	defer cancel()
-	res, err := runProbe(ctx, ffprobe, s.input)
+	env, err := s.procEnv()
+	if err != nil {
+		return err
+	}
+	res, err := runProbe(ctx, ffprobe, s.ffInput(0), env)
 	if err != nil {
 		return err
 	}
@@ -204,9 +278,22 @@ func (s *Session) probeAndPlan() error {
 	if err != nil {
 		return err
 	}
+	audios, subs := planTracks(mi, s.sidecars, s.opts.AudioLanguage, s.opts.SubtitleLanguage)
+	for i, a := range audios {
+		if a.info.Default {
+			mi.audio = mi.audios[i] // the variant's mode and bandwidth follow the default
+		}
+	}
+	var burn *subRendition
+	if s.opts.BurnImageSubtitles {
+		if burn = burnTarget(subs, mi, s.opts.SubtitleLanguage); burn != nil {
+			burn.info.Burnt = true
+		}
+	}
 	segSec := s.m.opts.SegmentSeconds
 	var pl *plan
-	copyVideo := mi.canCopyVideo()
+	// Burning subtitles in means drawing on every frame: transcode.
+	copyVideo := mi.canCopyVideo() && burn == nil
 	var avcC []byte
 	if copyVideo {
 		// Stream copy cuts only on source keyframes: copy only when
@@ -243,9 +330,15 @@ func (s *Session) probeAndPlan() error {
 		}
 	}
 	s.media, s.variant, s.plan = mi, v, pl
-	s.audioIndex = -1
-	if mi.audio != nil {
-		s.audioIndex = mi.audio.Index
+	s.audios, s.subs, s.burn = audios, subs, burn
+	s.tracks = []*track{{id: 0, startGate: make(chan struct{}, 1)}}
+	for i, a := range audios {
+		s.tracks = append(s.tracks, &track{id: i + 1, audio: a, startGate: make(chan struct{}, 1)})
+	}
+	for _, r := range subs {
+		if !r.info.Image {
+			s.textSubs = append(s.textSubs, r)
+		}
 	}
 	s.readahead = max(3, int(math.Ceil(s.m.readaheadSec/segSec)))
 	return nil
@@ -310,7 +403,7 @@ func (s *Session) waitReady(ctx context.Context) error {
 // ""). Content type: application/vnd.apple.mpegurl.
 func (s *Session) Playlist(ctx context.Context, name, token string) ([]byte, error) {
 	r, err := parseResource(name)
-	if err != nil || r.kind == kindSegment {
+	if err != nil || (r.kind != kindMaster && r.kind != kindIndex && r.kind != kindAudioPlaylist && r.kind != kindSubPlaylist) {
 		return nil, fmt.Errorf("playlist %q: %w", name, ErrBadResource)
 	}
 	if !s.begin() {
@@ -320,15 +413,28 @@ func (s *Session) Playlist(ctx context.Context, name, token string) ([]byte, err
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	if r.kind == kindMaster {
-		return renderMaster(s.variant, token), nil
+	switch r.kind {
+	case kindMaster:
+		return renderMaster(s.variant, s.audios, s.subs, token), nil
+	case kindAudioPlaylist:
+		if r.track >= len(s.audios) {
+			return nil, fmt.Errorf("playlist %q: %w", name, ErrBadResource)
+		}
+		k := r.track
+		return mediaPlaylistNamed(s.plan, token, func(i int) string { return audioSegmentName(k, i) }).render(), nil
+	case kindSubPlaylist:
+		if r.track >= len(s.textSubs) {
+			return nil, fmt.Errorf("playlist %q: %w", name, ErrBadResource)
+		}
+		return renderSubtitlePlaylist(r.track, s.plan.duration, token), nil
 	}
 	return mediaPlaylistFor(s.plan, token).render(), nil
 }
 
-func (s *Session) segPath(i int) string { return filepath.Join(s.dir, segmentName(i)) }
+func (s *Session) segPath(tr *track, i int) string { return filepath.Join(s.dir, tr.segName(i)) }
 
-// Segment returns the path of a complete segment file ("seg-00042.ts"),
+// Segment returns the path of a complete segment file ("seg-00042.ts", or
+// "a1-00042.ts" of audio rendition 1),
 // making it if needed: it waits for the running ffmpeg when the segment is
 // just ahead of it, and (re)starts ffmpeg at the segment otherwise.
 // Concurrent requests share one ffmpeg. The file stays valid until the
@@ -336,7 +442,7 @@ func (s *Session) segPath(i int) string { return filepath.Join(s.dir, segmentNam
 // player's window); serve it at once. Content type: video/mp2t.
 func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 	r, err := parseResource(name)
-	if err != nil || r.kind != kindSegment {
+	if err != nil || (r.kind != kindSegment && r.kind != kindAudioSegment) {
 		return "", fmt.Errorf("segment %q: %w", name, ErrBadResource)
 	}
 	if !s.begin() {
@@ -347,9 +453,14 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	idx := r.index
-	if idx >= s.plan.n() {
+	trackID := 0
+	if r.kind == kindAudioSegment {
+		trackID = r.track + 1
+	}
+	if idx >= s.plan.n() || trackID >= len(s.tracks) {
 		return "", fmt.Errorf("segment %q: %w", name, ErrBadResource)
 	}
+	tr := s.tracks[trackID]
 	waitRun := 0
 	for {
 		s.mu.Lock()
@@ -357,22 +468,22 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 			s.mu.Unlock()
 			return "", ErrNotFound
 		}
-		s.lastReq = idx
-		if seg := &s.segs[idx]; seg.done {
+		tr.lastReq = idx
+		if seg := &tr.segs[idx]; seg.done {
 			seg.used = time.Now()
-			s.resumeLocked()
+			s.resumeLocked(tr)
 			s.mu.Unlock()
 			// The player moved on: what it left behind may go.
 			s.m.enforceDisk()
-			return s.segPath(idx), nil
+			return s.segPath(tr, idx), nil
 		}
-		if f := s.fail; f != nil && waitRun > 0 && f.run >= waitRun && idx >= f.from {
+		if f := tr.fail; f != nil && waitRun > 0 && f.run >= waitRun && idx >= f.from {
 			s.mu.Unlock()
 			return "", f.err
 		}
-		if p := s.prod; s.coversLocked(p, idx) {
+		if p := tr.prod; s.coversLocked(p, idx) {
 			waitRun = p.run
-			s.resumeLocked()
+			s.resumeLocked(tr)
 			ch := s.changed
 			s.mu.Unlock()
 			select {
@@ -383,7 +494,7 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 			}
 		}
 		s.mu.Unlock()
-		run, err := s.restart(ctx, idx)
+		run, err := s.restart(ctx, tr, idx)
 		if err != nil {
 			return "", err
 		}
@@ -398,33 +509,35 @@ func (s *Session) coversLocked(p *producer, idx int) bool {
 	return p != nil && !p.stopping && idx >= p.next && idx < p.end && idx <= p.next+restartAheadSegments
 }
 
-// restart starts ffmpeg at segment idx (stopping the current one) unless
-// another request did it meanwhile. It returns the run that will make idx,
-// or 0 when idx is already done.
-func (s *Session) restart(ctx context.Context, idx int) (int, error) {
+// restart starts the track's ffmpeg at segment idx (stopping its current
+// one) unless another request did it meanwhile. It returns the run that will
+// make idx, or 0 when idx is already done. Only the video's ffmpeg takes a
+// transcode slot: an audio rendition's (AAC at 160 kb/s, or a copy) costs a
+// few percent of one core, and a player needs it next to the video's.
+func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) {
 	select {
-	case s.startGate <- struct{}{}:
+	case tr.startGate <- struct{}{}:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-s.ctx.Done():
 		return 0, ErrNotFound
 	}
-	defer func() { <-s.startGate }()
+	defer func() { <-tr.startGate }()
 
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return 0, ErrNotFound
 	}
-	if s.segs[idx].done {
+	if tr.segs[idx].done {
 		s.mu.Unlock()
 		return 0, nil
 	}
-	if p := s.prod; s.coversLocked(p, idx) {
+	if p := tr.prod; s.coversLocked(p, idx) {
 		s.mu.Unlock()
 		return p.run, nil
 	}
-	old := s.prod
+	old := tr.prod
 	if old != nil {
 		old.stopping = true
 		s.signalLocked(old, sigKill)
@@ -435,45 +548,71 @@ func (s *Session) restart(ctx context.Context, idx int) (int, error) {
 		<-old.done // its slot is free once done is closed
 	}
 
-	if err := s.m.acquireSlot(ctx, s); err != nil {
-		return 0, err
+	video := tr.audio == nil
+	release := func() {
+		if video {
+			s.m.releaseSlot()
+		}
+	}
+	if video {
+		if err := s.m.acquireSlot(ctx, s); err != nil {
+			return 0, err
+		}
 	}
 	ffmpeg, _, err := s.m.binaries()
 	if err != nil {
-		s.m.releaseSlot()
+		release()
+		return 0, err
+	}
+	env, err := s.procEnv()
+	if err != nil {
+		release()
 		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		s.m.releaseSlot()
+		release()
 		return 0, ErrNotFound
 	}
 	// Stop where finished segments begin: they need no remaking.
 	end := min(idx+windowSegments, s.plan.n())
 	for j := idx + 1; j < end; j++ {
-		if s.segs[j].done {
+		if tr.segs[j].done {
 			end = j
 			break
 		}
 	}
 	s.runs++
 	p := &producer{run: s.runs, start: idx, end: end, next: idx, done: make(chan struct{})}
-	p.cmd = exec.Command(ffmpeg, ffmpegArgs(runSpec{
-		input:      s.input,
+	spec := runSpec{
+		input:      s.ffInput(0),
 		plan:       s.plan,
 		variant:    s.variant,
 		videoIndex: s.media.video.Index,
-		audioIndex: s.audioIndex,
+		audioIndex: -1,
+		burnIndex:  -1,
 		segSec:     s.m.opts.SegmentSeconds,
 		start:      idx,
 		end:        end,
 		pattern:    filepath.Join(escapePattern(s.dir), "part-"+strconv.Itoa(p.run)+"-%05d.ts"),
-	})...)
-	s.prod = p
+	}
+	var args []string
+	if video {
+		if s.burn != nil {
+			spec.burnIndex = s.burn.streamIndex
+		}
+		args = ffmpegArgs(spec)
+	} else {
+		spec.audioIndex, spec.audioCopy = tr.audio.streamIndex, tr.audio.info.Copy
+		args = audioArgs(spec)
+	}
+	p.cmd = exec.Command(ffmpeg, args...)
+	p.cmd.Env = env
+	tr.prod = p
 	s.wg.Add(1)
-	go s.produce(p)
-	s.log.Debug("ffmpeg start", "run", p.run, "segment", idx, "end", end)
+	go s.produce(tr, p)
+	s.log.Debug("ffmpeg start", "run", p.run, "track", tr.id, "segment", idx, "end", end)
 	return p.run, nil
 }
 
@@ -495,24 +634,27 @@ func (s *Session) signalLocked(p *producer, sig syscall.Signal) {
 
 // shouldPauseLocked: ffmpeg is far enough ahead of the player, or the disk
 // cap is reached and the player's next segment is done.
-func (s *Session) shouldPauseLocked(p *producer) bool {
-	return p.next > s.lastReq+s.readahead || (s.m.overDisk() && p.next > s.lastReq+1)
+func (s *Session) shouldPauseLocked(tr *track, p *producer) bool {
+	return p.next > tr.lastReq+s.readahead || (s.m.overDisk() && p.next > tr.lastReq+1)
 }
 
-func (s *Session) resumeLocked() {
-	p := s.prod
-	if p != nil && p.paused && !p.stopping && !s.shouldPauseLocked(p) {
+func (s *Session) resumeLocked(tr *track) {
+	p := tr.prod
+	if p != nil && p.paused && !p.stopping && !s.shouldPauseLocked(tr, p) {
 		p.paused = false
 		s.signalLocked(p, sigCont)
 	}
 }
 
-// preemptPaused stops this session's ffmpeg if it is paused, freeing its
-// slot for another session.
+// preemptPaused stops this session's video ffmpeg if it is paused, freeing
+// its slot for another session.
 func (s *Session) preemptPaused() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.prod
+	if len(s.tracks) == 0 {
+		return false
+	}
+	p := s.tracks[0].prod
 	if p == nil || !p.paused || p.stopping {
 		return false
 	}
@@ -527,10 +669,14 @@ func (s *Session) broadcastLocked() {
 	s.changed = make(chan struct{})
 }
 
-// produce runs one ffmpeg to completion. It owns a transcode slot.
-func (s *Session) produce(p *producer) {
+// produce runs one ffmpeg to completion. A video producer owns a transcode
+// slot.
+func (s *Session) produce(tr *track, p *producer) {
 	defer s.wg.Done()
-	defer s.m.releaseSlot()
+	video := tr.audio == nil
+	if video {
+		defer s.m.releaseSlot()
+	}
 	// Pdeathsig follows the thread that forked: keep it until Wait.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -545,16 +691,20 @@ func (s *Session) produce(p *producer) {
 		err = cmd.Start()
 	}
 	if err != nil {
-		s.finish(p, fmt.Errorf("start ffmpeg: %w", err), "")
+		s.finish(tr, p, fmt.Errorf("start ffmpeg: %w", err), "")
 		return
 	}
-	for n := s.m.running.Add(1); ; {
-		peak := s.m.peak.Load()
-		if n <= peak || s.m.peak.CompareAndSwap(peak, n) {
-			break
+	if video {
+		for n := s.m.running.Add(1); ; {
+			peak := s.m.peak.Load()
+			if n <= peak || s.m.peak.CompareAndSwap(peak, n) {
+				break
+			}
 		}
+		s.m.starts.Add(1)
+	} else {
+		s.m.audioStarts.Add(1)
 	}
-	s.m.starts.Add(1)
 	s.mu.Lock()
 	p.pid = cmd.Process.Pid
 	if p.stopping {
@@ -564,19 +714,21 @@ func (s *Session) produce(p *producer) {
 
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
-		s.segmentDone(p, sc.Text())
+		s.segmentDone(tr, p, sc.Text())
 	}
 	s.mu.Lock()
 	p.exiting = true
 	s.mu.Unlock()
 	err = cmd.Wait()
-	s.m.running.Add(-1)
-	s.finish(p, err, stderr.String())
+	if video {
+		s.m.running.Add(-1)
+	}
+	s.finish(tr, p, err, stderr.String())
 }
 
 // segmentDone handles one line of ffmpeg's segment list: the part file is
 // complete, so move it into place.
-func (s *Session) segmentDone(p *producer, line string) {
+func (s *Session) segmentDone(tr *track, p *producer, line string) {
 	name, start, _, ok := parseListLine(line)
 	idx, ok2 := partIndex(name, p.run)
 	if !ok || !ok2 || idx < 0 || idx >= s.plan.n() {
@@ -594,13 +746,13 @@ func (s *Session) segmentDone(p *producer, line string) {
 	fi, err := os.Stat(src)
 	if err == nil {
 		size = fi.Size()
-		err = os.Rename(src, s.segPath(idx))
+		err = os.Rename(src, s.segPath(tr, idx))
 	}
 	if err != nil {
-		s.log.Warn("hls segment rename", "segment", idx, "err", err)
+		s.log.Warn("hls segment rename", "track", tr.id, "segment", idx, "err", err)
 		return
 	}
-	if idx > p.start {
+	if idx > p.start && tr.audio == nil {
 		// ffmpeg reports where it actually cut: a boundary off the plan
 		// means the playlist lies about this segment.
 		if d := start - s.plan.starts[idx]; d > 0.05 || d < -0.05 {
@@ -611,10 +763,10 @@ func (s *Session) segmentDone(p *producer, line string) {
 
 	s.mu.Lock()
 	delta := size
-	if old := s.segs[idx]; old.done {
+	if old := tr.segs[idx]; old.done {
 		delta -= old.size
 	}
-	s.segs[idx] = segInfo{done: true, size: size, used: time.Now()}
+	tr.segs[idx] = segInfo{done: true, size: size, used: time.Now()}
 	s.diskBytes += delta
 	s.m.disk.Add(delta)
 	p.next = idx + 1
@@ -624,10 +776,12 @@ func (s *Session) segmentDone(p *producer, line string) {
 		// next run will make.
 		p.stopping = true
 		s.signalLocked(p, sigKill)
-	case !p.paused && p.next < p.end && s.shouldPauseLocked(p):
+	case !p.paused && p.next < p.end && s.shouldPauseLocked(tr, p):
 		p.paused = true
 		s.signalLocked(p, sigStop)
-		s.m.notifyPaused()
+		if tr.audio == nil {
+			s.m.notifyPaused()
+		}
 	}
 	s.broadcastLocked()
 	s.mu.Unlock()
@@ -635,16 +789,16 @@ func (s *Session) segmentDone(p *producer, line string) {
 }
 
 // finish records the end of a producer.
-func (s *Session) finish(p *producer, err error, stderr string) {
+func (s *Session) finish(tr *track, p *producer, err error, stderr string) {
 	s.mu.Lock()
-	if s.prod == p {
-		s.prod = nil
+	if tr.prod == p {
+		tr.prod = nil
 	}
 	var ferr error
 	switch {
 	case p.stopping:
 	case err != nil:
-		msg := redact(stderr, s.input)
+		msg := s.redact(stderr)
 		if msg != "" {
 			ferr = fmt.Errorf("ffmpeg: %w: %s", err, msg)
 		} else {
@@ -654,7 +808,7 @@ func (s *Session) finish(p *producer, err error, stderr string) {
 		ferr = fmt.Errorf("ffmpeg ended at segment %d of %d", p.next, p.end)
 	}
 	if ferr != nil {
-		s.fail = &failure{run: p.run, from: p.next, err: ferr}
+		tr.fail = &failure{run: p.run, from: p.next, err: ferr}
 	}
 	s.broadcastLocked()
 	s.mu.Unlock()
@@ -664,7 +818,7 @@ func (s *Session) finish(p *producer, err error, stderr string) {
 		_ = os.Remove(f)
 	}
 	if ferr != nil {
-		s.log.Warn("ffmpeg failed", "run", p.run, "segment", p.next, "err", ferr)
+		s.log.Warn("ffmpeg failed", "run", p.run, "track", tr.id, "segment", p.next, "err", ferr)
 	} else {
 		s.log.Debug("ffmpeg done", "run", p.run, "next", p.next)
 	}
@@ -673,26 +827,26 @@ func (s *Session) finish(p *producer, err error, stderr string) {
 
 // hotLocked: segment i is in the session's playback window and the session
 // is in use, so it must not be evicted.
-func (s *Session) hotLocked(i int, now time.Time) bool {
+func (s *Session) hotLocked(tr *track, i int, now time.Time) bool {
 	if s.active == 0 && now.Sub(s.lastTouch) > hotGrace {
 		return false
 	}
-	return i >= s.lastReq && i <= s.lastReq+s.readahead
+	return i >= tr.lastReq && i <= tr.lastReq+s.readahead
 }
 
 // evict deletes segment i if it is still as the evictor saw it.
-func (s *Session) evict(i int, used time.Time) {
+func (s *Session) evict(tr *track, i int, used time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seg := s.segs[i]
-	if s.closed || !seg.done || !seg.used.Equal(used) || s.hotLocked(i, time.Now()) {
+	seg := tr.segs[i]
+	if s.closed || !seg.done || !seg.used.Equal(used) || s.hotLocked(tr, i, time.Now()) {
 		return
 	}
-	if err := os.Remove(s.segPath(i)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(s.segPath(tr, i)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("hls evict segment", "segment", i, "err", err)
 		return
 	}
-	s.segs[i] = segInfo{}
+	tr.segs[i] = segInfo{}
 	s.diskBytes -= seg.size
 	s.m.disk.Add(-seg.size)
 	s.log.Debug("hls segment evicted", "segment", i)
@@ -706,9 +860,11 @@ func (s *Session) Close() error {
 		s.m.remove(s)
 		s.mu.Lock()
 		s.closed = true
-		if p := s.prod; p != nil {
-			p.stopping = true
-			s.signalLocked(p, sigKill)
+		for _, tr := range s.tracks {
+			if p := tr.prod; p != nil {
+				p.stopping = true
+				s.signalLocked(p, sigKill)
+			}
 		}
 		s.broadcastLocked()
 		s.mu.Unlock()

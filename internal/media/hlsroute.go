@@ -57,8 +57,8 @@ func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Domain and response.
-	switch resource {
-	case "master.m3u8", "index.m3u8":
+	switch {
+	case strings.HasSuffix(resource, ".m3u8"):
 		body, err := sess.Playlist(r.Context(), resource, tok)
 		if err != nil {
 			s.writeError(w, r, fmt.Errorf("hls playlist: %w", err))
@@ -73,7 +73,13 @@ func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write(body)
 		}
 	default:
-		p, err := sess.Segment(r.Context(), resource)
+		var p string
+		var err error
+		if strings.HasSuffix(resource, ".vtt") {
+			p, err = sess.Subtitle(r.Context(), resource)
+		} else {
+			p, err = sess.Segment(r.Context(), resource)
+		}
 		if err != nil {
 			s.writeError(w, r, fmt.Errorf("hls segment: %w", err))
 			return

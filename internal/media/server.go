@@ -44,6 +44,9 @@ type Options struct {
 	Internal *token.Table
 	// HLS serves /hls routes. Nil means HLS is unavailable (503).
 	HLS *hls.Manager
+	// WatchSession makes the HLS session of the /watch player page. Nil:
+	// the page plays only the raw file.
+	WatchSession WatchSessionFunc
 
 	// CORSOrigins lists the origins ("scheme://host[:port]") allowed to read
 	// media responses from a browser.
@@ -86,19 +89,20 @@ type Options struct {
 
 // Server is the media listener. It is safe for concurrent use.
 type Server struct {
-	eng         Engine
-	tokens      *token.Table
-	internal    *token.Table
-	hls         *hls.Manager
-	origins     atomic.Pointer[map[string]bool] // normalised "scheme://host[:port]"; see SetCORSOrigins
-	publicHosts func() []string
-	defaultHost string
-	log         *slog.Logger
-	stall       time.Duration
-	grace       time.Duration
-	healthBody  []byte
-	certs       *certReloader // nil when no TLS files are configured
-	handler     http.Handler
+	eng          Engine
+	tokens       *token.Table
+	internal     *token.Table
+	hls          *hls.Manager
+	watchSession WatchSessionFunc
+	origins      atomic.Pointer[map[string]bool] // normalised "scheme://host[:port]"; see SetCORSOrigins
+	publicHosts  func() []string
+	defaultHost  string
+	log          *slog.Logger
+	stall        time.Duration
+	grace        time.Duration
+	healthBody   []byte
+	certs        *certReloader // nil when no TLS files are configured
+	handler      http.Handler
 
 	// readers is a semaphore of open /stream readers (capacity MaxReaders).
 	readers chan struct{}
@@ -152,17 +156,18 @@ func New(opts Options) (*Server, error) {
 	}
 	log = log.With("component", "media")
 	s := &Server{
-		eng:         opts.Engine,
-		tokens:      opts.Tokens,
-		internal:    opts.Internal,
-		hls:         opts.HLS,
-		publicHosts: opts.PublicHosts,
-		defaultHost: opts.DefaultHost,
-		log:         log,
-		stall:       opts.WriteStallTimeout,
-		grace:       opts.ShutdownGrace,
-		healthBody:  append(health, '\n'),
-		readers:     make(chan struct{}, opts.MaxReaders),
+		eng:          opts.Engine,
+		tokens:       opts.Tokens,
+		internal:     opts.Internal,
+		hls:          opts.HLS,
+		watchSession: opts.WatchSession,
+		publicHosts:  opts.PublicHosts,
+		defaultHost:  opts.DefaultHost,
+		log:          log,
+		stall:        opts.WriteStallTimeout,
+		grace:        opts.ShutdownGrace,
+		healthBody:   append(health, '\n'),
+		readers:      make(chan struct{}, opts.MaxReaders),
 	}
 	s.origins.Store(&origins)
 	s.onSeekFirstByte = opts.OnSeekFirstByte
@@ -191,6 +196,9 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("GET /stream", s.handleStream)
 	mux.HandleFunc("GET /playlist.m3u", s.handlePlaylist)
 	mux.HandleFunc("GET /hls/{session}/{resource}", s.handleHLS)
+	mux.HandleFunc("GET /watch", s.handleWatch)
+	mux.HandleFunc("GET /watch/session", s.handleWatchSession)
+	mux.HandleFunc("GET /watch/assets/{name}", s.handleWatchAsset)
 	mux.HandleFunc("GET /health", s.handleHealth)
 	mux.HandleFunc("OPTIONS /", s.handlePreflight)
 	// Everything else gets the same 404 as a failed authorization.

@@ -239,6 +239,10 @@ type StreamSession struct {
 	StartSec             *float64  `json:"startSec,omitempty"`
 	StreamToken          string    `json:"streamToken,omitempty"`
 	StreamTokenExpiresAt time.Time `json:"streamTokenExpiresAt,omitzero"`
+	// AudioLanguage and SubtitleLanguage (BCP 47 or ISO 639) pick the
+	// DEFAULT audio and subtitle renditions; every track is offered.
+	AudioLanguage    string `json:"audioLanguage,omitempty"`
+	SubtitleLanguage string `json:"subtitleLanguage,omitempty"`
 }
 
 // LogValue logs a session request without its token.

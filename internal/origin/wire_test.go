@@ -363,3 +363,15 @@ func FuzzDecodeSyncReply(f *testing.F) {
 		_, _ = DecodeStatusReply(discard, data, []StatusUpdate{{TaskID: "a"}})
 	})
 }
+
+// The track languages of a streamSessions entry reach the daemon.
+func TestStreamSessionLanguages(t *testing.T) {
+	var s StreamSession
+	in := `{"sessionId":"s1","taskId":"a","audioLanguage":"spa","subtitleLanguage":"en-GB"}`
+	if err := json.Unmarshal([]byte(in), &s); err != nil {
+		t.Fatalf("Unmarshal(%s) = %v", in, err)
+	}
+	if s.AudioLanguage != "spa" || s.SubtitleLanguage != "en-GB" {
+		t.Errorf("Unmarshal(%s) = %+v, want audio spa, subtitles en-GB", in, s)
+	}
+}

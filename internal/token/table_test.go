@@ -483,7 +483,8 @@ func TestImportMalformedAndOldFormat(t *testing.T) {
 	for range MaxGrants + 3 {
 		tooMany.Grants = append(tooMany.Grants, GrantRecord{Hash: good, Issuer: "cli", File: -1, ExpiresAt: t0.Add(time.Hour)})
 	}
-	recs = append(recs, tooMany)
+	recs = append(recs, tooMany, Record{TaskID: "lockedwithgrant", Locked: true, EverGranted: true,
+		Grants: []GrantRecord{{Hash: good, Issuer: "cli", File: -1, ExpiresAt: t0.Add(time.Hour)}}})
 	if n, want := tab.Import(recs), 8; n != want {
 		t.Errorf("Import skipped %d, want %d", n, want)
 	}
@@ -494,6 +495,7 @@ func TestImportMalformedAndOldFormat(t *testing.T) {
 		{check: "-", task: "badhash"}, {check: "A", task: "badhash"},
 		{check: "-", task: "badiss"}, {check: "-", task: "internal"}, {check: "A", task: "internal", want: sc("", 0)},
 		{check: "A", task: "toomany", allowed: true},
+		{check: "A", task: "lockedwithgrant"}, // locked wins over a grant in a hand-edited file
 	})
 	if n := tab.Info("toomany").Grants; n != MaxGrants {
 		t.Errorf("Info(toomany).Grants = %d, want %d", n, MaxGrants)

@@ -1,0 +1,398 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/enginetest"
+)
+
+// cdp drives headless Chromium over --remote-debugging-pipe: the DevTools
+// protocol as NUL-terminated JSON messages on fds 3 (to Chromium) and 4
+// (from it). No WebSocket, no port.
+type cdp struct {
+	t   testing.TB
+	out io.Writer // to Chromium
+
+	mu      sync.Mutex // guards nextID, pending
+	nextID  int
+	pending map[int]chan cdpReply
+	exited  chan struct{}
+	log     *lockedBuffer
+}
+
+type cdpReply struct {
+	Result json.RawMessage `json:"result"`
+	Error  *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// startCDP starts headless Chromium with a debugging pipe.
+func startCDP(t testing.TB, bin string) *cdp {
+	t.Helper()
+	// Chromium reads commands from fd 3 and writes replies to fd 4.
+	chromeRead, ourWrite, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ourRead, chromeWrite, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &lockedBuffer{}
+	cmd := exec.Command(bin,
+		"--headless",
+		"--no-sandbox", // as root in CI containers; the page is our own
+		"--disable-gpu",
+		"--disable-quic",
+		"--no-first-run",
+		"--no-default-browser-check",
+		"--disable-background-networking",
+		"--disable-component-update",
+		"--disable-sync",
+		"--disable-dev-shm-usage",
+		"--hide-scrollbars",
+		"--mute-audio",
+		"--window-size=1280,860",
+		"--autoplay-policy=no-user-gesture-required",
+		"--remote-debugging-pipe",
+		"--user-data-dir="+t.TempDir(),
+		"about:blank")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.ExtraFiles = []*os.File{chromeRead, chromeWrite}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	chromeRead.Close()
+	chromeWrite.Close()
+	c := &cdp{t: t, out: ourWrite, pending: map[int]chan cdpReply{}, exited: make(chan struct{}), log: out}
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		r := bufio.NewReader(ourRead)
+		for {
+			msg, err := r.ReadBytes(0)
+			if err != nil {
+				return
+			}
+			var m struct {
+				ID int `json:"id"`
+				cdpReply
+			}
+			if json.Unmarshal(bytes.TrimSuffix(msg, []byte{0}), &m) != nil || m.ID == 0 {
+				continue // an event
+			}
+			c.mu.Lock()
+			ch := c.pending[m.ID]
+			delete(c.pending, m.ID)
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- m.cdpReply
+			}
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		// The group is Chromium's own (Setpgid): browser, zygote, renderers.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-c.exited
+		ourWrite.Close()
+		ourRead.Close()
+		<-readerDone
+	})
+	return c
+}
+
+// call sends one command (in session when not "") and returns its result.
+func (c *cdp) call(session, method string, params any, within time.Duration) json.RawMessage {
+	c.t.Helper()
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	ch := make(chan cdpReply, 1) // the reader never blocks on a late reply
+	c.pending[id] = ch
+	c.mu.Unlock()
+	msg := map[string]any{"id": id, "method": method, "params": params}
+	if session != "" {
+		msg["sessionId"] = session
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.out.Write(append(b, 0)); err != nil {
+		c.t.Fatalf("cdp %s: %v", method, err)
+	}
+	select {
+	case r := <-ch:
+		if r.Error != nil {
+			c.t.Fatalf("cdp %s: %s", method, r.Error.Message)
+		}
+		return r.Result
+	case <-c.exited:
+		c.t.Fatalf("chromium exited during %s:\n%s", method, c.log.String())
+	case <-time.After(within):
+		c.t.Fatalf("cdp %s: no answer within %s", method, within)
+	}
+	return nil
+}
+
+// eval evaluates a JS expression (awaiting a promise) and decodes its value.
+func (c *cdp) eval(session, expr string, within time.Duration, into any) {
+	c.t.Helper()
+	res := c.call(session, "Runtime.evaluate", map[string]any{
+		"expression": expr, "awaitPromise": true, "returnByValue": true,
+	}, within)
+	var r struct {
+		Result struct {
+			Value json.RawMessage `json:"value"`
+		} `json:"result"`
+		ExceptionDetails *struct {
+			Text      string `json:"text"`
+			Exception struct {
+				Description string `json:"description"`
+			} `json:"exception"`
+		} `json:"exceptionDetails"`
+	}
+	if err := json.Unmarshal(res, &r); err != nil {
+		c.t.Fatal(err)
+	}
+	if r.ExceptionDetails != nil {
+		c.t.Fatalf("%s: %s %s", expr, r.ExceptionDetails.Text, r.ExceptionDetails.Exception.Description)
+	}
+	if into != nil {
+		if err := json.Unmarshal(r.Result.Value, into); err != nil {
+			c.t.Fatalf("%s = %s: %v", expr, r.Result.Value, err)
+		}
+	}
+}
+
+// waitJS waits, inside the page, until cond (a JS expression) holds or
+// within passes; why says what is awaited, for the failure.
+func (c *cdp) waitJS(session, cond string, within time.Duration, why string) {
+	c.t.Helper()
+	expr := fmt.Sprintf(`new Promise((resolve) => {
+		const end = Date.now() + %d;
+		const check = () => {
+			try { if (%s) { resolve(true); return; } } catch (e) {}
+			if (Date.now() > end) { resolve(false); return; }
+			setTimeout(check, 50);
+		};
+		check();
+	})`, within.Milliseconds(), cond)
+	var ok bool
+	c.eval(session, expr, within+30*time.Second, &ok)
+	if !ok {
+		var st pageState
+		c.eval(session, pageStateJS, 30*time.Second, &st)
+		c.t.Fatalf("%s: not within %s; page state %+v", why, within, st)
+	}
+}
+
+// pageState is what the test reads from the player page.
+type pageState struct {
+	Engine, Audio, Status string
+	Time, Duration        float64
+	AudioOptions          []string
+	SubOptions            []string
+	Cues                  []string
+	Violations            []string
+	Resources             []string `json:"-"` // URLs with the token: never printed
+	Paused                bool
+}
+
+const pageStateJS = `(() => {
+	const v = document.getElementById('video');
+	const cues = [];
+	for (const tt of v.textTracks) {
+		if (tt.mode === 'showing' && tt.activeCues) for (const c of tt.activeCues) cues.push(c.text);
+	}
+	return {
+		Engine: document.body.dataset.engine || '', Audio: document.body.dataset.audio || '',
+		Status: document.getElementById('status').textContent,
+		Time: v.currentTime, Duration: v.duration || 0, Paused: v.paused,
+		AudioOptions: [...document.getElementById('audio').options].map(o => o.textContent),
+		SubOptions: [...document.getElementById('subs').options].map(o => o.textContent),
+		Cues: cues, Violations: window.__csp || [],
+	};
+})()`
+
+const pageResourcesJS = `performance.getEntriesByType('resource').map(e => e.name)`
+
+// artifactDir is where browser screenshots are kept after the test:
+// $TORRENTCLAW_ARTIFACTS, else a torrentclaw-artifacts dir in the temp dir.
+func artifactDir(t testing.TB) string {
+	dir := os.Getenv("TORRENTCLAW_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "torrentclaw-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestE2EWatch opens the /watch player page of the tracks torrent (an MKV
+// a browser cannot play raw) in headless Chromium, from a cold daemon fed
+// by a loopback seeder, and uses it like a person: it plays past 3 s with
+// hls.js, switches the audio menu to Spanish and keeps playing, turns on
+// the French subtitles and sees the cue, seeks to the middle and plays on.
+// The page makes no request to another origin and violates no CSP rule. A
+// screenshot is kept in the artifact dir.
+func TestE2EWatch(t *testing.T) {
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	chromium := e2eTool(t, "chromium")
+	const seconds = 30
+	film := e2eMakeTracks(t, t.TempDir(), seconds)
+	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	logs := &logBuffer{}
+	r := startDaemon(t, cfg, logs)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
+	if err != nil {
+		t.Fatalf("AddTask() error = %v", err)
+	}
+	base := e2eMediaBase(r)
+	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
+	watchURL := base + "/watch?" + q.Encode()
+
+	// The page: authorized like /stream, strict CSP.
+	resp, err := http.Get(watchURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(csp, "default-src 'self'") || strings.Contains(csp, "unsafe-inline") ||
+		!strings.Contains(string(page), "<title>Film.mkv · torrentclaw</title>") || strings.Contains(string(page), "<script>") {
+		t.Fatalf("GET /watch = %d, CSP %q:\n%s", resp.StatusCode, csp, redactBody(page, add.Token.Reveal()))
+	}
+	want404 := e2eGetNotFound(t, base+"/stream?id="+add.TaskID+"&t=wrong"+strings.Repeat("0", 40))
+	e2eAssert404(t, "watch with a wrong token", want404,
+		base+"/watch?id="+add.TaskID+"&t=wrong"+strings.Repeat("0", 40),
+		base+"/watch?id=nope&t="+add.Token.Reveal(),
+		base+"/watch/session?id="+add.TaskID+"&t=wrong"+strings.Repeat("0", 40),
+		base+"/watch?id="+add.TaskID)
+
+	c := startCDP(t, chromium)
+	var target struct {
+		TargetID string `json:"targetId"`
+	}
+	if err := json.Unmarshal(c.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, 30*time.Second), &target); err != nil {
+		t.Fatal(err)
+	}
+	var att struct {
+		SessionID string `json:"sessionId"`
+	}
+	if err := json.Unmarshal(c.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, 30*time.Second), &att); err != nil {
+		t.Fatal(err)
+	}
+	s := att.SessionID
+	c.call(s, "Page.enable", map[string]any{}, 30*time.Second)
+	c.call(s, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 1280, "height": 860, "deviceScaleFactor": 1, "mobile": false}, 30*time.Second)
+	c.call(s, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `window.__csp = [];
+		document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`}, 30*time.Second)
+	start := time.Now()
+	c.call(s, "Page.navigate", map[string]any{"url": watchURL}, 60*time.Second)
+
+	state := func() pageState {
+		var st pageState
+		c.eval(s, pageStateJS, 30*time.Second, &st)
+		return st
+	}
+	// Deadlines are generous: a race-enabled daemon on a busy 2-core
+	// machine fetches the torrent, probes it and starts two ffmpegs.
+	const slow = 3 * time.Minute
+	c.waitJS(s, `document.getElementById('video').currentTime > 3`, slow, "play past 3 s")
+	st := state()
+	t.Logf("played past 3 s after %s: %+v", time.Since(start).Round(time.Millisecond), st)
+	if st.Engine != "hlsjs" || st.Time <= 3 {
+		t.Fatalf("page state %+v, want hls.js playing past 3 s", st)
+	}
+	if len(st.AudioOptions) != 2 || !strings.HasPrefix(st.AudioOptions[1], "Spanish") || len(st.SubOptions) != 4 {
+		t.Errorf("menus: audio %q subtitles %q, want 2 audio tracks and Off + 3 subtitles", st.AudioOptions, st.SubOptions)
+	}
+	if st.Duration < seconds-2 {
+		t.Errorf("duration %.1f s, want the whole title (%d s)", st.Duration, seconds)
+	}
+
+	// Audio: pick Spanish in the menu; playback goes on.
+	switchAt := time.Now()
+	c.eval(s, `(() => { const a = document.getElementById('audio'); a.value = '1'; a.dispatchEvent(new Event('change')); return true; })()`, 30*time.Second, nil)
+	c.waitJS(s, `document.body.dataset.audio === 'es'`, slow, "hls.js switches to the Spanish rendition")
+	var t0 float64
+	c.eval(s, `document.getElementById('video').currentTime`, 30*time.Second, &t0)
+	c.waitJS(s, fmt.Sprintf(`document.getElementById('video').currentTime > %f + 1.5`, t0), slow, "playback continues after the audio switch")
+	t.Logf("audio switched to Spanish and played on in %s", time.Since(switchAt).Round(time.Millisecond))
+
+	// Subtitles: French (the sidecar) has a cue every second.
+	c.eval(s, `(() => { const m = document.getElementById('subs'); const o = [...m.options].find(o => o.textContent.startsWith('French'));
+		m.value = o.value; m.dispatchEvent(new Event('change')); return true; })()`, 30*time.Second, nil)
+	c.waitJS(s, `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues &&
+		[...tt.activeCues].some(c => c.text.includes('`+e2eFreCue+`')))`, slow, "a French cue becomes active")
+	st = state()
+	t.Logf("French cue active: %q at %.2f s", st.Cues, st.Time)
+
+	// Seek to the middle and resume.
+	mid := float64(seconds) / 2
+	c.eval(s, fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %f; return true; })()`, mid), 30*time.Second, nil)
+	c.waitJS(s, fmt.Sprintf(`document.getElementById('video').currentTime > %f`, mid+1), slow, "playback resumes after the seek")
+	// Let a cue show in the screenshot.
+	c.waitJS(s, `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues && tt.activeCues.length > 0)`, slow, "a cue on screen")
+	st = state()
+	t.Logf("after the seek to %.0f s: %+v", mid, st)
+
+	var shot struct {
+		Data string `json:"data"`
+	}
+	if err := json.Unmarshal(c.call(s, "Page.captureScreenshot", map[string]any{"format": "png"}, 60*time.Second), &shot); err != nil {
+		t.Fatal(err)
+	}
+	png, err := base64.StdEncoding.DecodeString(shot.Data)
+	if err != nil || len(png) < 1000 {
+		t.Fatalf("screenshot: %d bytes, %v", len(png), err)
+	}
+	shotPath := filepath.Join(artifactDir(t), "watch-page.png")
+	if err := os.WriteFile(shotPath, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", shotPath)
+
+	if len(st.Violations) > 0 {
+		t.Errorf("CSP violations: %q", st.Violations)
+	}
+	var resources []string
+	c.eval(s, pageResourcesJS, 30*time.Second, &resources)
+	if len(resources) < 5 {
+		t.Errorf("the page loaded %d resources; want its assets, playlists and segments", len(resources))
+	}
+	for _, res := range resources {
+		if !strings.HasPrefix(res, base+"/") {
+			t.Errorf("the page requested another origin: %s", redactURL(res))
+		}
+	}
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}

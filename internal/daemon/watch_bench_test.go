@@ -1,0 +1,184 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/enginetest"
+)
+
+const (
+	// benchWatchSeconds is the title length: room for 20 seeks spread
+	// over it.
+	benchWatchSeconds = 120
+	// benchWatchSeeks is how many seeks each path measures.
+	benchWatchSeeks = 20
+	// benchWatchSeedRate is the seeder's upload limit: 2 MB/s, one decent
+	// home uplink, so the first figures are taken while downloading.
+	benchWatchSeedRate = 2_000_000
+)
+
+// benchWatchJS is installed before the page loads: it records when the
+// video first fires playing (capture listener: media events do not bubble).
+const benchWatchJS = `window.__firstPlaying = 0;
+document.addEventListener('playing', () => { if (!window.__firstPlaying) window.__firstPlaying = performance.now(); }, true);`
+
+// benchSeekJS seeks to %f and resolves with the milliseconds until the
+// video plays again: seeked, then currentTime moving past the target while
+// not paused.
+const benchSeekJS = `new Promise((resolve) => {
+	const v = document.getElementById('video');
+	const target = %f;
+	const t0 = performance.now();
+	const end = t0 + 120000;
+	let seeked = false;
+	v.addEventListener('seeked', () => { seeked = true; }, { once: true });
+	v.currentTime = target;
+	const check = () => {
+		if (seeked && !v.paused && v.currentTime > target + 0.05 && v.readyState >= 3) { resolve(performance.now() - t0); return; }
+		if (performance.now() > end) { resolve(-1); return; }
+		requestAnimationFrame(check);
+	};
+	requestAnimationFrame(check);
+})`
+
+// benchAudioSwitchJS picks the Spanish audio track in the menu and resolves
+// with the milliseconds until hls.js has switched and playback has moved
+// on by 0.2 s.
+const benchAudioSwitchJS = `new Promise((resolve) => {
+	const v = document.getElementById('video');
+	const a = document.getElementById('audio');
+	const t0 = performance.now();
+	const end = t0 + 120000;
+	let from = -1;
+	a.value = '1';
+	a.dispatchEvent(new Event('change'));
+	const check = () => {
+		if (document.body.dataset.audio === 'es') {
+			if (from < 0) from = v.currentTime;
+			if (v.currentTime > from + 0.2) { resolve(performance.now() - t0); return; }
+		}
+		if (performance.now() > end) { resolve(-1); return; }
+		requestAnimationFrame(check);
+	};
+	requestAnimationFrame(check);
+})`
+
+// BenchmarkWatch measures what a person feels on the /watch page in
+// headless Chromium, from a cold daemon fed by a rate-limited loopback
+// seeder (enginetest), for the copy path (H.264 + AAC/AC3 MKV: video
+// copied, audio renditions) and the transcode path (MPEG-4 Part 2):
+//
+//   - load-ms/op: navigation start -> first playing event (the page asks
+//     for the session, ffprobe runs, hls.js loads playlists and segments).
+//   - seek-p50-ms, seek-p95-ms: over 20 seeks spread over the title,
+//     currentTime set -> playing again.
+//   - audio-switch-ms/op (copy path): Spanish picked in the menu -> hls.js
+//     switched and playback 0.2 s further.
+//
+// Run with make bench; results in docs/benchmarks.md.
+func BenchmarkWatch(b *testing.B) {
+	for _, tool := range []string{"ffmpeg", "ffprobe", "chromium"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Skipf("skipping: %s is not installed", tool)
+		}
+	}
+	chromium, _ := exec.LookPath("chromium")
+	for _, c := range []struct {
+		name      string
+		transcode bool
+	}{{"copy", false}, {"transcode", true}} {
+		film := e2eMakeTracksWith(b, b.TempDir(), benchWatchSeconds, c.transcode)
+		b.Run(c.name, func(b *testing.B) {
+			var loads, switches []float64
+			var seeks []float64
+			for b.Loop() {
+				load, sk, sw := benchWatchOnce(b, chromium, film)
+				loads, seeks = append(loads, load), append(seeks, sk...)
+				if sw >= 0 {
+					switches = append(switches, sw)
+				}
+			}
+			b.ReportMetric(mean(loads), "load-ms/op")
+			slices.Sort(seeks)
+			b.ReportMetric(percentile(seeks, 0.5), "seek-p50-ms")
+			b.ReportMetric(percentile(seeks, 0.95), "seek-p95-ms")
+			if len(switches) > 0 {
+				b.ReportMetric(mean(switches), "audio-switch-ms/op")
+			}
+		})
+	}
+}
+
+// benchWatchOnce runs one cold daemon and page. It returns the load time,
+// every seek time and the audio switch time, in ms.
+func benchWatchOnce(b *testing.B, chromium, film string) (load float64, seeks []float64, audioSwitch float64) {
+	b.Helper()
+	cfg := testConfig(b, b.TempDir())
+	r := startDaemon(b, cfg, nil, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) })
+	seeder := enginetest.NewSeeder(b, enginetest.SeederOptions{UploadRateBytes: benchWatchSeedRate})
+	add, err := r.client.AddTask(b.Context(), control.AddRequest{Source: seeder.Add(b, film).Magnet, FileIndex: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
+	c := startCDP(b, chromium)
+	var target struct {
+		TargetID string `json:"targetId"`
+	}
+	if err := json.Unmarshal(c.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, 30*time.Second), &target); err != nil {
+		b.Fatal(err)
+	}
+	var att struct {
+		SessionID string `json:"sessionId"`
+	}
+	if err := json.Unmarshal(c.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, 30*time.Second), &att); err != nil {
+		b.Fatal(err)
+	}
+	s := att.SessionID
+	c.call(s, "Page.enable", map[string]any{}, 30*time.Second)
+	c.call(s, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": benchWatchJS}, 30*time.Second)
+	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
+	c.waitJS(s, `window.__firstPlaying > 0`, 3*time.Minute, "first playing")
+	c.eval(s, `window.__firstPlaying`, 30*time.Second, &load)
+	for i := range benchWatchSeeks {
+		// Spread over the title, not in order, never the last 10 s.
+		pos := 5 + float64((i*37)%(benchWatchSeconds-15))
+		var ms float64
+		c.eval(s, fmt.Sprintf(benchSeekJS, pos), 3*time.Minute, &ms)
+		if ms < 0 {
+			b.Fatalf("seek to %.0f s: no playback within 2 min", pos)
+		}
+		seeks = append(seeks, ms)
+	}
+	c.eval(s, benchAudioSwitchJS, 3*time.Minute, &audioSwitch)
+	return load, seeks, audioSwitch
+}
+
+func mean(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+// percentile of sorted v (nearest rank).
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(v))+0.5) - 1
+	return v[min(max(i, 0), len(v)-1)]
+}

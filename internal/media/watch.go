@@ -1,0 +1,237 @@
+package media
+
+// The /watch player page. Three routes:
+//
+//   - GET /watch?id=&t=[&file=]: the page. Authorized exactly like /stream
+//     (same 404). It carries only what the URL already carried: the
+//     session endpoint's URL below, with the same id, t and file.
+//   - GET /watch/session?id=&t=[&file=]: JSON for the page, authorized the
+//     same way. It creates the file's HLS session bound to the presented
+//     token (or returns the one already open for that token and file, so a
+//     reloaded page does not pile up sessions), waits for its probe, and
+//     answers the raw /stream URL, the HLS master URL and the tracks, all
+//     relative and carrying that same token: the page learns no other
+//     secret. Creating a session costs one ffprobe; ffmpeg runs only when
+//     the page asks for segments, and an unused session idles out.
+//   - GET /watch/assets/{name}: the page's script, style sheet and hls.js,
+//     embedded in the binary (web/; hls.js vendored by
+//     .ci/vendor-hlsjs.sh). Public and identical for everyone, like
+//     /health.
+//
+// The page's Content-Security-Policy allows scripts, styles, media and
+// fetches from the daemon itself only: no inline script, no third party.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/engine"
+	"github.com/torrentclaw/cli/internal/hls"
+	"github.com/torrentclaw/cli/internal/token"
+)
+
+//go:embed web
+var webFS embed.FS
+
+var watchTemplate = template.Must(template.ParseFS(webFS, "web/watch.html"))
+
+// watchCSP is the player page's Content-Security-Policy. media-src blob:
+// is Media Source Extensions (hls.js feeds the video element through a blob
+// URL); hls.js runs without a worker, so workers are not allowed at all.
+const watchCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"media-src 'self' blob:; connect-src 'self'; worker-src 'none'; object-src 'none'; " +
+	"base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+
+// watchAsset is one embedded file of the page.
+type watchAsset struct {
+	body        []byte
+	contentType string
+	etag        string
+}
+
+// watchAssets are the files /watch/assets serves, by name.
+var watchAssets = func() map[string]watchAsset {
+	types := map[string]string{
+		"player.js":      "text/javascript; charset=utf-8",
+		"player.css":     "text/css; charset=utf-8",
+		"hls.min.js":     "text/javascript; charset=utf-8",
+		"hls.js.LICENSE": "text/plain; charset=utf-8",
+	}
+	out := make(map[string]watchAsset, len(types))
+	for name, ct := range types {
+		b, err := webFS.ReadFile("web/" + name)
+		if err != nil {
+			panic(fmt.Sprintf("media: embedded %s: %v", name, err)) // a build without web/ is a bug
+		}
+		sum := sha256.Sum256(b)
+		out[name] = watchAsset{body: b, contentType: ct, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	}
+	return out
+}()
+
+// WatchSessionFunc returns the HLS session the player page plays for a
+// task's file, bound to tok: created on first use, the open one after.
+type WatchSessionFunc func(ctx context.Context, taskID string, fileIndex int, tok token.Token) (*hls.Session, error)
+
+// watchQuery parses the query of /watch and /watch/session: id, t and
+// file, nothing session-bound.
+func watchQuery(raw string) taskQuery {
+	q := parseTaskQuery(raw, true)
+	if q.session != "" {
+		q.ok = false
+	}
+	return q
+}
+
+// encodeTaskQuery writes id, t and file back as a query string.
+func encodeTaskQuery(q taskQuery, file int) string {
+	v := url.Values{"id": {q.id}, "file": {strconv.Itoa(file)}}
+	if q.tok != "" {
+		v.Set("t", q.tok)
+	}
+	return v.Encode()
+}
+
+// handleWatch serves GET /watch?id=&t=[&file=].
+func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
+	q := watchQuery(r.URL.RawQuery)
+	task, ok := s.authorizedTask(w, r, q, s.tokens)
+	if !ok {
+		return
+	}
+	idx := q.file
+	if idx < 0 {
+		idx = task.SelectedFile()
+	}
+	f, ok := fileAt(task.Files(), idx)
+	if !ok {
+		s.writeError(w, r, fmt.Errorf("watch file %d: %w", idx, engine.ErrNotFound))
+		return
+	}
+	var body bytes.Buffer
+	err := watchTemplate.Execute(&body, struct{ Title, SessionURL string }{
+		Title:      playlistTitle(f.Path),
+		SessionURL: "/watch/session?" + encodeTaskQuery(q, idx),
+	})
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("render watch page: %w", err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", watchCSP)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(body.Len()))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body.Bytes())
+	}
+}
+
+// watchInfo is the reply of /watch/session.
+type watchInfo struct {
+	Raw        string          `json:"raw"`
+	HLS        string          `json:"hls,omitempty"`
+	SourceType string          `json:"sourceType,omitempty"`
+	Mode       string          `json:"mode,omitempty"`
+	Duration   float64         `json:"duration,omitempty"`
+	Audio      []hls.TrackInfo `json:"audio,omitempty"`
+	Subtitles  []watchSubtitle `json:"subtitles,omitempty"`
+}
+
+type watchSubtitle struct {
+	hls.TrackInfo
+	VTT string `json:"vtt,omitempty"` // the WebVTT file, for a raw <video>'s <track>
+}
+
+// watchSessionTimeout bounds the wait for the session's probe (the file's
+// head must arrive from the swarm first).
+const watchSessionTimeout = 2 * time.Minute
+
+// handleWatchSession serves GET /watch/session?id=&t=[&file=].
+func (s *Server) handleWatchSession(w http.ResponseWriter, r *http.Request) {
+	q := watchQuery(r.URL.RawQuery)
+	task, ok := s.authorizedTask(w, r, q, s.tokens)
+	if !ok {
+		return
+	}
+	idx := q.file
+	if idx < 0 {
+		idx = task.SelectedFile()
+	}
+	if _, ok := fileAt(task.Files(), idx); !ok {
+		s.writeError(w, r, fmt.Errorf("watch file %d: %w", idx, engine.ErrNotFound))
+		return
+	}
+	info := watchInfo{Raw: "/stream?" + encodeTaskQuery(q, idx)}
+	if s.watchSession != nil && s.hlsUnavailable() == nil {
+		ctx, cancel := context.WithTimeout(r.Context(), watchSessionTimeout)
+		defer cancel()
+		sess, err := s.watchSession(ctx, q.id, idx, token.Token(q.tok))
+		if err == nil {
+			err = sess.WaitReady(ctx)
+		}
+		switch {
+		case err == nil:
+			in := sess.Info()
+			tq := ""
+			if q.tok != "" {
+				tq = "?t=" + url.QueryEscape(q.tok)
+			}
+			base := "/hls/" + sess.ID() + "/"
+			info.HLS = base + "master.m3u8" + tq
+			info.SourceType, info.Mode, info.Duration, info.Audio = in.SourceType, in.Mode, in.Duration, in.Audio
+			for _, sub := range in.Subtitles {
+				ws := watchSubtitle{TrackInfo: sub}
+				if sub.URI != "" {
+					ws.VTT = base + strings.TrimSuffix(sub.URI, ".m3u8") + ".vtt" + tq
+				}
+				info.Subtitles = append(info.Subtitles, ws)
+			}
+		case r.Context().Err() != nil:
+			return
+		default:
+			// The page can still try the raw file.
+			s.log.Info("watch page without hls", "err", err)
+		}
+	}
+	body, err := json.Marshal(info)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("watch session: %w", err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// handleWatchAsset serves GET /watch/assets/{name}.
+func (s *Server) handleWatchAsset(w http.ResponseWriter, r *http.Request) {
+	a, ok := watchAssets[r.PathValue("name")]
+	if !ok {
+		writeNotFound(w)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", a.contentType)
+	h.Set("ETag", a.etag)
+	h.Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+}

@@ -1,0 +1,85 @@
+package media
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestWatch: the player page and its session endpoint are authorized like
+// /stream (the same 404 for every failure), carry only the token they were
+// given, and have a strict CSP; the assets are public and fixed.
+func TestWatch(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{require: true})
+	fx.waitFiles(t)
+	q := func(tok string, extra ...string) string {
+		v := url.Values{"id": {fx.task.ID()}, "t": {tok}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			v.Set(extra[i], extra[i+1])
+		}
+		return v.Encode()
+	}
+	tok := string(fx.tok)
+
+	resp, page := do(t, fx.client, http.MethodGet, fx.base+"/watch?"+q(tok))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /watch = %s", dump(t, resp, page))
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", "object-src 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe") || resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("headers %v", resp.Header)
+	}
+	body := string(page)
+	for _, want := range []string{"<title>movie.mp4 · torrentclaw</title>", `src="/watch/assets/hls.min.js"`, `src="/watch/assets/player.js"`,
+		`data-session="/watch/session?file=` + itoa(fx.movie.Index) + `&amp;id=` + url.QueryEscape(fx.task.ID()) + `&amp;t=` + tok + `"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "<script>") || strings.Contains(body, "http://") || strings.Contains(body, "https://") {
+		t.Errorf("page has an inline script or an absolute URL:\n%s", body)
+	}
+
+	// The session endpoint without HLS: the raw file only.
+	resp, js := do(t, fx.client, http.MethodGet, fx.base+"/watch/session?"+q(tok, "file", itoa(fx.extra.Index)))
+	var info watchInfo
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(js, &info) != nil {
+		t.Fatalf("GET /watch/session = %s", dump(t, resp, js))
+	}
+	if want := "/stream?file=" + itoa(fx.extra.Index) + "&id=" + url.QueryEscape(fx.task.ID()) + "&t=" + tok; info.Raw != want || info.HLS != "" {
+		t.Errorf("session info = %+v, want raw %s and no HLS", info, want)
+	}
+
+	// Every failure is the standard 404.
+	wrong := strings.Repeat("ab", 32)
+	for _, u := range []string{
+		"/watch?" + q(wrong), "/watch/session?" + q(wrong), "/watch?id=nope&t=" + tok, "/watch?" + q(""),
+		"/watch?" + q(tok) + "&t=" + tok, "/watch?" + q(tok, "s", "abc"), "/watch?" + q(tok, "file", "99"),
+		"/watch/session?" + q(tok, "file", "-1"), "/watch/assets/nope.js",
+	} {
+		resp, b := do(t, fx.client, http.MethodGet, fx.base+u)
+		if resp.StatusCode != http.StatusNotFound || string(b) != notFoundBody {
+			t.Errorf("GET %s = %s, want the standard 404", redact(u), dump(t, resp, b))
+		}
+	}
+
+	for name, ct := range map[string]string{"player.js": "text/javascript", "player.css": "text/css", "hls.min.js": "text/javascript", "hls.js.LICENSE": "text/plain"} {
+		resp, b := do(t, fx.client, http.MethodGet, fx.base+"/watch/assets/"+name)
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), ct) || len(b) == 0 || resp.Header.Get("ETag") == "" {
+			t.Errorf("GET /watch/assets/%s = %d %q (%d bytes)", name, resp.StatusCode, resp.Header.Get("Content-Type"), len(b))
+		}
+	}
+	if resp, b := do(t, fx.client, http.MethodGet, fx.base+"/watch/assets/hls.js.LICENSE"); !strings.Contains(string(b), "Apache License") {
+		t.Errorf("hls.js license = %d %q", resp.StatusCode, b)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

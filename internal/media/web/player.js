@@ -1,0 +1,134 @@
+// The /watch player: plays the raw file when the browser can (canPlayType
+// on the probed container and codecs, one audio track), else the HLS
+// session through hls.js (or the browser's own HLS). Everything it loads
+// comes from the daemon that served the page.
+(function () {
+  'use strict';
+  var cfg = document.getElementById('cfg').dataset;
+  var video = document.getElementById('video');
+  var audioSel = document.getElementById('audio');
+  var subsSel = document.getElementById('subs');
+  var status = document.getElementById('status');
+  var hls = null;
+
+  function say(msg) { status.textContent = msg; }
+
+  function fill(sel, items, offLabel) {
+    while (sel.firstChild) sel.removeChild(sel.firstChild);
+    if (offLabel) add(sel, -1, offLabel);
+    items.forEach(function (it, i) { add(sel, i, it); });
+    sel.disabled = items.length === 0 || (!offLabel && items.length < 2);
+  }
+
+  function add(sel, value, label) {
+    var o = document.createElement('option');
+    o.value = String(value);
+    o.textContent = label;
+    sel.appendChild(o);
+  }
+
+  function trackLabel(t) {
+    var name = t.name || t.language || t.lang || 'Track';
+    return name;
+  }
+
+  function canPlayRaw(info) {
+    if (!info.sourceType || !info.raw) return false;
+    // Only HLS gives every browser an audio menu.
+    if ((info.audio || []).length > 1) return false;
+    return video.canPlayType(info.sourceType) !== '';
+  }
+
+  function playRaw(info) {
+    document.body.dataset.engine = 'raw';
+    var subs = (info.subtitles || []).filter(function (s) { return s.vtt; });
+    subs.forEach(function (s) {
+      var tr = document.createElement('track');
+      tr.kind = 'subtitles';
+      tr.label = trackLabel(s);
+      if (s.language) tr.srclang = s.language;
+      tr.src = s.vtt;
+      video.appendChild(tr);
+    });
+    fill(subsSel, subs.map(trackLabel), 'Off');
+    fill(audioSel, (info.audio || []).map(trackLabel));
+    subsSel.onchange = function () {
+      var want = Number(subsSel.value);
+      for (var i = 0; i < video.textTracks.length; i++) {
+        video.textTracks[i].mode = i === want ? 'showing' : 'disabled';
+      }
+    };
+    video.src = info.raw;
+    video.play().catch(function () { say('Press play'); });
+  }
+
+  function playHLSjs(info) {
+    document.body.dataset.engine = 'hlsjs';
+    hls = new Hls({ enableWorker: false, renderTextTracksNatively: true, subtitleDisplay: true });
+    hls.on(Hls.Events.MANIFEST_PARSED, function () {
+      video.play().catch(function () { say('Press play'); });
+    });
+    hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, function (_, d) {
+      fill(audioSel, d.audioTracks.map(trackLabel));
+      audioSel.value = String(hls.audioTrack);
+    });
+    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, function (_, d) {
+      fill(subsSel, d.subtitleTracks.map(trackLabel), 'Off');
+      subsSel.value = String(hls.subtitleTrack);
+    });
+    hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, function (_, d) {
+      audioSel.value = String(d.id);
+      var t = hls.audioTracks[d.id];
+      document.body.dataset.audio = t ? (t.lang || t.name) : '';
+    });
+    hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, function (_, d) {
+      subsSel.value = String(d.id);
+      var t = hls.subtitleTracks[d.id];
+      document.body.dataset.subtitles = t ? (t.lang || t.name) : '';
+    });
+    hls.on(Hls.Events.ERROR, function (_, d) {
+      if (!d.fatal) return;
+      if (d.type === Hls.ErrorTypes.MEDIA_ERROR) {
+        hls.recoverMediaError();
+        return;
+      }
+      say('Playback failed: ' + d.details);
+    });
+    audioSel.onchange = function () { hls.audioTrack = Number(audioSel.value); };
+    subsSel.onchange = function () { hls.subtitleTrack = Number(subsSel.value); };
+    hls.loadSource(info.hls);
+    hls.attachMedia(video);
+  }
+
+  function playNativeHLS(info) {
+    document.body.dataset.engine = 'native';
+    video.src = info.hls;
+    video.play().catch(function () { say('Press play'); });
+  }
+
+  video.addEventListener('playing', function () { say(''); });
+  video.addEventListener('waiting', function () { say('Buffering…'); });
+  video.addEventListener('error', function () { say('This browser cannot play this stream.'); });
+
+  say('Preparing…');
+  fetch(cfg.session, { cache: 'no-store', credentials: 'omit' })
+    .then(function (r) {
+      if (!r.ok) throw new Error('the daemon answered ' + r.status);
+      return r.json();
+    })
+    .then(function (info) {
+      say('Loading…');
+      if (canPlayRaw(info)) {
+        playRaw(info);
+      } else if (info.hls && window.Hls && Hls.isSupported()) {
+        playHLSjs(info);
+      } else if (info.hls && video.canPlayType('application/vnd.apple.mpegurl')) {
+        playNativeHLS(info);
+      } else if (info.raw) {
+        playRaw(info);
+      } else {
+        say('This browser cannot play this file.');
+      }
+    })
+    .catch(function (e) { say('Cannot start: ' + e.message); });
+})();
