@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/daemon"
 )
@@ -27,7 +28,11 @@ type streamOptions struct {
 	StartDaemon func(context.Context) (*control.Client, func() error, error)
 	LookPath    func(string) (string, error)
 	StartPlayer func(path string, args ...string) error
-	Terminal    bool // Err is a terminal: draw a live progress bar
+	Terminal    bool       // Err is a terminal: draw a live progress line, and keep it after "ready"
+	Width       func() int // Err's width in columns; nil or <= 0 = unknown
+	LoadConfig  func() (config.Config, string, error)
+	// HintAfter is how long a task may find no peer before the hint.
+	HintAfter time.Duration
 	// PollInterval is how often progress is fetched; tests shorten it.
 	PollInterval time.Duration
 
@@ -52,6 +57,9 @@ func newStreamCmd(env *Env, runF func(*streamOptions) error) *cobra.Command {
 		LookPath:     env.LookPath,
 		StartPlayer:  env.StartPlayer,
 		PollInterval: defaultPollInterval,
+		LoadConfig:   env.LoadConfig,
+		HintAfter:    defaultHintAfter,
+		Width:        func() int { return terminalWidth(env.Err) },
 	}
 	cmd := &cobra.Command{
 		Use:   "stream <magnet|infohash|file.torrent|http(s) URL>",
@@ -59,11 +67,14 @@ func newStreamCmd(env *Env, runF func(*streamOptions) error) *cobra.Command {
 		Long: `Add a torrent to the running daemon (or, when none runs, to one started in
 this process), mint its stream token, and print the stream and playlist URLs
 (and with --hls the HLS URL) on stdout. Progress goes to stderr until the
-file is playable.
+file is playable: peers (connected/known), download and upload speed, and how
+much of the file is verified ahead of the player. On a terminal the line stays
+after the file is playable, until Ctrl-C. When no peer turns up, a hint says
+why (for example the DHT is off and the magnet names no tracker or peer).
 
-With a daemon already running, stream exits once the file is playable and the
-daemon keeps serving. With an in-process daemon, stream keeps serving until
-Ctrl-C.
+Without a terminal, with a daemon already running, stream exits once the file
+is playable and the daemon keeps serving; with an in-process daemon, stream
+keeps serving until Ctrl-C.
 
 --json prints one line, {"taskId","token","streamUrl","playlistUrl"} (plus
 "hlsUrl" with --hls), as soon as the task is added, then behaves as above:
@@ -169,7 +180,8 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 		}
 	}
 
-	bar := &progress{w: opts.Err, terminal: opts.Terminal, quiet: opts.JSON && !opts.Terminal}
+	bar := &progress{w: opts.Err, terminal: opts.Terminal, quiet: opts.JSON && !opts.Terminal,
+		width: opts.Width, hint: opts.hint(source), hintAfter: opts.HintAfter}
 	info, err := pollUntilPlayable(ctx, c.client, added.TaskID, opts.PollInterval, bar.update)
 	bar.finish(info, err)
 	if err != nil {
@@ -180,6 +192,15 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 			return fmt.Errorf("open vlc: %w", err)
 		}
 	}
+	if opts.Terminal && !opts.JSON {
+		// Keep the swarm and the buffer visible while the video plays.
+		if c.local {
+			fmt.Fprintln(opts.Err, "serving until Ctrl-C")
+		} else {
+			fmt.Fprintln(opts.Err, "the daemon keeps serving it; Ctrl-C ends this display, not the stream")
+		}
+		return keepReporting(ctx, c.client, added.TaskID, opts.PollInterval, bar)
+	}
 	if !c.local {
 		fmt.Fprintln(opts.Err, "the daemon keeps serving it; 'torrentclaw status' shows progress")
 		return nil
@@ -187,6 +208,21 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 	fmt.Fprintln(opts.Err, "serving until Ctrl-C")
 	<-ctx.Done()
 	return nil
+}
+
+// hint returns the no-peer hint for source, from the config (nil when the
+// config cannot be read: no hint then).
+func (o *streamOptions) hint(source string) func() string {
+	if o.LoadConfig == nil {
+		return nil
+	}
+	return func() string {
+		cfg, _, err := o.LoadConfig()
+		if err != nil {
+			return ""
+		}
+		return noPeerHint(cfg, source)
+	}
 }
 
 // pollUntilPlayable polls the task until its file is playable, it fails, or ctx

@@ -73,6 +73,12 @@ func (d *Daemon) taskInfo(st engine.Status, files []engine.File) control.TaskInf
 		DownloadedBytes: st.DownloadedBytes,
 		TotalBytes:      st.TotalBytes,
 		SpeedBps:        st.SpeedBps,
+		UploadSpeedBps:  st.UploadSpeedBps,
+		UploadedBytes:   st.UploadedBytes,
+		Peers:           st.Peers,
+		KnownPeers:      st.KnownPeers,
+		BufferedBytes:   st.BufferedBytes,
+		BufferedSeconds: st.BufferedSeconds,
 		ETASeconds:      max(st.ETASeconds, 0), // 0 when unknown, as TaskInfo documents
 		FileName:        st.FileName,
 		FileIndex:       st.FileIndex,
