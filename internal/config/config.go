@@ -37,6 +37,8 @@ type Stream struct {
 	TokenGrace         Duration `toml:"token_grace"`          // old token validity after rotation; 0 = none
 	CORSOrigins        []string `toml:"cors_origins"`         // extra allowed origins, "scheme://host[:port]"
 	MaxReaders         int      `toml:"max_readers"`          // concurrent media readers before 503
+	MaxConns           int      `toml:"max_conns"`            // open media connections, idle ones included
+	MaxConnsPerClient  int      `toml:"max_conns_per_client"` // open media connections per client IP address
 	PublicHost         string   `toml:"public_host"`          // host[:port] for "pub" URLs; "" = none
 	TLSPort            int      `toml:"tls_port"`             // 0 = no TLS listener
 	TLSCertFile        string   `toml:"tls_cert_file"`        // PEM certificate; required with TLSPort
@@ -45,16 +47,18 @@ type Stream struct {
 
 // Torrent is the [torrent] section: the BitTorrent client.
 type Torrent struct {
-	ListenPort   int      `toml:"listen_port"`   // TCP and UDP; 0 = any free port
-	DownloadDir  string   `toml:"download_dir"`  // "" = DataDir/downloads
-	DataDir      string   `toml:"data_dir"`      // state, control socket; see [Default]
-	MaxActive    int      `toml:"max_active"`    // tasks downloading at once
-	Seed         bool     `toml:"seed"`          // upload to other peers
-	SeedRatio    float64  `toml:"seed_ratio"`    // stop seeding a task at this upload/size ratio; 0 = no limit
-	UploadRate   ByteSize `toml:"upload_rate"`   // bytes per second; 0 = unlimited
-	DownloadRate ByteSize `toml:"download_rate"` // bytes per second; 0 = unlimited
-	DHT          bool     `toml:"dht"`           // use the mainline DHT
-	Trackers     []string `toml:"trackers"`      // extra trackers added to every task
+	ListenPort   int      `toml:"listen_port"`    // TCP and UDP; 0 = any free port
+	DownloadDir  string   `toml:"download_dir"`   // "" = DataDir/downloads
+	DataDir      string   `toml:"data_dir"`       // state, control socket; see [Default]
+	MaxActive    int      `toml:"max_active"`     // tasks downloading at once
+	Seed         bool     `toml:"seed"`           // upload to other peers
+	SeedRatio    float64  `toml:"seed_ratio"`     // stop seeding a task at this upload/size ratio; 0 = no limit
+	UploadRate   ByteSize `toml:"upload_rate"`    // bytes per second; 0 = unlimited
+	DownloadRate ByteSize `toml:"download_rate"`  // bytes per second; 0 = unlimited
+	DHT          bool     `toml:"dht"`            // use the mainline DHT
+	Trackers     []string `toml:"trackers"`       // extra trackers added to every task
+	MaxFiles     int      `toml:"max_files"`      // files in one torrent; more is refused
+	MaxNameBytes ByteSize `toml:"max_name_bytes"` // total bytes of one torrent's file names and paths
 }
 
 // HLS is the [hls] section: on-demand HLS for browsers.
@@ -93,6 +97,10 @@ const (
 	DefaultStreamPort  = 11818
 	DefaultListenPort  = 42069
 	defaultMaxReaders  = 64
+	defaultMaxConns    = 512
+	defaultMaxPerIP    = 64
+	defaultMaxFiles    = 10000
+	defaultMaxNames    = 4 * MiB
 	defaultMaxActive   = 5
 	defaultSeedRatio   = 2.0
 	defaultSegmentSecs = 4
@@ -125,18 +133,22 @@ func Default() Config {
 func defaults() Config {
 	return Config{
 		Stream: Stream{
-			Listen:     "0.0.0.0",
-			Port:       DefaultStreamPort,
-			TokenTTL:   Duration(defaultTokenTTL),
-			TokenGrace: Duration(defaultTokenGrace),
-			MaxReaders: defaultMaxReaders,
+			Listen:            "0.0.0.0",
+			Port:              DefaultStreamPort,
+			TokenTTL:          Duration(defaultTokenTTL),
+			TokenGrace:        Duration(defaultTokenGrace),
+			MaxReaders:        defaultMaxReaders,
+			MaxConns:          defaultMaxConns,
+			MaxConnsPerClient: defaultMaxPerIP,
 		},
 		Torrent: Torrent{
-			ListenPort: DefaultListenPort,
-			MaxActive:  defaultMaxActive,
-			Seed:       true,
-			SeedRatio:  defaultSeedRatio,
-			DHT:        true,
+			ListenPort:   DefaultListenPort,
+			MaxActive:    defaultMaxActive,
+			Seed:         true,
+			SeedRatio:    defaultSeedRatio,
+			DHT:          true,
+			MaxFiles:     defaultMaxFiles,
+			MaxNameBytes: defaultMaxNames,
 		},
 		HLS: HLS{
 			SegmentSeconds: defaultSegmentSecs,

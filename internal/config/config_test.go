@@ -176,6 +176,8 @@ func TestFullFixture(t *testing.T) {
 			TokenGrace:         Duration(90 * time.Second),
 			CORSOrigins:        []string{"https://torrentclaw.example", "http://192.168.1.10:3000"},
 			MaxReaders:         8,
+			MaxConns:           256,
+			MaxConnsPerClient:  16,
 			PublicHost:         "tc.example.net:8443",
 			TLSPort:            8443,
 			TLSCertFile:        "/etc/torrentclaw/cert.pem",
@@ -192,6 +194,8 @@ func TestFullFixture(t *testing.T) {
 			DownloadRate: 10 * MiB,
 			DHT:          false,
 			Trackers:     []string{"udp://tracker.example:1337/announce", "https://tracker.example/announce"},
+			MaxFiles:     20000,
+			MaxNameBytes: 8 * MiB,
 		},
 		HLS: HLS{
 			FFmpegPath:     "/usr/local/bin/ffmpeg",

@@ -87,6 +87,12 @@ func (c Config) problems() []*KeyError {
 	if s.MaxReaders < 1 {
 		add("stream.max_readers", "%d must be at least 1", s.MaxReaders)
 	}
+	if s.MaxConns < 1 {
+		add("stream.max_conns", "%d must be at least 1", s.MaxConns)
+	}
+	if s.MaxConnsPerClient < 1 {
+		add("stream.max_conns_per_client", "%d must be at least 1", s.MaxConnsPerClient)
+	}
 	if s.PublicHost != "" {
 		addErr("stream.public_host", checkHostPort(s.PublicHost))
 	}
@@ -133,6 +139,12 @@ func (c Config) problems() []*KeyError {
 		}
 	}
 	checkDir("torrent.download_dir", t.DownloadDir)
+	if t.MaxFiles < 1 {
+		add("torrent.max_files", "%d must be at least 1", t.MaxFiles)
+	}
+	if t.MaxNameBytes < 1 {
+		add("torrent.max_name_bytes", "%s must be at least 1 byte", t.MaxNameBytes)
+	}
 	if t.MaxActive < 1 {
 		add("torrent.max_active", "%d must be at least 1", t.MaxActive)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/torrentclaw/cli/internal/control"
@@ -235,6 +236,9 @@ func (d *Daemon) Doctor(ctx context.Context) ([]control.Check, error) {
 		detail += ", " + b.Pub + " (public)"
 	}
 	add("media listener", control.LevelOK, detail)
+	for _, r := range d.eng.Recoveries() { // what the engine repaired at start (issue 9)
+		add("recovery", control.LevelWarn, r.What+strings.TrimSuffix(" (moved to "+r.MovedTo+")", " (moved to )"))
+	}
 	if d.cfg.Stream.RequireStreamToken {
 		add("stream tokens", control.LevelOK, "required for every task")
 	} else {

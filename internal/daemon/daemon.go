@@ -230,6 +230,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		UploadRateBytes:   int64(cfg.Torrent.UploadRate),
 		DownloadRateBytes: int64(cfg.Torrent.DownloadRate),
 		MaxActive:         cfg.Torrent.MaxActive,
+		MaxFiles:          cfg.Torrent.MaxFiles,
+		MaxNameBytes:      int64(cfg.Torrent.MaxNameBytes),
 		WarmGrace:         2 * time.Minute,
 		Logger:            d.log,
 	})
@@ -276,11 +278,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		WatchSession: d.watchSession,
 		CORSOrigins:  d.corsOrigins(),
 		MaxReaders:   cfg.Stream.MaxReaders,
-		PublicHosts:  d.ownHosts,
-		Version:      d.version,
-		Logger:       d.log,
-		TLSCertFile:  cfg.Stream.TLSCertFile,
-		TLSKeyFile:   cfg.Stream.TLSKeyFile,
+		// Connection caps of the media listener (issue 9).
+		MaxConns:          cfg.Stream.MaxConns,
+		MaxConnsPerClient: cfg.Stream.MaxConnsPerClient,
+		PublicHosts:       d.ownHosts,
+		Version:           d.version,
+		Logger:            d.log,
+		TLSCertFile:       cfg.Stream.TLSCertFile,
+		TLSKeyFile:        cfg.Stream.TLSKeyFile,
 
 		OnSeekFirstByte: mx.seekObserver(),
 	})

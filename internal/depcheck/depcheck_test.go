@@ -51,6 +51,7 @@ var testOnly = map[string]bool{"enginetest": true, "upnptest": true}
 var thirdParty = map[string][]string{
 	"github.com/anacrolix/torrent": {"engine", "enginetest"},
 	"github.com/anacrolix/dht":     {"engine"},
+	"go.etcd.io/bbolt":             {"engine"},
 	"github.com/BurntSushi/toml":   {"config"},
 	"github.com/huin/goupnp":       {"upnp"},
 	"github.com/spf13/cobra":       {"cli"},

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
@@ -43,15 +44,66 @@ func (t *Task) onStoreError(err error) {
 	t.mu.Lock()
 	stale := errors.As(err, &we) && we.gen != t.storeGen.Load()
 	first := !stale && t.storeErr == nil && t.err == nil
+	retried := t.retryDelay > 0
 	if first {
 		t.storeErr = serr
+		// Retry by itself (see maintainStore), waiting longer after each failed retry.
+		t.retryDelay = min(max(2*t.retryDelay, t.e.opts.StoreRetryMin), storeRetryMax)
+		t.retryAt = time.Now().Add(t.retryDelay)
 	}
 	t.mu.Unlock()
 	if !first {
 		return
 	}
-	t.e.log.Error("task stopped: cannot store data", "task", t.id, "infohash", t.key, "err", serr)
+	if retried {
+		t.e.log.Debug("task stopped again: cannot store data", "task", t.id, "err", serr)
+	} else {
+		t.e.log.Error("task stopped: cannot store data", "task", t.id, "infohash", t.key, "err", serr)
+	}
 	t.syncFlags()
+}
+
+// storeRetryMax caps the wait between automatic retries after a storage error.
+const storeRetryMax = 5 * time.Minute
+
+// DefaultStoreRetryMin is the default of [Options.StoreRetryMin].
+const DefaultStoreRetryMin = 5 * time.Second
+
+// maintainStore retries a task stopped by a storage error once its backoff has passed and,
+// for a full disk, the download directory has room for a piece again; the retry fails the
+// same way (after a longer backoff) if the room is gone by then. It also forgets the backoff
+// once the task has made progress since its last retry. Called by maintain.
+func (t *Task) maintainStore(now time.Time, progressed bool) {
+	t.mu.Lock()
+	serr, due := t.storeErr, !now.Before(t.retryAt)
+	if serr == nil && progressed {
+		t.retryDelay = 0
+	}
+	t.mu.Unlock()
+	if serr == nil || !due || t.isDone() {
+		return
+	}
+	if errors.Is(serr, ErrDiskFull) && t.hasInfo() {
+		if free, err := freeBytes(t.baseDir); err == nil && free < t.tor.Info().PieceLength {
+			t.mu.Lock()
+			t.retryAt = now.Add(t.retryDelay)
+			t.mu.Unlock()
+			return
+		}
+	}
+	t.e.log.Info("task retrying after storage error", "task", t.id, "infohash", t.key)
+	t.clearStoreError()
+	t.syncFlags()
+}
+
+// clearStoreError forgets the storage error; writes that fail from now on count again.
+func (t *Task) clearStoreError() error {
+	t.mu.Lock()
+	cleared := t.storeErr
+	t.storeErr = nil
+	t.storeGen.Add(1)
+	t.mu.Unlock()
+	return cleared
 }
 
 // isChunkWriteError reports the library's message for a chunk it could not store, logged
@@ -78,12 +130,7 @@ func (t *Task) storeFailure() error {
 
 // resume clears a pause and a storage error and lets the task download again.
 func (t *Task) resume() {
-	t.mu.Lock()
-	cleared := t.storeErr
-	t.storeErr = nil
-	t.storeGen.Add(1)
-	t.mu.Unlock()
-	if cleared != nil {
+	if cleared := t.clearStoreError(); cleared != nil {
 		t.e.log.Info("task resumed after storage error", "task", t.id, "infohash", t.key)
 	}
 	t.setPaused(false)
@@ -96,6 +143,7 @@ type reserveStorage struct {
 	baseDir string
 	layout  *layoutCache
 	gen     *atomic.Uint64 // the task's storeGen, recorded in write errors
+	t       *Task          // for integrity (see integrity.go)
 }
 
 func (s reserveStorage) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainfo.Hash) (storage.TorrentImpl, error) {
@@ -103,16 +151,22 @@ func (s reserveStorage) OpenTorrent(ctx context.Context, info *metainfo.Info, ih
 	if err != nil || impl.Piece == nil {
 		return impl, err
 	}
-	r := &reserver{reserved: make([]bool, info.NumPieces()), gen: s.gen}
+	r := &reserver{reserved: make([]bool, info.NumPieces()), gen: s.gen, pieceLen: info.PieceLength, total: info.TotalLength()}
 	for fi := range info.UpvertedFilesIter() {
 		if fi.Length == 0 {
 			continue
 		}
 		// The same path the file storage writes (its TorrentDirMaker is the identity).
-		p := filepath.Join(s.baseDir, s.layout.pathFor(info, &fi))
-		r.files = append(r.files, reserveFile{path: p, off: fi.TorrentOffset, length: fi.Length})
+		rel := s.layout.pathFor(info, &fi)
+		p := filepath.Join(s.baseDir, rel)
+		r.files = append(r.files, reserveFile{path: p, rel: filepath.ToSlash(rel), off: fi.TorrentOffset, length: fi.Length})
 	}
 	sort.Slice(r.files, func(i, j int) bool { return r.files[i].off < r.files[j].off })
+	if s.t != nil {
+		r.t = s.t
+		s.t.initIntegrity(r, info)
+		s.t.res.Store(r)
+	}
 	piece := impl.Piece
 	impl.Piece = func(p metainfo.Piece) storage.PieceImpl {
 		return reservedPiece{PieceImpl: piece(p), r: r, p: p}
@@ -123,13 +177,17 @@ func (s reserveStorage) OpenTorrent(ctx context.Context, info *metainfo.Info, ih
 // reserveFile is a file of the torrent: its OS path and its extent in the torrent.
 type reserveFile struct {
 	path        string
+	rel         string // path relative to the base dir, slash-separated
 	off, length int64
 }
 
 // reserver allocates the disk space of pieces. It is safe for concurrent use.
 type reserver struct {
-	files []reserveFile // by offset
-	gen   *atomic.Uint64
+	files           []reserveFile // by offset
+	gen             *atomic.Uint64
+	pieceLen, total int64
+	t               *Task     // nil without integrity
+	v               *verifier // nil without integrity (set before the library uses the storage)
 
 	// allocMu serialises allocations: on tmpfs an allocation that fails with ENOSPC frees
 	// the pages of its range that are allocated but not yet written, including those of a
@@ -249,6 +307,9 @@ func (rp reservedPiece) WriteAt(b []byte, off int64) (int, error) {
 		return 0, &writeError{gen: gen, err: err}
 	}
 	n, err := rp.PieceImpl.WriteAt(b, off)
+	if rp.r.v != nil && n > 0 {
+		rp.r.v.wrote(rp.r, rp.p.Index(), rp.p.Offset()+off, int64(n))
+	}
 	if err != nil {
 		return n, &writeError{gen: gen, err: err}
 	}
@@ -270,7 +331,13 @@ func (e *writeError) Unwrap() error { return e.err }
 // starts), and on tmpfs faulting a hole into a shared map allocates a page, which fills the
 // disk and, once it is full, kills the process with SIGBUS. Like the file storage it stops
 // without error at a missing or short file.
+//
+// A piece not written in this run is being verified again (see integrity.go): its reads are
+// paced.
 func (rp reservedPiece) WriteTo(w io.Writer) (int64, error) {
+	if rp.r.v != nil && !rp.r.v.wasWritten(rp.p.Index()) {
+		w = throttledWriter{w: w, t: rp.r.t}
+	}
 	return rp.r.copyPiece(w, rp.p)
 }
 
@@ -279,4 +346,35 @@ func (rp reservedPiece) Flush() error {
 		return fl.Flush()
 	}
 	return nil
+}
+
+// Unavailable returns an error wrapping [ErrDiskFull], [ErrWrite] or [ErrPaused] when the byte
+// at offset off of file index cannot be read now: it is not verified yet and the task cannot
+// download it (a storage failure, a pause). It returns nil when a read there would return
+// data or wait for it to arrive. The media listener asks before it answers with a 206.
+func (t *Task) Unavailable(index int, off int64) error {
+	if !t.hasInfo() {
+		return nil
+	}
+	t.mu.Lock()
+	serr, paused := t.storeErr, t.paused
+	t.mu.Unlock()
+	if serr == nil && !paused {
+		return nil
+	}
+	files := t.tor.Files()
+	if index < 0 || index >= len(files) {
+		return nil
+	}
+	f := files[index]
+	if off < 0 || off >= f.Length() {
+		return nil
+	}
+	if t.tor.Piece(int((f.Offset() + off) / t.tor.Info().PieceLength)).State().Complete {
+		return nil
+	}
+	if serr != nil {
+		return fmt.Errorf("task %s: %w", t.id, serr)
+	}
+	return fmt.Errorf("task %s: %w", t.id, ErrPaused)
 }

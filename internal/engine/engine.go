@@ -72,6 +72,21 @@ type Options struct {
 	// FetchTimeout bounds downloading a .torrent from an http(s) URL; default 30s.
 	FetchTimeout time.Duration
 
+	// MaxFiles and MaxNameBytes bound a torrent's metainfo: its number of files and the total
+	// bytes of its file names (see bounds.go). 0 means DefaultMaxFiles, DefaultMaxNameBytes.
+	MaxFiles     int
+	MaxNameBytes int64
+
+	// StoreRetryMin is the first wait before a task stopped by a storage error (a full disk)
+	// retries by itself; each failed retry doubles it, up to 5 minutes. A full disk is retried
+	// only once a piece fits again. 0 means DefaultStoreRetryMin.
+	StoreRetryMin time.Duration
+
+	// VerifyRateBytes paces the background verification of pieces whose files may have
+	// changed since they were verified (bytes read per second, see integrity.go); 0 means
+	// DefaultVerifyRateBytes, negative means unpaced.
+	VerifyRateBytes int64
+
 	Logger *slog.Logger
 }
 
@@ -105,6 +120,11 @@ type Engine struct {
 	tasks  map[string]*Task
 	byKey  map[string]*Task
 	order  []*Task // in the order they were added
+	// recoveries lists what New repaired (see Recoveries).
+	recoveries []Recovery
+
+	unclean     bool          // the last run did not stop cleanly; set in New
+	verifyLimit *rate.Limiter // paces verification reads; nil = unpaced
 }
 
 // New starts an engine: it opens the piece-completion database, binds the BitTorrent port and
@@ -145,26 +165,40 @@ func New(opts Options) (*Engine, error) {
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = defaultFetchTimeout
 	}
+	if opts.MaxFiles < 0 || opts.MaxNameBytes < 0 {
+		return nil, errors.New("engine: negative metainfo bound")
+	}
+	if opts.MaxFiles == 0 {
+		opts.MaxFiles = DefaultMaxFiles
+	}
+	if opts.MaxNameBytes == 0 {
+		opts.MaxNameBytes = DefaultMaxNameBytes
+	}
+	if opts.StoreRetryMin <= 0 {
+		opts.StoreRetryMin = DefaultStoreRetryMin
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	var closing atomic.Bool
 	e := &Engine{
-		closing: &closing,
-		opts:    opts,
-		log:     logger.With("component", "engine"),
-		tlog:    slog.New(quietHandler{logger.With("component", "torrent").Handler(), &closing}),
-		cache:   metaCache{dir: filepath.Join(opts.DataDir, "torrents")},
-		fetch:   newFetchClient(),
-		stop:    make(chan struct{}),
-		tasks:   make(map[string]*Task),
-		byKey:   make(map[string]*Task),
+		closing:     &closing,
+		opts:        opts,
+		log:         logger.With("component", "engine"),
+		tlog:        slog.New(quietHandler{logger.With("component", "torrent").Handler(), &closing}),
+		cache:       metaCache{dir: filepath.Join(opts.DataDir, "torrents")},
+		fetch:       newFetchClient(),
+		stop:        make(chan struct{}),
+		verifyLimit: newVerifyLimiter(opts.VerifyRateBytes),
+		tasks:       make(map[string]*Task),
+		byKey:       make(map[string]*Task),
 	}
 	// bbolt, not sqlite: pure Go, and it locks the file so two engines cannot share a DataDir.
-	e.completion, err = storage.NewBoltPieceCompletion(opts.DataDir)
+	// A corrupt database is moved aside (see completion.go).
+	e.completion, err = e.openCompletion(opts.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("engine: open piece completion db in %s (is another daemon using it?): %w", opts.DataDir, err)
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 
 	cfg := torrent.NewDefaultClientConfig()
@@ -212,6 +246,9 @@ func New(opts Options) (*Engine, error) {
 		host = netip.IPv4Unspecified()
 	}
 	e.listen = netip.AddrPortFrom(host, uint16(e.cl.LocalPort()))
+	if err := e.startIntegrity(); err != nil {
+		return nil, errors.Join(err, errors.Join(e.cl.Close()...), e.completion.Close())
+	}
 	e.wg.Go(e.loop)
 	e.log.Info("engine started", "listen", e.listen.String(), "download_dir", opts.DownloadDir)
 	return e, nil
@@ -250,7 +287,17 @@ func (e *Engine) Close() error {
 	var errs []error
 	errs = append(errs, e.cl.Close()...)
 	e.wg.Wait()
+	// Nothing is written any more: record which files match their verified pieces.
+	for _, t := range tasks {
+		if err := t.writeRecord(t.res.Load()); err != nil {
+			errs = append(errs, fmt.Errorf("task %s: %w", t.id, err))
+		}
+	}
 	errs = append(errs, e.completion.Close())
+	if errors.Join(errs...) == nil {
+		// A clean stop: the next start trusts the records.
+		errs = append(errs, e.stopIntegrity())
+	}
 	e.log.Info("engine stopped")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close engine: %w", err)
@@ -338,6 +385,12 @@ func (e *Engine) Add(ctx context.Context, spec AddSpec) (*Task, error) {
 		key = meta.key
 	} else if meta = e.cache.load(key); meta != nil {
 		e.log.Debug("metainfo from cache", "infohash", key)
+	}
+	if meta != nil {
+		// Before the torrent library builds per-file state for it.
+		if err := e.checkBounds(meta.info); err != nil {
+			return nil, fmt.Errorf("add task %s: %w", key, err)
+		}
 	}
 	id := spec.ID
 	if id == "" {
@@ -517,9 +570,12 @@ func (e *Engine) Remove(id string, deleteFiles bool) error {
 	t.tor.Drop()
 	e.log.Info("task removed", "task", id, "infohash", t.key, "delete_files", deleteFiles)
 	if !deleteFiles || t.seeded {
+		if err := t.writeRecord(t.res.Load()); err != nil {
+			return fmt.Errorf("remove task %q: %w", id, err)
+		}
 		return nil
 	}
-	if err := t.deleteData(); err != nil {
+	if err := errors.Join(t.deleteData(), t.removeRecord()); err != nil {
 		return fmt.Errorf("remove task %q: %w", id, err)
 	}
 	return nil

@@ -68,3 +68,13 @@ func DebugTask(t *Task) string {
 	return fmt.Sprintf("urgent=%v watching=%v waiting=%s applied=%v kicks=%d dl=%v ul=%v files=%v ledger=%v",
 		on, watching, w, t.urg.applied, t.kicks.Load(), dl, ul, prios, t.prio.snapshot())
 }
+
+// VerifyPending returns how many pieces of the task wait to be verified again (see
+// integrity.go), or -1 when its storage has no integrity state.
+func VerifyPending(t *Task) int {
+	v := t.ver.Load()
+	if v == nil {
+		return -1
+	}
+	return v.pending()
+}

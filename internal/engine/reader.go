@@ -125,6 +125,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 			defer stall.Stop()
 		}
 		defer r.t.unurge(r, true)
+		r.t.waiting.Add(1) // verification runs at disk speed meanwhile (integrity.go)
+		defer r.t.waiting.Add(-1)
 	}
 	r.jumped = false
 	n, err := r.readLib(p)

@@ -115,6 +115,11 @@ type Task struct {
 	// onStoreError).
 	storeGen atomic.Uint64
 	kicks    atomic.Uint64 // incremented before and after each kick: odd while one is under way
+	// ver and res are the integrity state and the reserver of the task's storage, set when
+	// it opens (see integrity.go); waiting counts reads blocked on missing pieces.
+	ver     atomic.Pointer[verifier]
+	res     atomic.Pointer[reserver]
+	waiting atomic.Int32
 
 	// flagMu serialises what we tell the library about transfers (see syncFlags, kick).
 	flagMu    sync.Mutex
@@ -122,21 +127,25 @@ type Task struct {
 	ulAllowed bool // guarded by flagMu
 	stopped   bool // guarded by flagMu; set by shutdown, after which the torrent is left alone
 
-	mu        sync.Mutex // guards the fields below
-	files     []File
-	selected  int
-	edges     map[int]bool // files whose head and tail are claimed
-	notice    string
-	err       error
-	storeErr  error // a storage write failed (ErrDiskFull, ErrWrite); cleared by resume
-	paused    bool
-	cold      bool
-	readers   int
-	lastClose time.Time
-	complete  bool
-	ratioDone bool
-	down, up  meter
-	bitrate   int64 // bits per second of the selected file, 0 if unknown
+	mu       sync.Mutex // guards the fields below
+	files    []File
+	selected int
+	edges    map[int]bool // files whose head and tail are claimed
+	notice   string
+	err      error
+	storeErr error // a storage write failed (ErrDiskFull, ErrWrite); cleared by resume
+	// retryDelay is the backoff of automatic retries after a storage error, 0 once the task
+	// made progress; retryAt is when the next retry is due (see maintainStore).
+	retryDelay time.Duration
+	retryAt    time.Time
+	paused     bool
+	cold       bool
+	readers    int
+	lastClose  time.Time
+	complete   bool
+	ratioDone  bool
+	down, up   meter
+	bitrate    int64 // bits per second of the selected file, 0 if unknown
 	// lastGot and lastGotAt track the last change of the bytes received, to spot
 	// connections the library left idle (see maintain).
 	lastGot   int64
@@ -191,6 +200,7 @@ func (t *Task) newStorage() storage.ClientImpl {
 		baseDir:    t.baseDir,
 		layout:     t.layout,
 		gen:        &t.storeGen,
+		t:          t,
 	}
 }
 
@@ -277,6 +287,10 @@ func (t *Task) onInfo(mi *metainfo.MetaInfo) {
 		return
 	}
 	if err := checkInfo(info); err != nil {
+		t.fail(err)
+		return
+	}
+	if err := t.e.checkBounds(info); err != nil {
 		t.fail(err)
 		return
 	}
@@ -565,6 +579,7 @@ func (t *Task) maintain(now time.Time) {
 		t.e.log.Info("stream task idle", "task", t.id, "infohash", t.key)
 	}
 	got := stats.BytesReadUsefulData.Int64()
+	progressed := got != t.lastGot
 	idle := false
 	if got != t.lastGot || complete || !ready || t.paused || t.cold || stats.ActivePeers == 0 {
 		t.lastGot, t.lastGotAt = got, now
@@ -575,6 +590,7 @@ func (t *Task) maintain(now time.Time) {
 	if justCompleted {
 		t.e.log.Info("task completed", "task", t.id, "infohash", t.key)
 	}
+	t.maintainStore(now, progressed || complete)
 	t.syncFlags()
 	if idle {
 		// The library can leave a connection with nothing requested (after the cancels of a

@@ -187,9 +187,17 @@ func WriteInfo(t testing.TB, dir string, info *metainfo.Info) (torrentPath, info
 	return torrentPath, infoHash
 }
 
+// EventWait is the least time WaitFor waits for an event; generous, so a busy 2-core
+// machine never reaches it.
+const EventWait = 2 * time.Minute
+
 // WaitFor polls cond every 10ms until it is true, failing the test after timeout.
+//
+// timeout is raised to at least EventWait: it only turns a hang into a failure, and a loaded
+// machine must never reach it (tests await events, they never assert timings).
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = max(timeout, EventWait)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

@@ -54,6 +54,10 @@ func BenchmarkUnauthorized(b *testing.B) {
 			b.ReportMetric(u, "unknown-ns/op")
 			b.ReportMetric(k, "known-wrong-ns/op")
 			b.ReportMetric(u-k, "diff-ns/op")
+			// Allocations are deterministic where time is noisy: equal counts
+			// mean the two paths do the same allocating work.
+			b.ReportMetric(testing.AllocsPerRun(200, func() { serve(unknown) }), "unknown-allocs/op")
+			b.ReportMetric(testing.AllocsPerRun(200, func() { serve(known) }), "known-wrong-allocs/op")
 		})
 	}
 }

@@ -119,7 +119,7 @@ func newFixture(t testing.TB, fo fixtureOptions) *fixture {
 // waitFiles waits for the task's metainfo and fills movie and extra.
 func (fx *fixture) waitFiles(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), enginetest.EventWait) // a hang guard
 	defer cancel()
 	if err := fx.task.WaitInfo(ctx); err != nil {
 		t.Fatalf("WaitInfo() error = %v", err)

@@ -16,6 +16,7 @@ import (
 // ln is closed on return.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := s.newHTTPServer()
+	ln = s.limit(ln)
 	return s.run(ctx, srv, func() error { return srv.Serve(ln) })
 }
 
@@ -31,6 +32,7 @@ func (s *Server) ServeTLS(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	srv := s.newHTTPServer()
+	ln = s.limit(ln)
 	srv.TLSConfig = &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: s.certs.getCertificate,
@@ -71,4 +73,21 @@ func (s *Server) run(ctx context.Context, srv *http.Server, serve func() error) 
 		return fmt.Errorf("media: shutdown: %w", err)
 	}
 	return nil
+}
+
+// limit applies the connection caps to ln. The first refusal is logged once
+// as a warning (a flood would otherwise flood the log too), later ones at
+// debug level.
+func (s *Server) limit(ln net.Listener) net.Listener {
+	return newLimitListener(ln, s.maxConns, s.perClient, func(total bool) {
+		which := "stream.max_conns_per_client"
+		if total {
+			which = "stream.max_conns"
+		}
+		if s.refusedLogged.CompareAndSwap(false, true) {
+			s.log.Warn("connection refused: too many open connections", "limit", which)
+			return
+		}
+		s.log.Debug("connection refused: too many open connections", "limit", which)
+	})
 }

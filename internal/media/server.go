@@ -53,6 +53,12 @@ type Options struct {
 	CORSOrigins []string
 	// MaxReaders caps concurrent /stream readers; 0 means DefaultMaxReaders.
 	MaxReaders int
+	// MaxConns caps the connections open at once on a listener served by
+	// Serve or ServeTLS, idle keep-alive connections included; 0 means
+	// DefaultMaxConns. MaxConnsPerClient caps them per client IP address; 0
+	// means DefaultMaxConnsPerClient. A connection beyond either cap is closed
+	// when accepted, without reading from it.
+	MaxConns, MaxConnsPerClient int
 	// PublicHosts returns the daemon's own addresses ("host" or
 	// "host:port"): listen address, LAN, Tailscale, UPnP external,
 	// stream.public_host. A playlist echoes the request's Host only when it
@@ -111,6 +117,9 @@ type Server struct {
 	// notFound and unavailable count 404 and 503 responses (see Stats).
 	notFound, unavailable atomic.Int64
 	onSeekFirstByte       func(time.Duration) // nil: not measured
+
+	maxConns, perClient int // connection caps of Serve and ServeTLS
+	refusedLogged       atomic.Bool
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -135,6 +144,15 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxReaders == 0 {
 		opts.MaxReaders = DefaultMaxReaders
+	}
+	if opts.MaxConns < 0 || opts.MaxConnsPerClient < 0 {
+		return nil, fmt.Errorf("media: connection caps %d, %d: negative", opts.MaxConns, opts.MaxConnsPerClient)
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxConnsPerClient == 0 {
+		opts.MaxConnsPerClient = DefaultMaxConnsPerClient
 	}
 	origins, err := originSet(opts.CORSOrigins)
 	if err != nil {
@@ -168,6 +186,8 @@ func New(opts Options) (*Server, error) {
 		grace:        opts.ShutdownGrace,
 		healthBody:   append(health, '\n'),
 		readers:      make(chan struct{}, opts.MaxReaders),
+		maxConns:     opts.MaxConns,
+		perClient:    opts.MaxConnsPerClient,
 	}
 	s.origins.Store(&origins)
 	s.onSeekFirstByte = opts.OnSeekFirstByte
@@ -205,6 +225,7 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeNotFound(w) })
 
 	var h http.Handler = mux
+	h = canonicalPaths(h)
 	h = s.cors(h)
 	h = securityHeaders(h)
 	h = s.writeDeadlines(h)
@@ -260,9 +281,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "10")
 		code, msg = http.StatusServiceUnavailable, "task paused"
 	case errors.Is(err, engine.ErrDiskFull):
-		code, msg = http.StatusInsufficientStorage, "the daemon's download disk is full"
+		// The task retries by itself once space is freed.
+		w.Header().Set("Retry-After", "30")
+		code, msg = http.StatusServiceUnavailable, "the daemon's download disk is full, retry later"
 	case errors.Is(err, engine.ErrWrite):
-		code, msg = http.StatusServiceUnavailable, "the daemon cannot store data"
+		w.Header().Set("Retry-After", "30")
+		code, msg = http.StatusServiceUnavailable, "the daemon cannot store data, retry later"
 	case errors.Is(err, engine.ErrClosed), errors.Is(err, hls.ErrClosed):
 		code, msg = http.StatusServiceUnavailable, "shutting down"
 	case errors.Is(err, hls.ErrTooManySessions):

@@ -81,6 +81,15 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "", time.Time{}, &sizeOnly{size: f.Length})
 		return
 	}
+	// A range whose first byte cannot come (the task stopped on a full disk, or is paused)
+	// gets 503 + Retry-After now, not a 206 header and then nothing.
+	if off := firstByte(r.Header.Get("Range"), r.Header.Get("If-Range"), h.Get("ETag"), f.Length); off >= 0 {
+		if err := task.Unavailable(f.Index, off); err != nil {
+			clearContentHeaders(h)
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	select {
 	case s.readers <- struct{}{}:
 		defer func() { <-s.readers }()

@@ -229,7 +229,8 @@ func (a *testAgent) statusResults() []StatusResult {
 // waitUntil polls cond until it holds or a deadline passes.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Only turns a hang into a failure; generous for a loaded machine.
+	deadline := time.Now().Add(2 * time.Minute)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
