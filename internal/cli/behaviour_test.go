@@ -167,7 +167,7 @@ func TestStreamOpenVLC(t *testing.T) {
 		return nil
 	}
 	opts := streamOpts(env, testMagnet)
-	opts.Open = true
+	opts.Open = "vlc"
 	if err := runStream(t.Context(), opts); err != nil {
 		t.Fatalf("runStream() = %v", err)
 	}
@@ -205,7 +205,9 @@ func TestStreamErrors(t *testing.T) {
 				tc.setup(fd, env)
 			}
 			opts := streamOpts(env, tc.source)
-			opts.Open = tc.open
+			if tc.open {
+				opts.Open = "vlc"
+			}
 			err := runStream(t.Context(), opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("runStream(%q) = %v, want one line containing %q", tc.source, err, tc.want)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ type streamOptions struct {
 	Title     string
 	HLS       bool
 	JSON      bool
-	Open      bool
+	Open      string // "" = none; vlc, mpv, iina or browser
 	// Audio and Subs pick the HLS session's default renditions; BurnSubs
 	// burns an image subtitle track into its video.
 	Audio, Subs string
@@ -85,6 +86,9 @@ exits once playable, or keeps serving until Ctrl-C with an in-process daemon.`,
 		Args: exactArgs(1, "one source"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Source = args[0]
+			if opts.Open != "" && !slices.Contains(players, opts.Open) {
+				return usageErrorf(cmd, "--open %q: want one of %s", opts.Open, strings.Join(players, ", "))
+			}
 			if opts.FileIndex < -1 {
 				return usageErrorf(cmd, "--file must be a file index, or -1 for the largest video")
 			}
@@ -111,7 +115,9 @@ exits once playable, or keeps serving until Ctrl-C with an in-process daemon.`,
 	f.StringVar(&opts.Subs, "subs", "", "with --hls: default subtitle language (BCP 47 or ISO 639, e.g. en)")
 	f.BoolVar(&opts.BurnSubs, "burn-subs", false, "with --hls: burn an image subtitle track (PGS, VobSub) into the video")
 	f.BoolVar(&opts.JSON, "json", false, "print the task ID, token and URLs as JSON")
-	f.BoolVar(&opts.Open, "open", false, "open the playlist in VLC once the file is playable")
+	f.StringVar(&opts.Open, "open", "", "once playable, open it in vlc (the default for a bare --open), mpv, iina or the browser's player page")
+	f.Lookup("open").NoOptDefVal = "vlc"
+	_ = cmd.RegisterFlagCompletionFunc("open", cobra.FixedCompletions(players, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -130,8 +136,8 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 		return err
 	}
 	var player string
-	if opts.Open { // fail before adding anything
-		if player, err = findPlayer(opts.LookPath); err != nil {
+	if opts.Open != "" { // fail before adding anything
+		if player, err = findOpener(opts.Open, opts.LookPath); err != nil {
 			return err
 		}
 	}
@@ -188,8 +194,8 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 		return err
 	}
 	if player != "" {
-		if err := opts.StartPlayer(player, added.PlaylistURL); err != nil {
-			return fmt.Errorf("open vlc: %w", err)
+		if err := openIn(opts.StartPlayer, opts.Open, player, added.StreamURL, added.PlaylistURL); err != nil {
+			return err
 		}
 	}
 	if opts.Terminal && !opts.JSON {
