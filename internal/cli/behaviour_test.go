@@ -296,7 +296,7 @@ func TestStatus(t *testing.T) {
 		}
 		o := out.String()
 		for _, want := range []string{"v9.9.9", "pid 4242", "http://192.0.2.1:11818", "https://torrentclaw.example: connected",
-			"optional: tasks without a token", id, "set, expires at", "Sintel"} {
+			"optional: tasks without a token", id, "1 grant, next expiry", "Sintel"} {
 			if !strings.Contains(o, want) {
 				t.Errorf("status output lacks %q:\n%s", want, o)
 			}
@@ -390,8 +390,11 @@ func TestTokenIssueRevoke(t *testing.T) {
 			t.Fatalf("runTokenRevoke() = %v", err)
 		}
 		info, err := fd.Task(t.Context(), id)
-		if err != nil || info.Token.Set {
-			t.Errorf("after revoke, token = %+v, %v, want unset", info.Token, err)
+		if err != nil || info.Token.Set || !info.Token.Locked {
+			t.Errorf("after revoke, token = %+v, %v, want locked with no grant", info.Token, err)
+		}
+		if got := tokenSummary(info.Token); !strings.Contains(got, "locked") {
+			t.Errorf("status after revoke says %q, want locked", got)
 		}
 		if out.String() != "" || !strings.Contains(errOut.String(), "revoked") || !strings.Contains(errOut.String(), "token issue "+id) {
 			t.Errorf("stdout %q, stderr %q", out, errOut)

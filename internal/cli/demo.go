@@ -107,6 +107,7 @@ func runDemo(ctx context.Context, opts *demoOptions) (err error) {
 	cfg.Torrent.DownloadDir = filepath.Join(dir, "daemon", "downloads")
 	cfg.HLS.Dir = filepath.Join(dir, "daemon", "hls")
 	cfg.Torrent.ListenPort = 0
+	cfg.Torrent.ListenAddr = "127.0.0.1"
 	cfg.Torrent.DHT = false
 	cfg.Torrent.Trackers = nil
 

@@ -81,6 +81,10 @@ func runDoctor(ctx context.Context, opts *doctorOptions) error {
 	if configOK {
 		dc, running := daemonChecks(ctx, opts.Client)
 		checks = append(checks, dc...)
+		if !running {
+			// A running daemon reports its own state file.
+			checks = append(checks, daemon.CheckState(cfg))
+		}
 		if !running && cfg.Origin.APIURL != "" {
 			// The daemon reports its own origin link; without one, ask
 			// the origin directly.

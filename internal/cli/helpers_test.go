@@ -59,10 +59,13 @@ type fakeDaemon struct {
 	// StreamReady; -1 never.
 	readyAfter  int
 	failTask    bool // Task reports state "failed"
+	resolving   bool // Task reports state "resolving" (no metadata yet)
+	existing    bool // AddTask answers as for a source that is already a task
 	requireTok  bool
 	tasks       map[string]*fakeTask
 	adds        []control.AddRequest
 	seeds       []string
+	calls       []string // pause/resume/remove calls, "<state> <id>"
 	tokens      []string // every token minted, plain
 	doctorCheck []control.Check
 }
@@ -114,7 +117,7 @@ func (f *fakeDaemon) AddTask(ctx context.Context, req control.AddRequest) (contr
 	exp := time.Now().Add(6 * time.Hour).Truncate(time.Second)
 	f.tasks[id] = &fakeTask{info: control.TaskInfo{
 		ID: id, Name: "Sintel", State: "resolving", FileIndex: req.FileIndex, FileName: "sintel.mp4",
-		Token: control.TokenInfo{Set: true, ExpiresAt: exp},
+		Token: control.TokenInfo{Set: true, Grants: 1, NextExpiry: exp, ExpiresAt: exp, EverGranted: true},
 	}}
 	base := "http://192.0.2.1:11818"
 	resp := control.AddResponse{
@@ -123,6 +126,7 @@ func (f *fakeDaemon) AddTask(ctx context.Context, req control.AddRequest) (contr
 		PlaylistURL: base + "/playlist.m3u?id=" + id + "&t=" + tok,
 	}
 	setToken(&resp.Token, tok)
+	resp.Existing = f.existing
 	if req.HLS {
 		resp.HLSURL = base + "/hls/s1/master.m3u8?t=" + tok
 	}
@@ -138,6 +142,8 @@ func (f *fakeDaemon) Task(ctx context.Context, id string) (control.TaskInfo, err
 	}
 	t.polls++
 	switch {
+	case f.resolving:
+		t.info.State, t.info.TotalBytes = "resolving", 0
 	case f.failTask:
 		t.info.State, t.info.Error = "failed", "no peers"
 	case f.readyAfter >= 0 && t.polls > f.readyAfter:
@@ -156,6 +162,27 @@ func (f *fakeDaemon) RemoveTask(ctx context.Context, id string, deleteFiles bool
 		return wireError("not_found", "task %q: not found", id)
 	}
 	delete(f.tasks, id)
+	f.calls = append(f.calls, fmt.Sprintf("remove %s deleteFiles=%v", id, deleteFiles))
+	return nil
+}
+
+func (f *fakeDaemon) PauseTask(ctx context.Context, id string) error {
+	return f.setState(id, "paused")
+}
+
+func (f *fakeDaemon) ResumeTask(ctx context.Context, id string) error {
+	return f.setState(id, "downloading")
+}
+
+func (f *fakeDaemon) setState(id, state string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.tasks[id]
+	if !ok {
+		return wireError("not_found", "task %q: not found", id)
+	}
+	t.info.State = state
+	f.calls = append(f.calls, state+" "+id)
 	return nil
 }
 
@@ -171,7 +198,7 @@ func (f *fakeDaemon) IssueToken(ctx context.Context, id string) (control.TokenRe
 		return control.TokenResponse{}, err
 	}
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	t.info.Token = control.TokenInfo{Set: true, ExpiresAt: exp}
+	t.info.Token = control.TokenInfo{Set: true, Grants: t.info.Token.Grants + 1, NextExpiry: exp, ExpiresAt: exp, EverGranted: true}
 	resp := control.TokenResponse{TaskID: id, ExpiresAt: exp,
 		StreamURL:   "http://192.0.2.1:11818/stream?id=" + id + "&t=" + tok,
 		PlaylistURL: "http://192.0.2.1:11818/playlist.m3u?id=" + id + "&t=" + tok}
@@ -186,7 +213,7 @@ func (f *fakeDaemon) RevokeToken(ctx context.Context, id string) error {
 	if !ok {
 		return wireError("not_found", "task %q: not found", id)
 	}
-	t.info.Token = control.TokenInfo{}
+	t.info.Token = control.TokenInfo{Locked: true, EverGranted: true}
 	return nil
 }
 
@@ -228,12 +255,18 @@ func (f *fakeDaemon) addTask(t *testing.T) (id, tok string) {
 // and returns the socket path.
 func serve(t *testing.T, b control.Backend) string {
 	t.Helper()
+	return serveOpts(t, control.Options{Backend: b})
+}
+
+// serveOpts is serve with server options (an owner key).
+func serveOpts(t *testing.T, opts control.Options) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "control.sock")
 	ln, err := control.Listen(path)
 	if err != nil {
 		t.Fatalf("control.Listen(%q) = %v", path, err)
 	}
-	srv, err := control.New(control.Options{Backend: b})
+	srv, err := control.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -52,10 +54,18 @@ func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
 // client. Logs below warning are dropped so progress output stays readable.
 func startDaemon(ctx context.Context, cfg config.Config, version string, errOut io.Writer) (*control.Client, func() error, error) {
 	level := max(cfg.Log.Level.Level(), slog.LevelWarn)
+	// Only this command may change the in-process daemon: another terminal's
+	// stream must not leave tasks in a daemon that stops with this one.
+	var key [16]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, nil, err
+	}
+	owner := hex.EncodeToString(key[:])
 	d, err := daemon.New(daemon.Options{
-		Config:  cfg,
-		Version: version,
-		Logger:  newLogger(errOut, level, cfg.Log.Format),
+		Config:   cfg,
+		Version:  version,
+		Logger:   newLogger(errOut, level, cfg.Log.Format),
+		OwnerKey: owner,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -75,7 +85,7 @@ func startDaemon(ctx context.Context, cfg config.Config, version string, errOut 
 		}
 		return nil, nil, err
 	}
-	client := control.NewClient(d.SocketPath())
+	client := control.NewClient(d.SocketPath()).WithOwnerKey(owner)
 	wait := sync.OnceValue(func() error {
 		err := <-done
 		return errors.Join(err, client.Close())
@@ -99,8 +109,15 @@ func connect(ctx context.Context, clientF func() (*control.Client, error),
 	if err != nil {
 		return nil, err
 	}
-	err = c.Ping(ctx)
+	hello, err := c.Hello(ctx)
 	if err == nil {
+		if hello.InProcess && start != nil {
+			// Adding to it would leave the task in a daemon that stops
+			// when the other terminal's command ends.
+			_ = c.Close()
+			return nil, fmt.Errorf("a daemon is running inside another terminal's 'torrentclaw stream' (pid %d) and stops when that command ends; "+
+				"run 'torrentclaw daemon' for a shared one, or stop that stream first", hello.PID)
+		}
 		return &conn{client: c, close: c.Close}, nil
 	}
 	_ = c.Close() // idle connections only

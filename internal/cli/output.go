@@ -67,15 +67,30 @@ func formatETA(secs int64) string {
 	return fmt.Sprintf("%ds", int(d.Seconds()))
 }
 
-// tokenSummary describes a task's token without showing it.
+// tokenSummary describes a task's grants without showing a token: "2 grants,
+// next expiry …", "locked (revoked)", "expired", "none".
 func tokenSummary(t control.TokenInfo) string {
 	switch {
-	case !t.Set:
-		return "none"
-	case t.ExpiresAt.IsZero():
-		return "set"
+	case t.Locked:
+		return "locked (revoked): 'token issue' opens it"
+	case t.Grants > 0 || t.Set:
+		n := max(t.Grants, 1)
+		s := fmt.Sprintf("%d grant", n)
+		if n > 1 {
+			s += "s"
+		}
+		next := t.NextExpiry
+		if next.IsZero() {
+			next = t.ExpiresAt
+		}
+		if !next.IsZero() {
+			s += ", next expiry " + formatTime(next)
+		}
+		return s
+	case t.EverGranted:
+		return "expired: 'token issue' opens it"
 	}
-	return "set, expires at " + formatTime(t.ExpiresAt)
+	return "none"
 }
 
 // truncate shortens s to at most n runes, marking the cut with "…".

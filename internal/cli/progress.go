@@ -145,6 +145,10 @@ func fitLine(info control.TaskInfo, width int) string {
 // compactLine is the progress line for narrow terminals, most useful first.
 func compactLine(info control.TaskInfo) string {
 	peers := fmt.Sprintf("peers %d/%d", info.Peers, max(info.KnownPeers, info.Peers))
+	switch info.State {
+	case "queued", "paused":
+		return info.State
+	}
 	if info.State == "resolving" || info.TotalBytes == 0 {
 		return "resolving, " + peers
 	}
@@ -170,7 +174,12 @@ func compactBytes(n int64) string {
 // of that many cells in front.
 func progressLine(info control.TaskInfo, bar int) string {
 	peers := fmt.Sprintf("peers %d/%d", info.Peers, max(info.KnownPeers, info.Peers))
-	if info.State == "resolving" || info.TotalBytes == 0 {
+	switch {
+	case info.State == "queued":
+		return "queued: waiting for a free slot (torrent.max_active)…"
+	case info.State == "paused":
+		return "paused: 'torrentclaw resume " + info.ID + "' continues"
+	case info.State == "resolving" || info.TotalBytes == 0:
 		return "resolving metadata (finding peers), " + peers
 	}
 	var b strings.Builder

@@ -29,9 +29,11 @@ func newStatusCmd(env *Env, runF func(*statusOptions) error) *cobra.Command {
 		Use:   "status",
 		Short: "Show the running daemon and its tasks",
 		Long: `Show the running daemon (version, media URLs, origin, UPnP) and its tasks
-with their progress, speeds, upload and peers (connected/known). --watch
-redraws it every --interval until Ctrl-C. Tokens are never shown: a task's token is reported as
-"set, expires at …". Fails when no daemon is running.`,
+with their state (queued, resolving, downloading, paused, seeding, completed,
+failed), progress, speeds, upload and peers (connected/known); --watch redraws
+it every --interval until Ctrl-C. Tokens are never shown: a task's grants are
+reported as "2 grants, next expiry …", "locked (revoked)" or "expired". Fails
+when no daemon is running.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if watch && opts.Watch <= 0 {
@@ -131,7 +133,7 @@ func printStatus(w io.Writer, st control.StatusResponse, now time.Time) error {
 		return err
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tSPEED\tUP\tPEERS\tETA\tPLAYABLE\tTOKEN\tNAME")
+	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tSPEED\tUP\tPEERS\tETA\tPLAYABLE\tTOKENS\tNAME")
 	for _, t := range st.Tasks {
 		state := t.State
 		switch {

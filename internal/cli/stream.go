@@ -23,6 +23,9 @@ import (
 // defaultPollInterval is how often stream asks the daemon for progress.
 const defaultPollInterval = 500 * time.Millisecond
 
+// defaultResolveTimeout is how long stream waits for a torrent's metadata.
+const defaultResolveTimeout = 3 * time.Minute
+
 type streamOptions struct {
 	Out, Err    io.Writer
 	Client      func() (*control.Client, error)
@@ -36,6 +39,9 @@ type streamOptions struct {
 	HintAfter time.Duration
 	// PollInterval is how often progress is fetched; tests shorten it.
 	PollInterval time.Duration
+	// ResolveTimeout bounds the wait for the torrent's metadata (a wrong
+	// magnet never resolves); 0 waits forever.
+	ResolveTimeout time.Duration
 
 	Source    string
 	FileIndex int // -1 = largest video
@@ -118,6 +124,7 @@ exits once playable, or keeps serving until Ctrl-C with an in-process daemon.`,
 	f.StringVar(&opts.Open, "open", "", "once playable, open it in vlc (the default for a bare --open), mpv, iina or the browser's player page")
 	f.Lookup("open").NoOptDefVal = "vlc"
 	_ = cmd.RegisterFlagCompletionFunc("open", cobra.FixedCompletions(players, cobra.ShellCompDirectiveNoFileComp))
+	f.DurationVar(&opts.ResolveTimeout, "resolve-timeout", defaultResolveTimeout, "give up when no peer sent the torrent's metadata within this time (0: wait forever)")
 	return cmd
 }
 
@@ -160,6 +167,9 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	if added.Existing {
+		fmt.Fprintf(opts.Err, "already a task (%s): a new token was added for it; the URLs handed out before keep working\n", added.TaskID)
+	}
 	if opts.JSON {
 		out := streamJSON{
 			TaskID:      added.TaskID,
@@ -188,9 +198,12 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 
 	bar := &progress{w: opts.Err, terminal: opts.Terminal, quiet: opts.JSON && !opts.Terminal,
 		width: opts.Width, hint: opts.hint(source), hintAfter: opts.HintAfter}
-	info, err := pollUntilPlayable(ctx, c.client, added.TaskID, opts.PollInterval, bar.update)
+	info, err := pollUntilPlayable(ctx, c.client, added.TaskID, opts.PollInterval, opts.ResolveTimeout, bar.update)
 	bar.finish(info, err)
 	if err != nil {
+		if errors.Is(err, errNoMetadata) && !c.local {
+			return fmt.Errorf("%w; the task stays in the daemon ('torrentclaw status'), 'torrentclaw rm %s' removes it", err, added.TaskID)
+		}
 		return err
 	}
 	if player != "" {
@@ -231,23 +244,38 @@ func (o *streamOptions) hint(source string) func() string {
 	}
 }
 
-// pollUntilPlayable polls the task until its file is playable, it fails, or ctx
-// is done, reporting each status to report.
-func pollUntilPlayable(ctx context.Context, client *control.Client, id string, interval time.Duration, report func(control.TaskInfo)) (control.TaskInfo, error) {
+// errNoMetadata reports a torrent whose metadata never arrived.
+var errNoMetadata = errors.New("no metadata")
+
+// pollUntilPlayable polls the task until its file is playable, it fails, it
+// stays resolving for resolveTimeout (when > 0), or ctx is done, reporting
+// each status to report.
+func pollUntilPlayable(ctx context.Context, client *control.Client, id string, interval, resolveTimeout time.Duration, report func(control.TaskInfo)) (control.TaskInfo, error) {
 	if interval <= 0 {
 		interval = defaultPollInterval
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var resolvingSince time.Time
 	for {
 		info, err := client.Task(ctx, id)
 		if err != nil {
 			return info, err
 		}
 		report(info)
+		if info.State == "resolving" {
+			if resolvingSince.IsZero() {
+				resolvingSince = time.Now()
+			}
+		} else {
+			resolvingSince = time.Time{}
+		}
 		switch {
 		case info.StreamReady:
 			return info, nil
+		case resolveTimeout > 0 && !resolvingSince.IsZero() && time.Since(resolvingSince) >= resolveTimeout:
+			return info, fmt.Errorf("task %s: %w after %s: no peer sent the torrent's metadata (a wrong magnet or info hash, or no seeders)",
+				id, errNoMetadata, resolveTimeout)
 		case info.State == "failed":
 			msg := info.Error
 			if msg == "" {

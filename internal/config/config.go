@@ -48,6 +48,8 @@ type Stream struct {
 // Torrent is the [torrent] section: the BitTorrent client.
 type Torrent struct {
 	ListenPort   int      `toml:"listen_port"`    // TCP and UDP; 0 = any free port
+	ListenAddr   string   `toml:"listen_address"` // IP address of the BitTorrent listener; "" = all interfaces
+	UTP          bool     `toml:"utp"`            // also uTP (over UDP); TCP is always on
 	DownloadDir  string   `toml:"download_dir"`   // "" = DataDir/downloads
 	DataDir      string   `toml:"data_dir"`       // state, control socket; see [Default]
 	MaxActive    int      `toml:"max_active"`     // tasks downloading at once
@@ -143,6 +145,7 @@ func defaults() Config {
 		},
 		Torrent: Torrent{
 			ListenPort:   DefaultListenPort,
+			UTP:          true,
 			MaxActive:    defaultMaxActive,
 			Seed:         true,
 			SeedRatio:    defaultSeedRatio,

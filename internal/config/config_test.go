@@ -185,6 +185,8 @@ func TestFullFixture(t *testing.T) {
 		},
 		Torrent: Torrent{
 			ListenPort:   0,
+			ListenAddr:   "192.168.1.10",
+			UTP:          false,
 			DownloadDir:  "/srv/media/downloads",
 			DataDir:      "/var/lib/torrentclaw",
 			MaxActive:    2,

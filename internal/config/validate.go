@@ -120,6 +120,11 @@ func (c Config) problems() []*KeyError {
 	if t.ListenPort != 0 && (t.ListenPort == s.Port || t.ListenPort == s.TLSPort) {
 		add("torrent.listen_port", "%d is also used by the media listener", t.ListenPort)
 	}
+	if t.ListenAddr != "" {
+		if _, err := netip.ParseAddr(t.ListenAddr); err != nil {
+			add("torrent.listen_address", "%q is not an IP address (empty: all interfaces)", t.ListenAddr)
+		}
+	}
 	// A directory derived from a bad data_dir is bad for the same reason:
 	// report data_dir alone.
 	var dataDirErr error

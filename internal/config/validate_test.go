@@ -88,6 +88,8 @@ func TestValidate(t *testing.T) {
 
 		{"listen_port 0 ok", func(c *Config) { c.Torrent.ListenPort = 0 }, "", ""},
 		{"listen_port range", func(c *Config) { c.Torrent.ListenPort = 65536 }, "torrent.listen_port", "out of range 0-65535"},
+		{"listen_address ip", func(c *Config) { c.Torrent.ListenAddr = "127.0.0.1" }, "", ""},
+		{"listen_address not ip", func(c *Config) { c.Torrent.ListenAddr = "localhost" }, "torrent.listen_address", "not an IP address"},
 		{"listen_port collides", func(c *Config) { c.Torrent.ListenPort = 11818 }, "torrent.listen_port", "media listener"},
 		{"data_dir relative", func(c *Config) { c.Torrent.DataDir = "data" }, "torrent.data_dir", "absolute"},
 		{"download_dir relative", func(c *Config) { c.Torrent.DownloadDir = "dl" }, "torrent.download_dir", "absolute"},

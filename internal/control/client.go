@@ -31,6 +31,7 @@ type Client struct {
 	socketPath string
 	transport  *http.Transport
 	http       *http.Client
+	ownerKey   string // sent as OwnerHeader when set
 }
 
 var _ Backend = (*Client)(nil)
@@ -49,6 +50,31 @@ func NewClient(socketPath string) *Client {
 		// Proxy stays nil: the socket is local, whatever HTTP_PROXY says.
 	}
 	return &Client{socketPath: socketPath, transport: tr, http: &http.Client{Transport: tr}}
+}
+
+// WithOwnerKey returns a client that proves it owns an in-process daemon
+// (see [Options.OwnerKey]). It shares c's connections.
+func (c *Client) WithOwnerKey(key string) *Client {
+	cc := *c
+	cc.ownerKey = key
+	return &cc
+}
+
+// Hello pings the daemon and returns what it says about itself.
+func (c *Client) Hello(ctx context.Context) (PingResponse, error) {
+	var resp PingResponse
+	err := c.do(ctx, http.MethodGet, "/v1/ping", nil, &resp)
+	return resp, err
+}
+
+// PauseTask implements [Backend].
+func (c *Client) PauseTask(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, taskPath(id, "/pause"), nil, nil)
+}
+
+// ResumeTask implements [Backend].
+func (c *Client) ResumeTask(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, taskPath(id, "/resume"), nil, nil)
 }
 
 // SocketPath returns the socket the client talks to.
@@ -160,6 +186,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.ownerKey != "" {
+		req.Header.Set(OwnerHeader, c.ownerKey)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return c.transportError(err)

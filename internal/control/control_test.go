@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,9 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/torrentclaw/cli/internal/engine"
-	"github.com/torrentclaw/cli/internal/hls"
-	"github.com/torrentclaw/cli/internal/token"
+	"github.com/torrentclaw/cli/internal/tasks"
 )
 
 // testBackend is a small in-memory Backend: the daemon that really
@@ -67,11 +67,11 @@ func (b *testBackend) AddTask(ctx context.Context, req AddRequest) (AddResponse,
 	b.record("AddTask")
 	switch req.Source {
 	case "bad":
-		return AddResponse{}, fmt.Errorf("parse source: %w: not a magnet link", engine.ErrBadSource)
+		return AddResponse{}, fmt.Errorf("parse source: %w: not a magnet link", tasks.ErrBadSource)
 	case "boom":
 		return AddResponse{}, errDiskOnFire
 	}
-	tok, err := token.Mint()
+	tok, err := mintToken()
 	if err != nil {
 		return AddResponse{}, err
 	}
@@ -95,7 +95,7 @@ func (b *testBackend) task(id string) (*TaskInfo, error) {
 	defer b.mu.Unlock()
 	t, ok := b.tasks[id]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", engine.ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", tasks.ErrNotFound, id)
 	}
 	return t, nil
 }
@@ -129,7 +129,7 @@ func (b *testBackend) IssueToken(ctx context.Context, id string) (TokenResponse,
 	if _, err := b.task(id); err != nil {
 		return TokenResponse{}, err
 	}
-	tok, err := token.Mint()
+	tok, err := mintToken()
 	if err != nil {
 		return TokenResponse{}, err
 	}
@@ -149,15 +149,39 @@ func (b *testBackend) RevokeToken(ctx context.Context, id string) error {
 	return nil
 }
 
+func (b *testBackend) PauseTask(ctx context.Context, id string) error {
+	b.record("PauseTask")
+	t, err := b.task(id)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t.State = "paused"
+	return nil
+}
+
+func (b *testBackend) ResumeTask(ctx context.Context, id string) error {
+	b.record("ResumeTask")
+	t, err := b.task(id)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t.State = "downloading"
+	return nil
+}
+
 func (b *testBackend) CreateHLS(ctx context.Context, id string, fileIndex int) (HLSResponse, error) {
 	b.record("CreateHLS")
 	switch id {
 	case "noffmpeg":
-		return HLSResponse{}, fmt.Errorf("hls: %w", hls.ErrNoFFmpeg)
+		return HLSResponse{}, fmt.Errorf("hls: %w", tasks.ErrNoFFmpeg)
 	case "busy":
-		return HLSResponse{}, hls.ErrTooManySessions
+		return HLSResponse{}, tasks.ErrTooManySessions
 	case "nofile":
-		return HLSResponse{}, engine.ErrNoPlayableFile
+		return HLSResponse{}, tasks.ErrNoPlayableFile
 	}
 	if _, err := b.task(id); err != nil {
 		return HLSResponse{}, err
@@ -490,7 +514,7 @@ func TestClientRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AddTask() = %v", err)
 	}
-	if added.TaskID == "" || !token.Valid(added.Token.Reveal()) || !strings.Contains(added.StreamURL, added.Token.Reveal()) || added.HLSURL == "" {
+	if added.TaskID == "" || !validToken(added.Token.Reveal()) || !strings.Contains(added.StreamURL, added.Token.Reveal()) || added.HLSURL == "" {
 		t.Errorf("AddTask() = %+v, want an id, a valid token and URLs carrying it", added)
 	}
 	info, err := c.Task(ctx, added.TaskID)
@@ -513,7 +537,7 @@ func TestClientRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatalf("IssueToken() = %v", err)
 	}
-	if issued.TaskID != added.TaskID || !token.Valid(issued.Token.Reveal()) || issued.Token == added.Token {
+	if issued.TaskID != added.TaskID || !validToken(issued.Token.Reveal()) || issued.Token == added.Token {
 		t.Errorf("IssueToken() = %+v, want a new valid token", issued)
 	}
 	if err := c.RevokeToken(ctx, added.TaskID); err != nil {
@@ -545,7 +569,7 @@ func TestClientRoundTrips(t *testing.T) {
 	}
 	// Every character the task-ID rule allows survives the trip; an ID
 	// outside the rule (ids.ValidTaskID) is a bad request.
-	if _, err := c.Task(ctx, "a:b~c.d_e-f"); !errors.Is(err, engine.ErrNotFound) || !strings.Contains(err.Error(), "a:b~c.d_e-f") {
+	if _, err := c.Task(ctx, "a:b~c.d_e-f"); !errors.Is(err, tasks.ErrNotFound) || !strings.Contains(err.Error(), "a:b~c.d_e-f") {
 		t.Errorf("Task(odd id) = %v, want not found naming the id", err)
 	}
 	if _, err := c.Task(ctx, "a/b c?d"); !errors.Is(err, ErrBadRequest) {
@@ -563,12 +587,12 @@ func TestClientErrors(t *testing.T) {
 		target error
 		status int
 	}{
-		{"not found", func() error { _, err := c.Task(ctx, "nope"); return err }, engine.ErrNotFound, 404},
-		{"bad source", func() error { _, err := c.AddTask(ctx, AddRequest{Source: "bad"}); return err }, engine.ErrBadSource, 400},
+		{"not found", func() error { _, err := c.Task(ctx, "nope"); return err }, tasks.ErrNotFound, 404},
+		{"bad source", func() error { _, err := c.AddTask(ctx, AddRequest{Source: "bad"}); return err }, tasks.ErrBadSource, 400},
 		{"bad request", func() error { _, err := c.AddTask(ctx, AddRequest{Source: ""}); return err }, ErrBadRequest, 400},
-		{"no ffmpeg", func() error { _, err := c.CreateHLS(ctx, "noffmpeg", -1); return err }, hls.ErrNoFFmpeg, 503},
-		{"too many sessions", func() error { _, err := c.CreateHLS(ctx, "busy", -1); return err }, hls.ErrTooManySessions, 429},
-		{"no playable file", func() error { _, err := c.CreateHLS(ctx, "nofile", -1); return err }, engine.ErrNoPlayableFile, 422},
+		{"no ffmpeg", func() error { _, err := c.CreateHLS(ctx, "noffmpeg", -1); return err }, tasks.ErrNoFFmpeg, 503},
+		{"too many sessions", func() error { _, err := c.CreateHLS(ctx, "busy", -1); return err }, tasks.ErrTooManySessions, 429},
+		{"no playable file", func() error { _, err := c.CreateHLS(ctx, "nofile", -1); return err }, tasks.ErrNoPlayableFile, 422},
 		{"seed missing", func() error { _, err := c.Seed(ctx, "/nonexistent/x"); return err }, fs.ErrNotExist, 400},
 		{"internal", func() error { return c.RemoveTask(ctx, "boom", false) }, nil, 500},
 	}
@@ -696,7 +720,7 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 	}
 	rec := httptest.NewRecorder()
 	srv.writeError(rec, httptest.NewRequest("GET", "/v1/x", nil), errors.New("multi\nline"))
-	if got := replyError(rec.Result()); got.Error() != "multi line" || errors.Is(got, engine.ErrNotFound) {
+	if got := replyError(rec.Result()); got.Error() != "multi line" || errors.Is(got, tasks.ErrNotFound) {
 		t.Errorf("internal error reply = %q, want one line matching no sentinel", got)
 	}
 }
@@ -732,4 +756,19 @@ func TestListenConcurrentOnlyOneWins(t *testing.T) {
 	if won != 1 {
 		t.Errorf("%d of %d concurrent Listen calls won, want exactly 1", won, n)
 	}
+}
+
+// mintToken returns a fresh 64-hex token (control may not import token, not
+// even in tests: see internal/depcheck).
+func mintToken() (tasks.Token, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return tasks.Token(hex.EncodeToString(b[:])), nil
+}
+
+// validToken reports whether s has a token's shape: 32-128 URL-safe characters.
+func validToken(s string) bool {
+	return len(s) >= 32 && len(s) <= 128 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~-") == ""
 }

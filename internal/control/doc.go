@@ -6,11 +6,12 @@
 //
 // Full diagnostics live here and nowhere else, so the socket is owner-only
 // and every request that carries a browser Origin header is refused. Status
-// replies describe tokens ("set, expires at …") but never contain one; only
+// replies describe grants ("2 grants, next expiry …", "locked") but never
+// contain a token; only
 // the calls that mint a token (AddTask, IssueToken) return it, to the owner
 // who asked for it.
 //
-// control imports engine, token and hls (for their types and sentinel
-// errors) and nothing else internal. It must not import config or daemon.
+// control imports tasks (for its types and sentinel errors, which include the
+// engine's and the HLS manager's) and nothing else internal. It must not import config or daemon.
 // daemon and cli may import it.
 package control

@@ -6,8 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 
-	"github.com/torrentclaw/cli/internal/engine"
-	"github.com/torrentclaw/cli/internal/hls"
+	"github.com/torrentclaw/cli/internal/tasks"
 )
 
 // ErrAlreadyRunning is returned by [Listen] when a daemon already answers on
@@ -21,6 +20,12 @@ var ErrNotRunning = errors.New("daemon is not running")
 // ErrBadRequest reports a malformed or invalid request. A [Backend] wraps it
 // for arguments it rejects (a file index out of range, …) to get a 400.
 var ErrBadRequest = errors.New("bad request")
+
+// ErrInProcess is the reply of a daemon that runs inside another terminal's
+// `torrentclaw stream` to a request that would leave something in it: it
+// stops when that command ends.
+var ErrInProcess = errors.New("the running daemon belongs to another terminal's 'torrentclaw stream' and stops when it ends; " +
+	"start a shared one with 'torrentclaw daemon' (or stop that stream first)")
 
 // errNoEndpoint is the reply to a method and path with no route.
 var errNoEndpoint = errors.New("no such endpoint")
@@ -39,18 +44,22 @@ type errorCode struct {
 
 // errorCodes is searched in order; the first sentinel errors.Is matches wins.
 var errorCodes = []errorCode{
-	{engine.ErrNotFound, http.StatusNotFound, "not_found"},
-	{hls.ErrNotFound, http.StatusNotFound, "session_not_found"},
-	{engine.ErrBadSource, http.StatusBadRequest, "bad_source"},
-	{engine.ErrUnsafePath, http.StatusBadRequest, "unsafe_path"},
-	{engine.ErrNoPlayableFile, http.StatusUnprocessableEntity, "no_playable_file"},
-	{engine.ErrExists, http.StatusConflict, "exists"},
-	{engine.ErrTooManyTasks, http.StatusTooManyRequests, "too_many_tasks"},
-	{engine.ErrClosed, http.StatusServiceUnavailable, "shutting_down"},
-	{hls.ErrNoFFmpeg, http.StatusServiceUnavailable, "no_ffmpeg"},
-	{hls.ErrTooManySessions, http.StatusTooManyRequests, "too_many_sessions"},
-	{hls.ErrExists, http.StatusConflict, "session_exists"},
-	{hls.ErrClosed, http.StatusServiceUnavailable, "hls_closed"},
+	{tasks.ErrNotFound, http.StatusNotFound, "not_found"},
+	{tasks.ErrSessionNotFound, http.StatusNotFound, "session_not_found"},
+	{tasks.ErrBadSource, http.StatusBadRequest, "bad_source"},
+	{tasks.ErrUnsafePath, http.StatusBadRequest, "unsafe_path"},
+	{tasks.ErrInvalidID, http.StatusBadRequest, "invalid_id"},
+	{tasks.ErrInvalidToken, http.StatusBadRequest, "invalid_token"},
+	{tasks.ErrBadFile, http.StatusBadRequest, "bad_file"},
+	{tasks.ErrNoPlayableFile, http.StatusUnprocessableEntity, "no_playable_file"},
+	{tasks.ErrExists, http.StatusConflict, "exists"},
+	{tasks.ErrFull, http.StatusTooManyRequests, "too_many_tasks"},
+	{tasks.ErrClosed, http.StatusServiceUnavailable, "shutting_down"},
+	{tasks.ErrNoFFmpeg, http.StatusServiceUnavailable, "no_ffmpeg"},
+	{tasks.ErrTooManySessions, http.StatusTooManyRequests, "too_many_sessions"},
+	{tasks.ErrSessionExists, http.StatusConflict, "session_exists"},
+	{tasks.ErrHLSClosed, http.StatusServiceUnavailable, "hls_closed"},
+	{ErrInProcess, http.StatusConflict, "in_process"},
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
 	{errBrowser, http.StatusForbidden, "forbidden"},
 	{errNoEndpoint, http.StatusNotFound, "no_endpoint"},
@@ -73,8 +82,8 @@ func lookupError(err error) errorCode {
 
 // Error is an error reply from the daemon, as seen by a [Client]. Its message
 // is the daemon's one-line description. errors.Is matches the sentinel the
-// daemon reported (engine.ErrNotFound, engine.ErrBadSource,
-// hls.ErrNoFFmpeg, [ErrBadRequest], …).
+// daemon reported (tasks.ErrNotFound, tasks.ErrBadSource,
+// tasks.ErrNoFFmpeg, [ErrBadRequest], …).
 type Error struct {
 	StatusCode int    // HTTP status of the reply
 	Code       string // stable wire code ("not_found", "bad_source", …)

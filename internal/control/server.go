@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,17 +20,23 @@ import (
 
 // Backend is what the control socket drives: the daemon implements it, and
 // so does [Client], so a caller can use either. Errors wrap the owning
-// package's sentinels (engine.ErrNotFound, engine.ErrBadSource,
-// hls.ErrNoFFmpeg, [ErrBadRequest], …); [Server] maps them to statuses and
+// package's sentinels (tasks.ErrNotFound, tasks.ErrBadSource,
+// tasks.ErrNoFFmpeg, [ErrBadRequest], …); [Server] maps them to statuses and
 // passes their text on unchanged, so they should say what failed
 // (`task "x": not found`), on one line.
 type Backend interface {
 	Status(ctx context.Context) (StatusResponse, error)
-	// AddTask adds a task, mints its token and returns its URLs.
+	// AddTask adds a task (or finds the one that holds the source), mints
+	// a grant and returns its URLs.
 	AddTask(ctx context.Context, req AddRequest) (AddResponse, error)
+	// Task reports one task with its files.
 	Task(ctx context.Context, id string) (TaskInfo, error)
+	// RemoveTask removes a task everywhere, optionally deleting its files.
 	RemoveTask(ctx context.Context, id string, deleteFiles bool) error
-	// IssueToken mints a new token for a task, replacing the old one.
+	// PauseTask stops a task's transfers; ResumeTask restarts them.
+	PauseTask(ctx context.Context, id string) error
+	ResumeTask(ctx context.Context, id string) error
+	// IssueToken mints a new token for a task, added as a grant.
 	IssueToken(ctx context.Context, id string) (TokenResponse, error)
 	// RevokeToken makes every URL of the task stop working at once.
 	RevokeToken(ctx context.Context, id string) error
@@ -52,12 +60,22 @@ const (
 type Options struct {
 	Backend Backend      // required
 	Logger  *slog.Logger // nil discards
+	// OwnerKey, when set, marks a daemon run inside one `torrentclaw
+	// stream` command: only requests carrying it in the [OwnerHeader]
+	// header may change anything (the daemon stops when that command
+	// ends, so another terminal must not leave tasks in it). Reads are
+	// open to all.
+	OwnerKey string
 }
+
+// OwnerHeader carries [Options.OwnerKey].
+const OwnerHeader = "X-Torrentclaw-Owner"
 
 // Server answers the control socket. It is safe for concurrent use.
 type Server struct {
-	backend Backend
-	log     *slog.Logger
+	backend  Backend
+	log      *slog.Logger
+	ownerKey string
 }
 
 // New returns a server for opts. It starts nothing.
@@ -69,7 +87,7 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{backend: opts.Backend, log: log.With("component", "control")}, nil
+	return &Server{backend: opts.Backend, log: log.With("component", "control"), ownerKey: opts.OwnerKey}, nil
 }
 
 // Handler returns the routes under /v1/, wrapped in the middleware that
@@ -81,6 +99,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/tasks", s.handleAddTask)
 	mux.HandleFunc("GET /v1/tasks/{id}", s.handleTask)
 	mux.HandleFunc("DELETE /v1/tasks/{id}", s.handleRemoveTask)
+	mux.HandleFunc("POST /v1/tasks/{id}/pause", s.handlePause)
+	mux.HandleFunc("POST /v1/tasks/{id}/resume", s.handleResume)
 	mux.HandleFunc("POST /v1/tasks/{id}/token", s.handleIssueToken)
 	mux.HandleFunc("DELETE /v1/tasks/{id}/token", s.handleRevokeToken)
 	mux.HandleFunc("POST /v1/tasks/{id}/hls", s.handleCreateHLS)
@@ -130,9 +150,13 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		// A browser can be tricked into talking to local sockets through
 		// proxies or tunnels; it always sends Origin on such requests, the
 		// CLI never does.
-		if r.Header.Get("Origin") != "" {
+		switch {
+		case r.Header.Get("Origin") != "":
 			s.writeError(rec, r, errBrowser)
-		} else {
+		case s.ownerKey != "" && r.Method != http.MethodGet &&
+			subtle.ConstantTimeCompare([]byte(r.Header.Get(OwnerHeader)), []byte(s.ownerKey)) != 1:
+			s.writeError(rec, r, ErrInProcess)
+		default:
 			r.Body = http.MaxBytesReader(rec, r.Body, maxBodyBytes)
 			next.ServeHTTP(rec, r)
 		}
@@ -155,7 +179,7 @@ func (r *statusRecorder) WriteHeader(code int) {
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (s *Server) handlePing(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, PingResponse{OK: true, PID: os.Getpid(), InProcess: s.ownerKey != ""})
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -222,6 +246,27 @@ func (s *Server) handleRemoveTask(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := s.backend.RemoveTask(r.Context(), id, deleteFiles); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
+	s.handleSetPaused(w, r, s.backend.PauseTask)
+}
+
+func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
+	s.handleSetPaused(w, r, s.backend.ResumeTask)
+}
+
+func (s *Server) handleSetPaused(w http.ResponseWriter, r *http.Request, f func(context.Context, string) error) {
+	id, err := taskID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := f(r.Context(), id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -3,15 +3,17 @@ package control
 import (
 	"time"
 
-	"github.com/torrentclaw/cli/internal/token"
+	"github.com/torrentclaw/cli/internal/tasks"
 )
 
 // StatusResponse is the reply of GET /v1/status: the daemon's identity, where
 // its media listener answers, its origin and UPnP state, and every task. It
 // never contains a token.
 type StatusResponse struct {
-	Version   string    `json:"version"`
-	PID       int       `json:"pid"`
+	Version string `json:"version"`
+	PID     int    `json:"pid"`
+	// InProcess reports a daemon run inside a `torrentclaw stream` command.
+	InProcess bool      `json:"inProcess,omitempty"`
 	StartedAt time.Time `json:"startedAt,omitzero"`
 
 	// MediaURLs are the base URLs of the media listener
@@ -60,13 +62,14 @@ type OriginStatus struct {
 	LastError string    `json:"lastError,omitempty"`
 }
 
-// TaskInfo is one task as the control socket reports it: the engine's status
-// plus whether a token is set. It never contains the token itself.
+// TaskInfo is one task as the control socket reports it: its state and
+// progress, and what its grants look like. It never contains a token.
 type TaskInfo struct {
-	ID              string  `json:"id"`
-	InfoHash        string  `json:"infoHash,omitempty"`
-	Name            string  `json:"name,omitempty"`
-	State           string  `json:"state"`    // resolving|downloading|seeding|completed|failed|paused
+	ID       string `json:"id"`
+	InfoHash string `json:"infoHash,omitempty"`
+	Name     string `json:"name,omitempty"`
+	// State is queued|resolving|downloading|paused|seeding|completed|failed.
+	State           string  `json:"state"`
 	Progress        float64 `json:"progress"` // 0-100
 	DownloadedBytes int64   `json:"downloadedBytes"`
 	TotalBytes      int64   `json:"totalBytes"`
@@ -85,23 +88,42 @@ type TaskInfo struct {
 	BufferedBytes   int64   `json:"bufferedBytes"`
 	BufferedSeconds float64 `json:"bufferedSeconds"`
 	ETASeconds      int64   `json:"etaSeconds"` // 0 when unknown
-	FileName        string  `json:"fileName,omitempty"`
-	FileIndex       int     `json:"fileIndex"` // -1 before metadata
+	// BytesFromPeers counts useful piece data received from peers.
+	BytesFromPeers int64  `json:"bytesFromPeers"`
+	FileName       string `json:"fileName,omitempty"`
+	FileIndex      int    `json:"fileIndex"` // -1 before metadata
 	// StreamReady reports whether the selected file can be played now.
 	StreamReady bool   `json:"streamReady"`
 	Error       string `json:"error,omitempty"`
 	// Notice is a non-fatal remark, e.g. "renamed 2 unsafe file names".
 	Notice string `json:"notice,omitempty"`
+	// FromOrigin marks a task the web origin asked for; Seeded one made by
+	// `torrentclaw seed`.
+	FromOrigin bool `json:"fromOrigin,omitempty"`
+	Seeded     bool `json:"seeded,omitempty"`
+	// HLSSessions counts the task's open HLS sessions.
+	HLSSessions int       `json:"hlsSessions,omitempty"`
+	AddedAt     time.Time `json:"addedAt,omitzero"`
 
 	Token TokenInfo  `json:"token"`
 	Files []FileInfo `json:"files,omitempty"`
 }
 
-// TokenInfo says whether a task has a stream token and until when. It
-// deliberately has no field for the token.
+// TokenInfo describes a task's grants. It deliberately has no field for a
+// token.
 type TokenInfo struct {
-	Set       bool      `json:"set"`
-	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// Set reports whether the task has a live grant.
+	Set bool `json:"set"`
+	// Grants counts the live grants; NextExpiry is when the first ends,
+	// ExpiresAt when the last one does.
+	Grants     int       `json:"grants"`
+	NextExpiry time.Time `json:"nextExpiry,omitzero"`
+	ExpiresAt  time.Time `json:"expiresAt,omitzero"`
+	// Locked: revoked (token revoke, the origin's stop-stream); every URL
+	// answers 404 until a new grant.
+	Locked bool `json:"locked,omitempty"`
+	// EverGranted: the task had a grant, so it is never served token-less.
+	EverGranted bool `json:"everGranted,omitempty"`
 }
 
 // FileInfo is one file of a task.
@@ -110,6 +132,19 @@ type FileInfo struct {
 	Path     string `json:"path"` // sanitised, relative to the torrent root
 	Length   int64  `json:"length"`
 	Playable bool   `json:"playable"`
+	// Tracks are the file's audio and subtitle tracks, once an HLS probe
+	// has read them; empty before.
+	Tracks []TrackInfo `json:"tracks,omitempty"`
+}
+
+// TrackInfo is one audio or subtitle track of a file.
+type TrackInfo struct {
+	Index    int    `json:"index"`
+	Kind     string `json:"kind"` // "audio" or "subtitle"
+	Codec    string `json:"codec,omitempty"`
+	Language string `json:"language,omitempty"`
+	Title    string `json:"title,omitempty"`
+	Default  bool   `json:"default,omitempty"`
 }
 
 // AddRequest is the body of POST /v1/tasks.
@@ -131,21 +166,26 @@ type AddRequest struct {
 }
 
 // AddResponse is the reply of POST /v1/tasks. It carries the freshly minted
-// token: the caller asked for it and owns the task.
+// token (a new CLI grant): the caller asked for it.
 type AddResponse struct {
-	TaskID      string      `json:"taskId"`
-	Token       token.Token `json:"token"`
+	TaskID string `json:"taskId"`
+	// Existing reports that the source was already a task: this is that
+	// task, with a new grant added next to its others.
+	Existing bool `json:"existing,omitempty"`
+	// State is the task's state when the reply was made (queued, resolving, …).
+	State       string      `json:"state,omitempty"`
+	Token       tasks.Token `json:"token"`
 	StreamURL   string      `json:"streamUrl"`
 	PlaylistURL string      `json:"playlistUrl"`
 	HLSURL      string      `json:"hlsUrl,omitempty"` // set when AddRequest.HLS
 	ExpiresAt   time.Time   `json:"expiresAt"`
 }
 
-// TokenResponse is the reply of POST /v1/tasks/{id}/token: a new token that
-// replaces the task's previous one (which stays valid for the grace period).
+// TokenResponse is the reply of POST /v1/tasks/{id}/token: a new token, added
+// as a grant next to the task's others (none of which it touches).
 type TokenResponse struct {
 	TaskID      string      `json:"taskId"`
-	Token       token.Token `json:"token"`
+	Token       tasks.Token `json:"token"`
 	ExpiresAt   time.Time   `json:"expiresAt"`
 	StreamURL   string      `json:"streamUrl"`
 	PlaylistURL string      `json:"playlistUrl"`
@@ -159,7 +199,16 @@ type HLSRequest struct {
 // HLSResponse is the reply of POST /v1/tasks/{id}/hls.
 type HLSResponse struct {
 	SessionID string `json:"sessionId"`
-	HLSURL    string `json:"hlsUrl"` // master playlist URL, carrying the task's token
+	HLSURL    string `json:"hlsUrl"` // master playlist URL, carrying a new grant's token
+}
+
+// PingResponse is the reply of GET /v1/ping.
+type PingResponse struct {
+	OK  bool `json:"ok"`
+	PID int  `json:"pid"`
+	// InProcess reports a daemon run inside a `torrentclaw stream` command:
+	// it stops when that command ends, and refuses tasks from other CLIs.
+	InProcess bool `json:"inProcess,omitempty"`
 }
 
 // SeedRequest is the body of POST /v1/seed.

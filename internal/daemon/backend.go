@@ -10,9 +10,8 @@ import (
 	"time"
 
 	"github.com/torrentclaw/cli/internal/control"
-	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/hls"
-	"github.com/torrentclaw/cli/internal/token"
+	"github.com/torrentclaw/cli/internal/tasks"
 )
 
 // This file implements control.Backend: what the local CLI may ask of the
@@ -25,6 +24,7 @@ func (d *Daemon) Status(ctx context.Context) (control.StatusResponse, error) {
 	resp := control.StatusResponse{
 		Version:            d.version,
 		PID:                os.Getpid(),
+		InProcess:          d.opts.OwnerKey != "",
 		StartedAt:          d.startedAt,
 		RequireStreamToken: d.cfg.Stream.RequireStreamToken,
 		Addresses: control.Addresses{
@@ -58,151 +58,143 @@ func (d *Daemon) Status(ctx context.Context) (control.StatusResponse, error) {
 	if d.origin != nil {
 		resp.Origin = d.origin.status()
 	}
-	for _, st := range d.eng.Tasks() {
-		resp.Tasks = append(resp.Tasks, d.taskInfo(st, nil))
+	for _, in := range d.svc.List() {
+		resp.Tasks = append(resp.Tasks, taskInfo(in))
 	}
 	return resp, nil
 }
 
-func (d *Daemon) taskInfo(st engine.Status, files []engine.File) control.TaskInfo {
+// taskInfo is a task as the control socket shows it: no token, ever.
+func taskInfo(in tasks.Info) control.TaskInfo {
 	ti := control.TaskInfo{
-		ID:              st.ID,
-		InfoHash:        st.InfoHash,
-		Name:            st.Name,
-		State:           string(st.State),
-		Progress:        st.Progress,
-		DownloadedBytes: st.DownloadedBytes,
-		TotalBytes:      st.TotalBytes,
-		SpeedBps:        st.SpeedBps,
-		UploadSpeedBps:  st.UploadSpeedBps,
-		UploadedBytes:   st.UploadedBytes,
-		Peers:           st.Peers,
-		KnownPeers:      st.KnownPeers,
-		BufferedBytes:   st.BufferedBytes,
-		BufferedSeconds: st.BufferedSeconds,
-		ETASeconds:      max(st.ETASeconds, 0), // 0 when unknown, as TaskInfo documents
-		FileName:        st.FileName,
-		FileIndex:       st.FileIndex,
-		StreamReady:     st.StreamReady,
-		Error:           st.Error,
-		Notice:          st.Notice,
+		ID:              in.ID,
+		InfoHash:        in.InfoHash,
+		Name:            in.Name,
+		State:           string(in.State),
+		Progress:        in.Progress,
+		DownloadedBytes: in.DownloadedBytes,
+		TotalBytes:      in.TotalBytes,
+		SpeedBps:        in.SpeedBps,
+		UploadSpeedBps:  in.UploadSpeedBps,
+		UploadedBytes:   in.UploadedBytes,
+		Peers:           in.Peers,
+		KnownPeers:      in.KnownPeers,
+		BufferedBytes:   in.BufferedBytes,
+		BufferedSeconds: in.BufferedSeconds,
+		ETASeconds:      in.ETASeconds,
+		BytesFromPeers:  in.BytesFromPeers,
+		FileName:        in.FileName,
+		FileIndex:       in.FileIndex,
+		StreamReady:     in.StreamReady,
+		Error:           in.Error,
+		Notice:          in.Notice,
+		FromOrigin:      in.FromOrigin,
+		Seeded:          in.Seeded,
+		HLSSessions:     in.Sessions,
+		AddedAt:         in.AddedAt,
+		Token: control.TokenInfo{
+			Set:         in.Grants.Grants > 0,
+			Grants:      in.Grants.Grants,
+			NextExpiry:  in.Grants.NextExpiry,
+			ExpiresAt:   in.Grants.LastExpiry,
+			Locked:      in.Grants.Locked,
+			EverGranted: in.Grants.EverGranted,
+		},
 	}
-	if info := d.tokens.Info(st.ID); info.Grants > 0 {
-		ti.Token = control.TokenInfo{Set: true, ExpiresAt: info.LastExpiry}
-	}
-	for _, f := range files {
+	for _, f := range in.Files {
 		ti.Files = append(ti.Files, control.FileInfo{Index: f.Index, Path: f.Path, Length: f.Length, Playable: f.Playable})
 	}
 	return ti
 }
 
-// AddTask adds a standalone task, mints its token and returns its URLs.
+// AddTask adds a task for the CLI, or finds the task that already holds the
+// source, and adds a CLI grant for it (touching no other grant). With HLS,
+// the session is created as soon as the metainfo is known; its URL is in
+// the reply at once.
 func (d *Daemon) AddTask(ctx context.Context, req control.AddRequest) (control.AddResponse, error) {
-	t, err := d.addTask(ctx, taskRecord{Source: req.Source, FileIndex: req.FileIndex, Title: req.Title, Stream: true})
-	if errors.Is(err, engine.ErrExists) {
-		// Streaming what the daemon already has (seeded, or streamed
-		// before) reuses that task with a new token; the old one stays
-		// valid for the grace period.
-		t, err = d.existingTask(req.Source)
-	}
+	in, existing, err := d.svc.Add(ctx, tasks.AddSpec{
+		Source: req.Source, FileIndex: req.FileIndex, Title: req.Title, Stream: true, Wait: true,
+	})
 	if err != nil {
 		return control.AddResponse{}, err
 	}
-	tok, err := token.Mint()
+	tok, exp, err := d.svc.GrantCLI(in.ID)
 	if err != nil {
 		return control.AddResponse{}, err
 	}
-	if err := d.setToken(t.ID(), tok, time.Time{}); err != nil {
-		return control.AddResponse{}, err
-	}
-	info := d.tokens.Info(t.ID())
 	base := d.mediaBase()
 	resp := control.AddResponse{
-		TaskID:      t.ID(),
+		TaskID:      in.ID,
+		Existing:    existing,
+		State:       string(in.State),
 		Token:       tok,
-		StreamURL:   streamURL(base, t.ID(), tok, req.FileIndex),
-		PlaylistURL: playlistURL(base, t.ID(), tok),
-		ExpiresAt:   info.LastExpiry,
+		StreamURL:   streamURL(base, in.ID, tok, req.FileIndex),
+		PlaylistURL: playlistURL(base, in.ID, tok),
+		ExpiresAt:   exp,
 	}
 	if req.HLS {
-		s, err := d.createHLSWith(ctx, "", t.ID(), req.FileIndex, 0, hlsOptions{tracks: hls.TrackOptions{
-			AudioLanguage: req.AudioLanguage, SubtitleLanguage: req.SubtitleLanguage, BurnImageSubtitles: req.BurnSubtitles,
-		}})
+		sid, err := d.svc.StartSessionWhenReady(tasks.SessionSpec{TaskID: in.ID, FileIndex: req.FileIndex, Token: tok,
+			Tracks: hls.TrackOptions{AudioLanguage: req.AudioLanguage, SubtitleLanguage: req.SubtitleLanguage, BurnImageSubtitles: req.BurnSubtitles}})
 		if err != nil {
 			return resp, fmt.Errorf("start hls: %w", err)
 		}
-		resp.HLSURL = hlsURL(base, s.ID(), tok)
+		resp.HLSURL = hlsURL(base, sid, tok)
 	}
 	return resp, nil
 }
 
 // Task reports one task with its files.
 func (d *Daemon) Task(ctx context.Context, id string) (control.TaskInfo, error) {
-	t, err := d.eng.Task(id)
+	in, err := d.svc.Get(id)
 	if err != nil {
 		return control.TaskInfo{}, err
 	}
-	return d.taskInfo(t.Status(), t.Files()), nil
+	return taskInfo(in), nil
 }
 
-// RemoveTask removes a task, optionally deleting its files.
+// RemoveTask removes a task everywhere, optionally deleting its files.
 func (d *Daemon) RemoveTask(ctx context.Context, id string, deleteFiles bool) error {
-	return d.removeTask(id, deleteFiles)
+	return d.svc.Remove(ctx, id, deleteFiles)
 }
 
-// IssueToken mints a new token for an existing task.
+// PauseTask stops a task's transfers.
+func (d *Daemon) PauseTask(ctx context.Context, id string) error { return d.svc.Pause(id) }
+
+// ResumeTask restarts a paused task's transfers.
+func (d *Daemon) ResumeTask(ctx context.Context, id string) error { return d.svc.Resume(id) }
+
+// IssueToken adds a CLI grant to an existing task and returns its URLs.
 func (d *Daemon) IssueToken(ctx context.Context, id string) (control.TokenResponse, error) {
-	if _, err := d.eng.Task(id); err != nil {
-		return control.TokenResponse{}, err
-	}
-	tok, err := token.Mint()
+	tok, exp, err := d.svc.GrantCLI(id)
 	if err != nil {
 		return control.TokenResponse{}, err
 	}
-	if err := d.setToken(id, tok, time.Time{}); err != nil {
-		return control.TokenResponse{}, err
-	}
-	info := d.tokens.Info(id)
 	base := d.mediaBase()
 	return control.TokenResponse{
 		TaskID:      id,
 		Token:       tok,
-		ExpiresAt:   info.LastExpiry,
+		ExpiresAt:   exp,
 		StreamURL:   streamURL(base, id, tok, -1),
 		PlaylistURL: playlistURL(base, id, tok),
 	}, nil
 }
 
-// RevokeToken makes every URL of the task stop working at once, with no
-// grace period. The task keeps a fresh token that nobody knows, so it stays
-// locked even when token-less tasks are allowed; `token issue` opens it again.
+// RevokeToken ends every grant of the task at once, with no grace, and
+// locks it: every URL answers 404, token-less included, until a new grant
+// (token issue, or the origin's next token).
 func (d *Daemon) RevokeToken(ctx context.Context, id string) error {
-	if _, err := d.eng.Task(id); err != nil {
-		return err
-	}
-	lock, err := token.Mint()
-	if err != nil {
-		return err
-	}
-	d.tokens.Revoke(id)
-	d.hlsm.CloseTask(id)
-	return d.setToken(id, lock, time.Time{})
+	return d.svc.Revoke(id)
 }
 
-// CreateHLS starts an HLS session. The returned URL carries a token only
-// the caller knows: the control socket cannot return the task's current
-// token (the daemon keeps only its hash), so it mints a fresh one, which
-// replaces the old one after the grace period.
+// CreateHLS starts an HLS session bound to a new CLI grant, whose token the
+// returned URL carries (the daemon keeps only the hashes of older ones).
 func (d *Daemon) CreateHLS(ctx context.Context, id string, fileIndex int) (control.HLSResponse, error) {
-	s, err := d.createHLS(ctx, "", id, fileIndex, 0)
+	tok, _, err := d.svc.GrantCLI(id)
 	if err != nil {
 		return control.HLSResponse{}, err
 	}
-	tok, err := token.Mint()
+	s, err := d.svc.StartSession(ctx, tasks.SessionSpec{TaskID: id, FileIndex: fileIndex, Token: tok})
 	if err != nil {
-		return control.HLSResponse{}, err
-	}
-	if err := d.setToken(id, tok, time.Time{}); err != nil {
 		return control.HLSResponse{}, err
 	}
 	return control.HLSResponse{SessionID: s.ID(), HLSURL: hlsURL(d.mediaBase(), s.ID(), tok)}, nil
@@ -214,7 +206,7 @@ func (d *Daemon) Seed(ctx context.Context, path string) (control.SeedResponse, e
 	if err != nil {
 		return control.SeedResponse{}, err
 	}
-	si, err := d.seed(ctx, abs)
+	si, err := d.svc.Seed(ctx, abs)
 	if err != nil {
 		return control.SeedResponse{}, err
 	}
@@ -236,6 +228,22 @@ func (d *Daemon) Doctor(ctx context.Context) ([]control.Check, error) {
 		detail += ", " + b.Pub + " (public)"
 	}
 	add("media listener", control.LevelOK, detail)
+	// Peers reach the BitTorrent listener unless it is bound to loopback.
+	proto := "TCP"
+	if d.cfg.Torrent.UTP {
+		proto = "TCP and uTP"
+	}
+	if bt := d.eng.ListenAddr(); bt.Addr().IsLoopback() {
+		add("bittorrent listener", control.LevelWarn, fmt.Sprintf("listening on %s (%s): peers on other machines cannot connect; set torrent.listen_address to \"\" (all interfaces) or a LAN address", bt, proto))
+	} else {
+		add("bittorrent listener", control.LevelOK, fmt.Sprintf("listening on %s (%s)", bt, proto))
+	}
+	if rc := d.svc.Recovery(); rc.MovedTo != "" {
+		add("state file", control.LevelWarn, fmt.Sprintf("was unreadable (%s) at start %s: moved to %s; tasks were rebuilt from the saved metainfo",
+			rc.Reason, rc.At.Format(time.RFC3339), rc.MovedTo))
+	} else {
+		add("state file", control.LevelOK, "read at start")
+	}
 	for _, r := range d.eng.Recoveries() { // what the engine repaired at start (issue 9)
 		add("recovery", control.LevelWarn, r.What+strings.TrimSuffix(" (moved to "+r.MovedTo+")", " (moved to )"))
 	}
@@ -287,18 +295,4 @@ func (d *Daemon) Doctor(ctx context.Context) ([]control.Check, error) {
 		add("origin", control.LevelOK, "not configured (standalone)")
 	}
 	return checks, nil
-}
-
-// existingTask finds the task that already holds the torrent named by source.
-func (d *Daemon) existingTask(source string) (*engine.Task, error) {
-	src, err := engine.ParseSource(source)
-	if err != nil {
-		return nil, err
-	}
-	for _, st := range d.eng.Tasks() {
-		if (src.InfoHash != "" && st.InfoHash == src.InfoHash) || (src.InfoHashV2 != "" && st.InfoHash == src.InfoHashV2) {
-			return d.eng.Task(st.ID)
-		}
-	}
-	return nil, fmt.Errorf("add task: %w", engine.ErrExists)
 }

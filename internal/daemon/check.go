@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +12,7 @@ import (
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/origin"
+	"github.com/torrentclaw/cli/internal/tasks"
 )
 
 // originProbeTimeout bounds the offline origin check.
@@ -28,8 +29,8 @@ func CheckOrigin(ctx context.Context, cfg config.Config) control.Check {
 	agentID := cfg.Origin.AgentID
 	if agentID == "" {
 		// The ID a previous daemon generated, else one for this probe only.
-		if st, err := loadState(filepath.Join(cfg.Torrent.DataDir, "state.json")); err == nil && st.AgentID != "" {
-			agentID = st.AgentID
+		if id := tasks.ReadAgentID(cfg.Torrent.DataDir); id != "" {
+			agentID = id
 		} else {
 			agentID = "doctor"
 		}
@@ -60,4 +61,17 @@ func CheckSource(source string) error {
 		return fmt.Errorf("add task: %w", err)
 	}
 	return nil
+}
+
+// CheckState reports, for doctor with no daemon running, the state files
+// earlier starts found unreadable and moved aside (state.json.corrupt-<time>).
+func CheckState(cfg config.Config) control.Check {
+	moved := tasks.CorruptStateFiles(cfg.Torrent.DataDir)
+	if len(moved) == 0 {
+		return control.Check{Name: "state file", OK: true, Level: control.LevelOK, Detail: "no unreadable state file found"}
+	}
+	slices.Sort(moved)
+	return control.Check{Name: "state file", OK: true, Level: control.LevelWarn, Detail: fmt.Sprintf(
+		"%d unreadable state file(s) were moved aside at start, the newest to %s; the tasks were rebuilt from the saved metainfo (delete the file once you no longer need it)",
+		len(moved), moved[len(moved)-1])}
 }

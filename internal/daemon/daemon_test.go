@@ -66,6 +66,7 @@ func testConfig(t testing.TB, dir string) config.Config {
 	cfg.Torrent.DownloadDir = filepath.Join(dir, "downloads")
 	cfg.HLS.Dir = filepath.Join(dir, "hls")
 	cfg.Torrent.ListenPort = 0
+	cfg.Torrent.ListenAddr = "127.0.0.1"
 	cfg.Torrent.DHT = false
 	cfg.Torrent.Trackers = nil
 	return cfg
@@ -173,6 +174,27 @@ func get(t testing.TB, url string) (int, []byte) {
 		t.Fatalf("GET body: %v", err)
 	}
 	return resp.StatusCode, b
+}
+
+// statusOf returns the status of a GET of url, reading at most one byte of
+// the body (a task may be removed while it is read).
+func statusOf(t testing.TB, url string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Range", "bytes=0-0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusPartialContent {
+		return http.StatusOK
+	}
+	return resp.StatusCode
 }
 
 func sha(b []byte) string {
@@ -496,18 +518,15 @@ func TestOriginTokenCarriers(t *testing.T) {
 		prev = tok
 	}
 
-	// stop-stream clears the token: with require_stream_token off the
-	// task becomes token-less; the old token no longer matters, and a task
-	// whose token was cleared and re-set requires the new one.
+	// stop-stream ends every grant at once and locks the task: with
+	// require_stream_token off, neither the old token nor no token opens it.
 	f.queueSync(map[string]any{"controls": []any{map[string]any{"action": "stop-stream", "taskId": "t1"}}})
 	eventually(t, 30*time.Second, "stop-stream applied", func() bool {
-		st := f.lastTaskState("t1")
-		if st == nil {
-			return false
-		}
-		s, _ := st["streamUrl"].(string)
-		return !strings.Contains(s, prev)
+		return statusOf(t, url(prev)) == http.StatusNotFound
 	})
+	if code := statusOf(t, base); code != http.StatusNotFound {
+		t.Errorf("GET without a token after stop-stream = %d, want 404", code)
+	}
 	// A malformed entry is skipped; the valid one next to it applies.
 	tok := mintStr(t)
 	f.queueSync(map[string]any{"controls": []any{
@@ -516,22 +535,12 @@ func TestOriginTokenCarriers(t *testing.T) {
 	}})
 	wrong := mintStr(t)
 	eventually(t, 30*time.Second, "token after a malformed entry", func() bool {
-		code, _ := get(t, url(tok))
-		codeWrong, _ := get(t, url(wrong))
-		return code == http.StatusOK && codeWrong == http.StatusNotFound
+		return statusOf(t, url(tok)) == http.StatusOK && statusOf(t, url(wrong)) == http.StatusNotFound
 	})
 	// cancel removes the task and its token.
 	f.queueSync(map[string]any{"controls": []any{map[string]any{"action": "cancel", "taskId": "t1", "deleteFiles": true}}})
 	eventually(t, 30*time.Second, "cancel applied", func() bool {
-		// A GET that was streaming when the task went away ends early;
-		// that is the cancel too, so only the status code counts here.
-		resp, err := http.Get(url(tok))
-		if err != nil {
-			t.Fatalf("GET: %v", err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusNotFound
+		return statusOf(t, url(tok)) == http.StatusNotFound
 	})
 	assertNoSecrets(t, logs.String(), testAPIKey, tok0, tok, prev)
 }
@@ -586,7 +595,7 @@ func TestOriginRevokedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	found, foundBT := false, false
 	for _, c := range checks {
 		if c.Name == "origin" {
 			found = true
@@ -594,9 +603,17 @@ func TestOriginRevokedKey(t *testing.T) {
 				t.Errorf("doctor origin check = %+v, want failed", c)
 			}
 		}
+		// The test daemon binds BitTorrent to loopback (torrent.listen_address), which
+		// peers on other machines cannot reach.
+		if c.Name == "bittorrent listener" {
+			foundBT = true
+			if c.Level != control.LevelWarn || !strings.Contains(c.Detail, "torrent.listen_address") {
+				t.Errorf("doctor bittorrent listener check = %+v, want a warning naming torrent.listen_address", c)
+			}
+		}
 	}
-	if !found {
-		t.Errorf("doctor has no origin check: %+v", checks)
+	if !found || !foundBT {
+		t.Errorf("doctor lacks the origin or bittorrent listener check: %+v", checks)
 	}
 	if got := len(f.callsNamed("sync")); got > n+1 {
 		t.Errorf("syncs after 401: %d more, want the loop stopped", got-n)

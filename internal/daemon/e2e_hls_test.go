@@ -829,6 +829,7 @@ port = %d
 
 [torrent]
 listen_port = 0
+listen_address = "127.0.0.1"
 data_dir = %q
 download_dir = %q
 dht = false

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,9 +12,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/torrentclaw/cli/internal/control"
-	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/hls"
 	"github.com/torrentclaw/cli/internal/origin"
+	"github.com/torrentclaw/cli/internal/tasks"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -23,38 +24,43 @@ var errRevoked = origin.ErrRevoked
 // reportInterval is how often task progress is pushed as status updates.
 const reportInterval = 2 * time.Second
 
-// originLink applies what the origin says to the daemon and reports back. It
-// implements origin.Agent.
+// maxSessionStarts bounds the HLS session starts in flight for the origin
+// (each may wait for a torrent's metainfo), so a flood of streamSessions
+// entries cannot pile up goroutines.
+const maxSessionStarts = 16
+
+// originLink translates what the origin says into task service calls and
+// reports back. Nothing it does on the loop's goroutine blocks on the
+// network: adds and session starts run in the background. It implements
+// origin.Agent.
 type originLink struct {
 	d      *Daemon
 	client *origin.Client
 	loop   *origin.Loop
 	url    string
 
-	// mu guards plain, last and runErr.
-	mu sync.Mutex
-	// plain holds the plain tokens the origin sent, in memory only, so the
-	// stream URLs reported back can carry them. After a restart they are
-	// unknown until the origin sends them again; the URLs then omit t=.
-	plain  map[string]token.Token
-	last   map[string]origin.TaskState
+	// starts is a semaphore of HLS session starts in flight.
+	starts chan struct{}
+	// wg tracks the session-start goroutines; run waits for them.
+	wg sync.WaitGroup
+
+	// mu guards runErr.
+	mu     sync.Mutex
 	runErr error
 }
 
 var _ origin.Agent = (*originLink)(nil)
 
-func newOriginLink(d *Daemon, savedAgentID string) (*originLink, error) {
+func newOriginLink(d *Daemon) (*originLink, error) {
 	cfg := d.cfg.Origin
 	agentID := cfg.AgentID
 	if agentID == "" {
-		agentID = savedAgentID
+		agentID = d.svc.AgentID()
 	}
 	if agentID == "" {
 		agentID = uuid.NewString()
 	}
-	d.mu.Lock()
-	d.agentID = agentID
-	d.mu.Unlock()
+	d.svc.SetAgentID(agentID)
 	name := cfg.Name
 	if name == "" {
 		name, _ = os.Hostname()
@@ -70,7 +76,7 @@ func newOriginLink(d *Daemon, savedAgentID string) (*originLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
-	l := &originLink{d: d, client: client, url: originOf(cfg.APIURL), plain: map[string]token.Token{}, last: map[string]origin.TaskState{}}
+	l := &originLink{d: d, client: client, url: originOf(cfg.APIURL), starts: make(chan struct{}, maxSessionStarts)}
 	iv := d.opts.Intervals
 	l.loop, err = origin.NewLoop(origin.LoopOptions{
 		Client:            client,
@@ -91,7 +97,7 @@ func newOriginLink(d *Daemon, savedAgentID string) (*originLink, error) {
 // run drives the origin loop and the progress reporter. A revoked key stops
 // the loop with one error line; local streaming goes on, so run returns nil.
 func (l *originLink) run(ctx context.Context) error {
-	if err := l.d.save(); err != nil { // persist the agent ID before the first register
+	if err := l.d.svc.Save(); err != nil { // persist the agent ID before the first register
 		return err
 	}
 	rctx, cancel := context.WithCancel(ctx)
@@ -100,6 +106,7 @@ func (l *originLink) run(ctx context.Context) error {
 	err := l.loop.Run(ctx)
 	cancel()
 	wg.Wait()
+	l.wg.Wait()
 	l.mu.Lock()
 	l.runErr = err
 	l.mu.Unlock()
@@ -126,11 +133,8 @@ func (l *originLink) report(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, s := range l.taskStates() {
-			l.mu.Lock()
-			prev, seen := l.last[s.TaskID]
-			l.last[s.TaskID] = s
-			l.mu.Unlock()
-			if !seen || prev != s {
+			key, err := json.Marshal(s)
+			if err == nil && l.d.svc.SwapReported(s.TaskID, string(key)) {
 				l.loop.Report(s)
 			}
 		}
@@ -172,42 +176,44 @@ func (l *originLink) Snapshot(ctx context.Context) origin.Snapshot {
 		Addresses:       d.addresses(),
 		DownloadDir:     d.cfg.Torrent.DownloadDir,
 		Tasks:           l.taskStates(),
+		FreeSlots:       d.svc.FreeSlots(),
 	}
 	snap.DiskFreeBytes, snap.DiskTotalBytes = diskSpace(d.cfg.Torrent.DownloadDir)
-	snap.FreeSlots = d.eng.FreeSlots()
 	return snap
 }
 
-// taskStates converts the engine's tasks to wire form, with stream URLs.
+// taskStates converts the service's tasks to wire form, with stream URLs
+// carrying the origin's token (which the origin knows).
 func (l *originLink) taskStates() []origin.TaskState {
 	d := l.d
 	var out []origin.TaskState
 	b := d.baseURLs("http", int(d.mediaAP.Port()))
 	bs := d.baseURLs("https", d.tlsPort) // empty when TLS is off
-	for _, st := range d.eng.Tasks() {
+	for _, in := range d.svc.List() {
 		ts := origin.TaskState{
-			TaskID:          st.ID,
-			Status:          wireStatus(st.State),
-			Progress:        st.Progress,
-			DownloadedBytes: st.DownloadedBytes,
-			TotalBytes:      st.TotalBytes,
-			SpeedBps:        st.SpeedBps,
-			ETA:             max(st.ETASeconds, 0), // the wire says 0 when unknown; the engine, -1
-			FileName:        st.FileName,
-			StreamReady:     st.StreamReady,
-			ErrorMessage:    st.Error,
+			TaskID:          in.ID,
+			Status:          string(in.State),
+			Progress:        in.Progress,
+			DownloadedBytes: in.DownloadedBytes,
+			TotalBytes:      in.TotalBytes,
+			SpeedBps:        in.SpeedBps,
+			ETA:             in.ETASeconds, // 0 when unknown, as the wire says
+			FileName:        in.FileName,
+			StreamReady:     in.StreamReady,
 		}
-		if st.FileIndex >= 0 {
-			l.mu.Lock()
-			tok := l.plain[st.ID]
-			l.mu.Unlock()
+		if in.State == tasks.StateFailed {
+			// A fixed code and text, never the error's own words.
+			ts.ErrorMessage = origin.FailedState(in.ID, in.Err).ErrorMessage
+		}
+		if in.FileIndex >= 0 {
+			tok := d.svc.OriginToken(in.ID)
 			ts.StreamURL = origin.StreamURLs{
-				LAN:      streamURL(b.LAN, st.ID, tok, -1),
-				TS:       streamURL(b.TS, st.ID, tok, -1),
-				Pub:      streamURL(b.Pub, st.ID, tok, -1),
-				LANHTTPS: streamURL(bs.LAN, st.ID, tok, -1),
-				TSHTTPS:  streamURL(bs.TS, st.ID, tok, -1),
-				PubHTTPS: streamURL(bs.Pub, st.ID, tok, -1),
+				LAN:      streamURL(b.LAN, in.ID, tok, -1),
+				TS:       streamURL(b.TS, in.ID, tok, -1),
+				Pub:      streamURL(b.Pub, in.ID, tok, -1),
+				LANHTTPS: streamURL(bs.LAN, in.ID, tok, -1),
+				TSHTTPS:  streamURL(bs.TS, in.ID, tok, -1),
+				PubHTTPS: streamURL(bs.Pub, in.ID, tok, -1),
 			}.Encode()
 		}
 		out = append(out, ts)
@@ -215,48 +221,24 @@ func (l *originLink) taskStates() []origin.TaskState {
 	return out
 }
 
-func wireStatus(s engine.State) string {
-	switch s {
-	case engine.StatePaused:
-		return "downloading"
-	default:
-		return string(s)
-	}
-}
-
-// acceptToken installs a token from any carrier; the latest wins.
-func (l *originLink) acceptToken(taskID, tok string, expiresAt time.Time) {
+// grant installs a token from any carrier; the latest wins. Tokens for tasks
+// the daemon does not hold are refused and kept nowhere.
+func (l *originLink) grant(taskID, tok string, expiresAt time.Time) {
 	if tok == "" {
 		return
 	}
-	if err := l.d.setToken(taskID, token.Token(tok), expiresAt); err != nil {
-		l.d.log.Warn("origin token not accepted", "task", taskID, "err", err)
-		return
-	}
-	l.mu.Lock()
-	l.plain[taskID] = token.Token(tok)
-	l.mu.Unlock()
-}
-
-func (l *originLink) dropToken(taskID string) {
-	l.mu.Lock()
-	delete(l.plain, taskID)
-	l.mu.Unlock()
-	if err := l.d.clearToken(taskID); err != nil {
-		l.d.log.Warn("token not cleared", "task", taskID, "err", err)
+	if err := l.d.svc.GrantOrigin(taskID, token.Token(tok), expiresAt); err != nil {
+		l.d.log.Warn("origin token refused", "task", taskID, "err", err)
 	}
 }
 
 // Apply handles one sync reply. Each entry is independent: a failure is
-// logged and the next entry is applied.
+// logged and the next entry is applied. It returns at once: adds and HLS
+// session starts run in the background.
 func (l *originLink) Apply(ctx context.Context, r origin.SyncReply) {
 	d := l.d
 	changed := false
 	for _, nt := range r.NewTasks {
-		if _, err := d.eng.Task(nt.ID); err == nil {
-			l.acceptToken(nt.ID, nt.StreamToken, nt.StreamTokenExpiresAt)
-			continue
-		}
 		src := nt.Magnet
 		if src == "" {
 			src = nt.TorrentURL
@@ -268,79 +250,76 @@ func (l *originLink) Apply(ctx context.Context, r origin.SyncReply) {
 		if nt.FileIndex != nil {
 			fi = *nt.FileIndex
 		}
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := d.addTask(actx, taskRecord{ID: nt.ID, Source: src, FileIndex: fi, Title: nt.Title, Stream: nt.Mode == "stream", FromOrig: true})
-		cancel()
+		_, existing, err := d.svc.Add(ctx, tasks.AddSpec{
+			ID: nt.ID, Source: src, FileIndex: fi, Title: nt.Title, Stream: nt.Mode == "stream", FromOrigin: true,
+		})
 		if err != nil {
-			d.log.Warn("origin task not added", "task", nt.ID, "err", err)
-			l.loop.Report(origin.FailedState(nt.ID, err)) // a fixed code, never the error text
+			d.log.Warn("origin task refused", "task", nt.ID, "err", err)
+			// Reported under the ID the origin sent (an invalid one
+			// included), with a fixed code, never the error text; nothing
+			// is kept.
+			l.loop.Report(origin.FailedState(nt.ID, err))
 			continue
 		}
-		d.log.Info("task added", "task", nt.ID, "mode", nt.Mode)
-		l.acceptToken(nt.ID, nt.StreamToken, nt.StreamTokenExpiresAt)
+		if !existing {
+			d.log.Info("task added", "task", nt.ID, "mode", nt.Mode)
+		}
+		l.grant(nt.ID, nt.StreamToken, nt.StreamTokenExpiresAt)
 		changed = true
 	}
 	for _, c := range r.Controls {
-		if err := l.control(c); err != nil {
+		if err := l.control(ctx, c); err != nil {
 			d.log.Warn("origin control not applied", "action", c.Action, "task", c.TaskID, "err", err)
 			continue
 		}
 		changed = true
 	}
 	for _, sr := range r.StreamRequests {
-		if _, err := d.eng.Task(sr.TaskID); err != nil {
-			d.log.Warn("stream request for unknown task", "task", sr.TaskID)
-			continue
-		}
-		l.acceptToken(sr.TaskID, sr.StreamToken, sr.StreamTokenExpiresAt)
+		l.grant(sr.TaskID, sr.StreamToken, sr.StreamTokenExpiresAt)
 		changed = true
 	}
 	for _, ss := range r.StreamSessions {
-		l.acceptToken(ss.TaskID, ss.StreamToken, ss.StreamTokenExpiresAt)
-		l.startSession(ctx, ss)
-	}
-	if err := d.save(); err != nil {
-		d.log.Warn("state not saved", "err", err)
+		l.grant(ss.TaskID, ss.StreamToken, ss.StreamTokenExpiresAt)
+		l.startSession(ss)
 	}
 	if changed {
 		l.loop.SyncNow()
 	}
 }
 
-func (l *originLink) control(c origin.Control) error {
-	d := l.d
+func (l *originLink) control(ctx context.Context, c origin.Control) error {
+	svc := l.d.svc
 	switch c.Action {
 	case "pause":
-		return d.setPaused(c.TaskID, true)
+		return svc.Pause(c.TaskID)
 	case "resume":
-		return d.setPaused(c.TaskID, false)
+		return svc.Resume(c.TaskID)
 	case "cancel":
-		l.mu.Lock()
-		delete(l.plain, c.TaskID)
-		delete(l.last, c.TaskID)
-		l.mu.Unlock()
-		return d.removeTask(c.TaskID, c.DeleteFiles)
+		return svc.Remove(ctx, c.TaskID, c.DeleteFiles)
 	case "stream":
-		if _, err := d.eng.Task(c.TaskID); err != nil {
-			return err
+		if c.StreamToken == "" {
+			return nil
 		}
-		l.acceptToken(c.TaskID, c.StreamToken, c.StreamTokenExpiresAt)
-		return nil
+		return svc.GrantOrigin(c.TaskID, token.Token(c.StreamToken), c.StreamTokenExpiresAt)
 	case "stop-stream":
-		if _, err := d.eng.Task(c.TaskID); err != nil {
-			return err
-		}
-		l.dropToken(c.TaskID)
-		return nil
+		// Every grant ends at once and the task is locked: never open.
+		return svc.Revoke(c.TaskID)
 	default:
 		return fmt.Errorf("unknown action %q", c.Action)
 	}
 }
 
-// startSession creates an HLS session and reports session-ready or
-// session-error when the probe is done, without holding up the loop.
-func (l *originLink) startSession(ctx context.Context, ss origin.StreamSession) {
+// startSession creates an HLS session bound to the session's token (or the
+// task's origin token) and reports session-ready or session-error when the
+// probe is done, without holding up the loop.
+func (l *originLink) startSession(ss origin.StreamSession) {
 	d := l.d
+	select {
+	case l.starts <- struct{}{}:
+	default:
+		d.log.Warn("hls session refused: too many session starts in flight", "session", ss.SessionID)
+		return
+	}
 	fi := -1
 	if ss.FileIndex != nil {
 		fi = *ss.FileIndex
@@ -349,32 +328,36 @@ func (l *originLink) startSession(ctx context.Context, ss origin.StreamSession) 
 	if ss.StartSec != nil {
 		start = *ss.StartSec
 	}
-	d.bg.Go(func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	l.wg.Go(func() {
+		defer func() { <-l.starts }()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		s, err := d.createHLSWith(cctx, ss.SessionID, ss.TaskID, fi, start, hlsOptions{tracks: hls.TrackOptions{
-			AudioLanguage: ss.AudioLanguage, SubtitleLanguage: ss.SubtitleLanguage,
-		}})
+		s, err := d.svc.StartSession(ctx, tasks.SessionSpec{
+			ID: ss.SessionID, TaskID: ss.TaskID, FileIndex: fi, StartSec: start, Token: token.Token(ss.StreamToken),
+			Tracks: hls.TrackOptions{AudioLanguage: ss.AudioLanguage, SubtitleLanguage: ss.SubtitleLanguage},
+		})
 		if err == nil {
-			err = s.WaitReady(cctx)
+			err = s.WaitReady(ctx)
 		}
 		if err != nil {
 			code := "hls_failed"
 			switch {
-			case errors.Is(err, hls.ErrNoFFmpeg):
+			case errors.Is(err, tasks.ErrNoFFmpeg):
 				code = "ffmpeg_missing"
-			case errors.Is(err, hls.ErrTooManySessions):
+			case errors.Is(err, tasks.ErrTooManySessions):
 				code = "too_many_sessions"
-			case errors.Is(err, engine.ErrNotFound):
+			case errors.Is(err, tasks.ErrNotFound):
 				code = "unknown_task"
+			case errors.Is(err, tasks.ErrBadFile):
+				code = "bad_file"
 			}
 			d.log.Warn("hls session failed", "session", ss.SessionID, "task", ss.TaskID, "err", err)
-			if rerr := l.loop.SessionError(cctx, ss.SessionID, code, err.Error()); rerr != nil {
+			if rerr := l.loop.SessionError(ctx, ss.SessionID, code, code); rerr != nil {
 				d.log.Warn("session-error not delivered", "session", ss.SessionID, "err", rerr)
 			}
 			return
 		}
-		if rerr := l.loop.SessionReady(cctx, ss.SessionID); rerr != nil {
+		if rerr := l.loop.SessionReady(ctx, ss.SessionID); rerr != nil {
 			d.log.Warn("session-ready not delivered", "session", ss.SessionID, "err", rerr)
 		}
 	})
@@ -382,20 +365,21 @@ func (l *originLink) startSession(ctx context.Context, ss origin.StreamSession) 
 
 // ApplyStatusResults handles the origin's answers to a status batch.
 func (l *originLink) ApplyStatusResults(ctx context.Context, results []origin.StatusResult) {
+	svc := l.d.svc
 	for _, r := range results {
 		switch {
 		case r.Cancelled:
-			if err := l.control(origin.Control{Action: "cancel", TaskID: r.TaskID, DeleteFiles: r.DeleteFiles}); err != nil {
+			if err := svc.Remove(ctx, r.TaskID, r.DeleteFiles); err != nil {
 				l.d.log.Warn("cancel not applied", "task", r.TaskID, "err", err)
 			}
 			continue
 		case r.Paused:
-			if err := l.d.setPaused(r.TaskID, true); err != nil {
+			if err := svc.Pause(r.TaskID); err != nil {
 				l.d.log.Warn("pause not applied", "task", r.TaskID, "err", err)
 			}
 		}
 		if r.StreamRequested || r.StreamToken != "" {
-			l.acceptToken(r.TaskID, r.StreamToken, r.StreamTokenExpiresAt)
+			l.grant(r.TaskID, r.StreamToken, r.StreamTokenExpiresAt)
 		}
 	}
 }

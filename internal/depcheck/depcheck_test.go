@@ -20,16 +20,18 @@ var allowed = map[string][]string{
 	"engine":     {"netaddr"},
 	"upnp":       {"netaddr"},
 	"hls":        {},
-	"media":      {"engine", "token", "hls", "netaddr"},
+	"media":      {"tasks", "engine", "token", "hls", "netaddr"},
+	"tasks":      {"engine", "token", "hls", "netaddr"},
 	"origin":     {"netaddr"},
-	"control":    {"engine", "token", "hls"},
-	"daemon":     {"config", "netaddr", "token", "engine", "upnp", "hls", "media", "origin", "control", "metrics"},
+	"control":    {"tasks"},
+	"daemon":     {"config", "netaddr", "token", "engine", "upnp", "hls", "tasks", "media", "origin", "control", "metrics"},
 	"cli":        {"config", "control", "daemon", "sample"},
 	"sample":     {},
 	"atomicfile": {},
 	"metrics":    {},
 	"enginetest": {"engine"},
 	"upnptest":   {},
+	"clienttest": {},
 	"depcheck":   {},
 	"ids":        {},
 }
@@ -45,7 +47,7 @@ var everyone = map[string]bool{"atomicfile": true}
 
 // testOnly lists the test-helper packages: any package may import them, but
 // only from _test.go files.
-var testOnly = map[string]bool{"enginetest": true, "upnptest": true}
+var testOnly = map[string]bool{"enginetest": true, "upnptest": true, "clienttest": true}
 
 // thirdParty keeps each third-party library inside its boundary.
 var thirdParty = map[string][]string{
@@ -58,7 +60,7 @@ var thirdParty = map[string][]string{
 	// Metrics only; daemon's tests parse the scrape with prometheus/common.
 	"github.com/prometheus/client_golang": {"metrics"},
 	"github.com/prometheus/common":        {"metrics", "daemon"},
-	"github.com/google/uuid":              {"engine", "hls", "daemon", "origin", "control", "cli", "media"},
+	"github.com/google/uuid":              {"engine", "hls", "tasks", "daemon", "origin", "control", "cli", "media"},
 }
 
 type pkg struct {

@@ -107,6 +107,7 @@ type Engine struct {
 	cl         *torrent.Client
 	completion storage.PieceCompletion
 	cache      metaCache
+	peers      *peerWatch
 	fetch      *http.Client
 	listen     netip.AddrPort
 	stop       chan struct{} // closed by Close
@@ -188,6 +189,7 @@ func New(opts Options) (*Engine, error) {
 		log:         logger.With("component", "engine"),
 		tlog:        slog.New(quietHandler{logger.With("component", "torrent").Handler(), &closing}),
 		cache:       metaCache{dir: filepath.Join(opts.DataDir, "torrents")},
+		peers:       newPeerWatch(),
 		fetch:       newFetchClient(),
 		stop:        make(chan struct{}),
 		verifyLimit: newVerifyLimiter(opts.VerifyRateBytes),
@@ -234,6 +236,10 @@ func New(opts Options) (*Engine, error) {
 	// A short timer bounds such a stall; the cost is a 4-byte keep-alive per idle connection
 	// this often.
 	cfg.KeepAliveTimeout = writerWakeInterval
+	// Stalled connections are closed and uTP is the fallback to TCP (peers.go): the engine
+	// adds its own dialers after the client starts and watches requests through callbacks.
+	cfg.DialForPeerConns = false
+	e.peers.install(&cfg.Callbacks)
 	e.upLimit, e.downLimit = newRateLimiters(opts.UploadRateBytes, opts.DownloadRateBytes)
 	cfg.UploadRateLimiter, cfg.DownloadRateLimiter = e.upLimit, e.downLimit
 	e.cl, err = torrent.NewClient(cfg)
@@ -241,6 +247,11 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.Join(
 			fmt.Errorf("engine: start torrent client on %s port %d: %w", hostOrAll(opts.ListenHost), opts.ListenPort, err),
 			e.completion.Close())
+	}
+	for _, l := range e.cl.Listeners() {
+		if d, ok := l.(torrent.Dialer); ok {
+			e.cl.AddDialer(peerDialer{Dialer: d, w: e.peers})
+		}
 	}
 	if !host.IsValid() {
 		host = netip.IPv4Unspecified()
@@ -316,6 +327,7 @@ func (e *Engine) loop() {
 		case now := <-tk.C:
 			for _, t := range e.snapshot() {
 				t.maintain(now)
+				t.checkPeers(now)
 			}
 		}
 	}
@@ -409,7 +421,7 @@ func (e *Engine) Add(ctx context.Context, spec AddSpec) (*Task, error) {
 		return nil, fmt.Errorf("add task: %w: id %s is in use", ErrExists, id)
 	}
 	if t, ok := e.byKey[key]; ok {
-		return nil, fmt.Errorf("add task: %w: infohash %s is task %s", ErrExists, key, t.id)
+		return nil, fmt.Errorf("add task: %w", &ExistsError{TaskID: t.id, InfoHash: key})
 	}
 	if e.opts.MaxActive > 0 && e.activeLocked() >= e.opts.MaxActive {
 		return nil, fmt.Errorf("add task: %w (max %d)", ErrTooManyTasks, e.opts.MaxActive)
@@ -567,6 +579,7 @@ func (e *Engine) Remove(id string, deleteFiles bool) error {
 		return fmt.Errorf("remove task %q: %w", id, ErrNotFound)
 	}
 	t.shutdown()
+	e.peers.forget(t)
 	t.tor.Drop()
 	e.log.Info("task removed", "task", id, "infohash", t.key, "delete_files", deleteFiles)
 	if !deleteFiles || t.seeded {

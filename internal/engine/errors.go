@@ -50,3 +50,17 @@ var (
 	// reason. [Engine.Resume] retries.
 	ErrWrite = errors.New("write error")
 )
+
+// ExistsError reports that a torrent is already held by another task: TaskID is that task.
+// It matches [ErrExists] with errors.Is.
+type ExistsError struct {
+	TaskID   string
+	InfoHash string
+}
+
+func (e *ExistsError) Error() string {
+	return "task exists: infohash " + e.InfoHash + " is task " + e.TaskID
+}
+
+// Is reports whether target is [ErrExists].
+func (e *ExistsError) Is(target error) bool { return target == ErrExists }

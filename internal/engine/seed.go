@@ -82,7 +82,7 @@ func (e *Engine) SeedWith(ctx context.Context, path string, opts SeedOptions) (S
 	}
 	if t, ok := e.byKey[key]; ok {
 		if !t.seeded {
-			return SeedInfo{}, fmt.Errorf("seed %s: %w: infohash %s is task %s", path, ErrExists, key, t.id)
+			return SeedInfo{}, fmt.Errorf("seed %s: %w", path, &ExistsError{TaskID: t.id, InfoHash: key})
 		}
 		return e.seedInfo(t, info.Name), nil
 	}

@@ -32,13 +32,21 @@ func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
 	var sess *hls.Session
 	taskID := dummyTaskID
 	if ok && unavailable == nil {
-		if got, err := s.hls.Get(sessionID); err == nil {
+		get := func(id string) (*hls.Session, error) { return s.hls.Get(id) }
+		if s.session != nil {
+			get = func(id string) (*hls.Session, error) { return s.session(r.Context(), id) }
+		}
+		if got, err := get(sessionID); err == nil {
 			sess, taskID = got, got.TaskID()
 		}
 	}
 	// A session's URLs need a grant for the whole task, or one bound to
 	// this session; a file-scoped grant (ffmpeg's input) never opens them.
 	authorized := verify(taskID, tok, token.Scope{SessionID: sessionID, File: -1}, ok && sess != nil, s.tokens)
+	if s.bound != nil {
+		// The session's own grant, checked whatever the outcome above.
+		authorized = s.bound(sessionID, tok) && authorized
+	}
 	if unavailable != nil {
 		// No session can exist, so there is nothing to check the token
 		// against. A well-formed request (session ID and token shapes) learns

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,16 @@ type Options struct {
 	Internal *token.Table
 	// HLS serves /hls routes. Nil means HLS is unavailable (503).
 	HLS *hls.Manager
+	// SessionBound, when set, reports whether a presented token is the one
+	// an HLS session was created with (the task service binds each session
+	// to its grant). /hls answers only when the token table and SessionBound
+	// both agree; SessionBound is asked on every /hls request, so a failure
+	// costs the same work.
+	SessionBound func(sessionID, presented string) bool
+	// Session, when set, looks HLS sessions up instead of HLS.Get: the task
+	// service waits for a session it promised before the torrent's
+	// metainfo arrived (bounded by the request's context).
+	Session func(ctx context.Context, sessionID string) (*hls.Session, error)
 	// WatchSession makes the HLS session of the /watch player page. Nil:
 	// the page plays only the raw file.
 	WatchSession WatchSessionFunc
@@ -99,6 +110,8 @@ type Server struct {
 	tokens       *token.Table
 	internal     *token.Table
 	hls          *hls.Manager
+	bound        func(sessionID, presented string) bool
+	session      func(ctx context.Context, sessionID string) (*hls.Session, error)
 	watchSession WatchSessionFunc
 	origins      atomic.Pointer[map[string]bool] // normalised "scheme://host[:port]"; see SetCORSOrigins
 	publicHosts  func() []string
@@ -178,6 +191,8 @@ func New(opts Options) (*Server, error) {
 		tokens:       opts.Tokens,
 		internal:     opts.Internal,
 		hls:          opts.HLS,
+		bound:        opts.SessionBound,
+		session:      opts.Session,
 		watchSession: opts.WatchSession,
 		publicHosts:  opts.PublicHosts,
 		defaultHost:  opts.DefaultHost,

@@ -419,21 +419,3 @@ func (t *Table) Info(taskID string) Info {
 	}
 	return in
 }
-
-// SetTaskToken makes tok the origin grant of taskID, for the whole task.
-//
-// Deprecated: use [Table.Grant] with [IssuerOrigin] and [TaskScope].
-func (t *Table) SetTaskToken(taskID string, tok Token, expiresAt time.Time) error {
-	return t.Grant(taskID, tok, IssuerOrigin, TaskScope(), expiresAt)
-}
-
-// ClearTaskToken revokes taskID: every grant ends and the task is locked
-// (never opened).
-//
-// Deprecated: use [Table.Revoke], or [Table.Forget] for a removed task.
-func (t *Table) ClearTaskToken(taskID string) { t.Revoke(taskID) }
-
-// HasToken reports whether taskID has a live grant.
-//
-// Deprecated: use [Table.Info].
-func (t *Table) HasToken(taskID string) bool { return t.Info(taskID).Grants > 0 }

@@ -380,31 +380,6 @@ func TestInfo(t *testing.T) {
 	}
 }
 
-func TestDeprecatedWrappers(t *testing.T) {
-	clk := &fakeClock{t: t0}
-	tab := New(Options{TTL: time.Hour, Grace: time.Minute, Now: clk.Now})
-	if err := tab.SetTaskToken("a", tk("A"), time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	if !tab.HasToken("a") {
-		t.Errorf("HasToken after SetTaskToken = false")
-	}
-	_ = tab.SetTaskToken("a", tk("B"), time.Time{})
-	if err := tab.Verify("a", tk("A").Reveal(), TaskScope()); err != nil {
-		t.Errorf("Verify(replaced by SetTaskToken) = %v, want nil within grace", err)
-	}
-	// The stop-stream bug: clearing used to open the task to everyone.
-	tab.ClearTaskToken("a")
-	if tab.HasToken("a") {
-		t.Errorf("HasToken after ClearTaskToken = true")
-	}
-	for _, p := range []string{"", tk("A").Reveal(), tk("B").Reveal()} {
-		if err := tab.Verify("a", p, TaskScope()); err == nil {
-			t.Errorf("Verify after ClearTaskToken (flag off) = nil, want ErrUnauthorized")
-		}
-	}
-}
-
 func TestExportImport(t *testing.T) {
 	clk := &fakeClock{t: t0}
 	opts := Options{TTL: time.Hour, Grace: time.Minute, Now: clk.Now}

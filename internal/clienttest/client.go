@@ -1,0 +1,241 @@
+package clienttest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Client is a running third-party BitTorrent client.
+type Client interface {
+	// Name is the client's program name, e.g. "qbittorrent-nox".
+	Name() string
+	// PeerAddr is the client's BitTorrent listen address (TCP, and UDP for uTP).
+	PeerAddr() netip.AddrPort
+	// AddTorrent adds a .torrent file whose data is (to be) in dir: the client seeds what it
+	// finds there after checking it, and downloads the rest.
+	AddTorrent(t testing.TB, torrentPath, dir string)
+	// AddMagnet adds a magnet link, downloading into dir.
+	AddMagnet(t testing.TB, magnet, dir string)
+	// Status reports the torrent with the given infohash (40 hex digits).
+	Status(t testing.TB, infoHash string) Status
+	// LogTail returns the end of the client's log, for failure messages.
+	LogTail() string
+}
+
+// Status is a client's view of one torrent.
+type Status struct {
+	Known    bool    // the client has the torrent (with a magnet: possibly without metadata)
+	Progress float64 // 0-1, of the wanted data, verified
+	Seeding  bool    // checked, complete and uploading
+	Err      string  // the client's error for the torrent, if any
+}
+
+// Options configures a client.
+type Options struct {
+	// UploadRateBytes limits the client's upload in bytes per second (also to peers on the
+	// local network); 0 is unlimited. aria2c and qBittorrent keep whole KiB/s.
+	UploadRateBytes int64
+	// UTPOnly turns TCP off (qBittorrent only): peers reach the client over uTP alone.
+	UTPOnly bool
+}
+
+// WaitSeeding waits until c seeds the torrent infoHash (checked and complete).
+func WaitSeeding(t testing.TB, c Client, infoHash string, timeout time.Duration) {
+	t.Helper()
+	waitStatus(t, c, infoHash, timeout, "seeding", func(s Status) bool { return s.Seeding })
+}
+
+// WaitComplete waits until c has downloaded and verified all of torrent infoHash.
+func WaitComplete(t testing.TB, c Client, infoHash string, timeout time.Duration) {
+	t.Helper()
+	waitStatus(t, c, infoHash, timeout, "complete", func(s Status) bool { return s.Progress >= 1 })
+}
+
+func waitStatus(t testing.TB, c Client, ih string, timeout time.Duration, what string, ok func(Status) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last Status
+	for {
+		last = c.Status(t, ih)
+		if last.Err != "" {
+			t.Fatalf("%s: torrent %s: %s\n%s", c.Name(), ih, last.Err, c.LogTail())
+		}
+		if ok(last) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: torrent %s not %s after %v (last status %+v)\n%s", c.Name(), ih, what, timeout, last, c.LogTail())
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("%s: test ended waiting for torrent %s to be %s", c.Name(), ih, what)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// proc is a client process owned by a test.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string // path of its log file
+	done chan struct{}
+}
+
+// startProc starts a program whose output goes to logPath and stops it (SIGTERM, then
+// SIGKILL after 5 s) when the test ends.
+func startProc(t testing.TB, logPath string, name string, args ...string) *proc {
+	t.Helper()
+	lf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		lf.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// exited reports an error when the process has ended.
+func (p *proc) exited() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s exited: %v", p.name, p.cmd.ProcessState)
+	default:
+		return nil
+	}
+}
+
+// Pid returns the client's process id.
+func (p *proc) Pid() int { return p.cmd.Process.Pid }
+
+// LogTail returns the last few KiB of the process's log.
+func (p *proc) LogTail() string { return tailFile(p.log, 4<<10) }
+
+func tailFile(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > n {
+		_, _ = f.Seek(st.Size()-n, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	return fmt.Sprintf("--- %s (tail) ---\n%s", filepath.Base(path), b)
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that is free for TCP and UDP at the time of the
+// call (inside a test's own namespace nothing else takes it).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port for TCP and UDP")
+	return 0
+}
+
+// waitHTTP waits until url answers (any status) or the process exits.
+func waitHTTP(t testing.TB, p *proc, url string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if perr := p.exited(); perr != nil {
+			t.Fatalf("%v before answering %s\n%s", perr, redactURL(url), p.LogTail())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer on %s within %v: %v\n%s", p.name, redactURL(url), timeout, err, p.LogTail())
+		}
+		time.Sleep(50 * time.Millisecond) // polling a port that is not open yet; nothing to await
+	}
+}
+
+func redactURL(u string) string {
+	base, _, _ := strings.Cut(u, "?")
+	return base
+}
+
+// postJSON posts v as JSON and decodes the reply into out (when non-nil).
+func postJSON(hc *http.Client, url string, hdr http.Header, v, out any) (*http.Response, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return resp, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp, fmt.Errorf("%s: %s: %s", redactURL(url), resp.Status, bytes.TrimSpace(body))
+	}
+	if out != nil {
+		if err := json.Unmarshal(body, out); err != nil {
+			return resp, fmt.Errorf("%s: decode reply: %w", redactURL(url), err)
+		}
+	}
+	return resp, nil
+}
+
+func loopback(port int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
+}

@@ -1,0 +1,365 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	pp "github.com/anacrolix/torrent/peer_protocol"
+	"github.com/anacrolix/torrent/types/infohash"
+)
+
+// Stalled peer connections.
+//
+// A connection can stop carrying data while it stays up. The one seen in practice is uTP
+// between the library's cgo libutp and libtorrent 2.0 (qBittorrent, Deluge): a burst from the
+// seeder overflows our UDP socket's receive buffer on a fast link, our selective ACKs cover
+// only the 32 packets after the hole, and the seeder then neither fast-resends nor times out
+// for about a minute while both sides keep exchanging keep-alives. Reads waiting for the
+// blocks requested on that connection wait with it.
+//
+// So the engine watches every connection: one that unchokes us but delivers no block for
+// peerStallTimeout after we asked for one is closed, which returns its requests to the other peers at
+// once, and its address is added again so that it is redialled. A uTP connection that stalled
+// marks its address: from then on the engine dials that peer over TCP, and closes incoming
+// uTP connections from it once TCP to it works (a peer reachable over uTP alone keeps uTP,
+// and each stall costs it peerStallTimeout). Besides, the engine prefers TCP wherever both
+// work: it dials uTP only utpDialDelay after TCP, and not at all once TCP connected.
+const (
+	peerStallTimeout = 4 * time.Second
+	utpDialDelay     = 500 * time.Millisecond
+	// utpStalledDialDelay replaces utpDialDelay for a peer whose uTP stalled.
+	utpStalledDialDelay = 3 * time.Second
+	// tcpHandshakeGrace is how long a TCP connection gets to complete its BitTorrent
+	// handshake before it counts as useless; tcpRest is how long TCP to a peer that closed
+	// it rests.
+	tcpHandshakeGrace = 2 * time.Second
+	tcpRest           = 5 * time.Minute
+	// peerMemory bounds how long an address stays marked (uTP stalled, TCP worked).
+	peerMemory = 30 * time.Minute
+	// maxRememberedPeers bounds the address maps; the oldest half is forgotten beyond it.
+	maxRememberedPeers = 4096
+)
+
+var (
+	errPreferTCP  = errors.New("TCP works with this peer; uTP not needed")
+	errTCPUseless = errors.New("this peer closes TCP connections before the handshake")
+)
+
+// peerWatch follows every peer connection through the torrent library's callbacks (which run
+// with the library's lock held, so they only touch this struct): the requests we sent it,
+// whether it chokes us, and since when it owes us a block. Safe for concurrent use.
+type peerWatch struct {
+	mu         sync.Mutex                   // guards the fields below
+	conns      map[*torrent.Peer]*peerState // connections we have heard from or asked
+	utpStalled map[string]time.Time         // remote address → when uTP to it stalled
+	tcpOK      map[string]time.Time         // remote address → when TCP to it last connected
+	tcpFailed  map[string]time.Time         // remote address → when a TCP dial to it last failed
+	tcpDialed  map[string]time.Time         // remote address → when a TCP dial to it last connected
+	redial     map[*Task][]torrent.PeerInfo // peers closed by checkPeers, to add again next time
+	now        func() time.Time             // the clock; time.Now outside tests
+}
+
+type peerState struct {
+	outstanding int       // our requests not yet answered or cancelled
+	choked      bool      // the peer chokes us (it owes us nothing then)
+	askedAt     time.Time // since when we wait for a block from it; zero when we wait for none
+}
+
+func newPeerWatch() *peerWatch {
+	return &peerWatch{
+		conns:      make(map[*torrent.Peer]*peerState),
+		utpStalled: make(map[string]time.Time),
+		tcpOK:      make(map[string]time.Time),
+		tcpFailed:  make(map[string]time.Time),
+		tcpDialed:  make(map[string]time.Time),
+		redial:     make(map[*Task][]torrent.PeerInfo),
+		now:        time.Now,
+	}
+}
+
+// install registers the watch's callbacks in the client config.
+func (w *peerWatch) install(cb *torrent.Callbacks) {
+	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) { w.sent(ev.Peer) })
+	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) { w.deleted(ev.Peer) })
+	cb.PeerClosed = append(cb.PeerClosed, w.closed)
+	prevHS := cb.CompletedHandshake
+	cb.CompletedHandshake = func(pc *torrent.PeerConn, ih infohash.T) {
+		if prevHS != nil {
+			prevHS(pc, ih)
+		}
+		// TCP works with a peer once a BitTorrent handshake completes over it: a peer may
+		// accept TCP connections and close them at once (libtorrent with TCP turned off).
+		if !isUTP(pc.Network) {
+			w.noteTCP(addrString(pc.RemoteAddr), true)
+		}
+	}
+	prevMsg := cb.ReadMessage
+	cb.ReadMessage = func(pc *torrent.PeerConn, m *pp.Message) {
+		if prevMsg != nil {
+			prevMsg(pc, m)
+		}
+		if !m.Keepalive { // a keep-alive's zero Type reads as Choke
+			w.read(&pc.Peer, m.Type)
+		}
+	}
+}
+
+// state returns p's state, creating it. w.mu must be held.
+func (w *peerWatch) state(p *torrent.Peer) *peerState {
+	s := w.conns[p]
+	if s == nil {
+		s = &peerState{choked: true}
+		w.conns[p] = s
+	}
+	return s
+}
+
+// sent starts the wait for a block unless one is under way. Requests cancelled and issued
+// again (urgent mode's kicks) keep the wait's start: a kick must not hide a stall.
+func (w *peerWatch) sent(p *torrent.Peer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.state(p)
+	s.outstanding++
+	if s.askedAt.IsZero() {
+		s.askedAt = w.now()
+	}
+}
+
+func (w *peerWatch) deleted(p *torrent.Peer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s := w.conns[p]; s != nil && s.outstanding > 0 {
+		s.outstanding--
+	}
+}
+
+// read notes the messages that matter: a block restarts the wait (or ends it when nothing
+// else is outstanding), a choke suspends it, an unchoke restarts it.
+func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType) {
+	if t != pp.Piece && t != pp.Choke && t != pp.Unchoke {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.state(p)
+	switch t {
+	case pp.Choke:
+		s.choked = true
+	case pp.Unchoke:
+		s.choked = false
+		if !s.askedAt.IsZero() {
+			s.askedAt = w.now()
+		}
+	case pp.Piece:
+		// The library reports the message before it deletes the request the block answers,
+		// so that request is still counted here.
+		s.askedAt = time.Time{}
+		if s.outstanding > 1 {
+			s.askedAt = w.now()
+		}
+	}
+}
+
+func (w *peerWatch) closed(p *torrent.Peer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.conns, p)
+}
+
+// stalledFor returns how long p, while unchoking us, has owed us a block: since the first
+// request after its last block. Cancelled requests count: a peer that delivers nothing at
+// all is stalled even when we gave up on what we asked it for.
+func (w *peerWatch) stalledFor(p *torrent.Peer, now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.conns[p]
+	if s == nil || s.choked || s.askedAt.IsZero() {
+		return 0
+	}
+	return now.Sub(s.askedAt)
+}
+
+// markUTPStalled remembers that uTP to addr stalled.
+func (w *peerWatch) markUTPStalled(addr string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	remember(w.utpStalled, addr, w.now())
+}
+
+func (w *peerWatch) utpBlocked(addr string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.utpStalled[addr]
+	return ok && w.now().Sub(at) < peerMemory
+}
+
+// noteTCP records that a BitTorrent handshake over TCP with addr completed (ok) or that a
+// TCP dial to it failed.
+func (w *peerWatch) noteTCP(addr string, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ok {
+		remember(w.tcpOK, addr, w.now())
+		delete(w.tcpFailed, addr)
+	} else {
+		remember(w.tcpFailed, addr, w.now())
+	}
+}
+
+// tcpUseless reports whether the last TCP connection to addr, made more than
+// tcpHandshakeGrace ago and less than tcpRest ago, completed no BitTorrent handshake.
+func (w *peerWatch) tcpUseless(addr string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	dialed, ok := w.tcpDialed[addr]
+	if !ok {
+		return false
+	}
+	since := w.now().Sub(dialed)
+	return since > tcpHandshakeGrace && since < tcpRest && !w.tcpOK[addr].After(dialed)
+}
+
+// recent reports whether m holds addr from within peerMemory.
+func (w *peerWatch) recent(m map[string]time.Time, addr string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := m[addr]
+	return ok && w.now().Sub(at) < peerMemory
+}
+
+// remember sets m[k] = at, forgetting the older half of m first when it is full.
+func remember(m map[string]time.Time, k string, at time.Time) {
+	if _, ok := m[k]; !ok && len(m) >= maxRememberedPeers {
+		var ts []time.Time
+		for _, t := range m {
+			ts = append(ts, t)
+		}
+		slices.SortFunc(ts, time.Time.Compare)
+		cut := ts[len(ts)/2]
+		for a, t := range m {
+			if !t.After(cut) {
+				delete(m, a)
+			}
+		}
+	}
+	m[k] = at
+}
+
+// peerDialer wraps one of the client's sockets as its dialer for peer connections: TCP
+// first, uTP only after utpDialDelay and only when TCP has not connected to that address
+// (see the comment at the top of this file).
+type peerDialer struct {
+	torrent.Dialer
+	w *peerWatch
+}
+
+func (d peerDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	if !isUTP(d.DialerNetwork()) {
+		// The library takes the first connection that any dialer makes. A peer that
+		// accepts TCP connections only to close them (libtorrent with TCP turned off) would
+		// win every race and fail every handshake, so TCP to it rests for a while.
+		if d.w.tcpUseless(addr) {
+			return nil, errTCPUseless
+		}
+		c, err := d.Dialer.Dial(ctx, addr)
+		switch {
+		case err == nil:
+			d.w.mu.Lock()
+			remember(d.w.tcpDialed, addr, d.w.now())
+			d.w.mu.Unlock()
+		case ctx.Err() == nil:
+			d.w.noteTCP(addr, false)
+		}
+		return c, err
+	}
+	delay := utpDialDelay
+	if d.w.utpBlocked(addr) {
+		delay = utpStalledDialDelay
+	}
+	tm := time.NewTimer(delay)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-tm.C:
+	}
+	// uTP only when TCP has not worked (a completed handshake): for a peer whose uTP stalled
+	// TCP gets longer to prove itself.
+	if d.w.recent(d.w.tcpOK, addr) {
+		return nil, errPreferTCP
+	}
+	return d.Dialer.Dial(ctx, addr)
+}
+
+// checkPeers closes the task's connections that stalled (see the top of this file) and
+// adds their addresses again on its next run: the library drops an address added while its
+// closed connection is still being torn down.
+func (t *Task) checkPeers(now time.Time) {
+	if t.tor == nil || !t.hasInfo() {
+		return
+	}
+	w := t.e.peers
+	w.mu.Lock()
+	prev := w.redial[t]
+	delete(w.redial, t)
+	w.mu.Unlock()
+	if len(prev) > 0 {
+		t.tor.AddPeers(prev)
+	}
+	var again []torrent.PeerInfo
+	for _, pc := range t.tor.PeerConns() {
+		addr := addrString(pc.RemoteAddr)
+		utp := isUTP(pc.Network)
+		if utp && w.utpBlocked(addr) && w.recent(w.tcpOK, addr) {
+			// A peer whose uTP stalled came back over uTP although TCP to it works.
+			t.e.log.Debug("closing a uTP connection to a peer whose uTP stalled", "task", t.id, "remote_addr", addr)
+			pc.Close()
+			w.closed(&pc.Peer)
+			again = append(again, torrent.PeerInfo{Addr: pc.RemoteAddr, Source: torrent.PeerSourceDirect, Trusted: true})
+			continue
+		}
+		d := w.stalledFor(&pc.Peer, now)
+		if d < peerStallTimeout {
+			continue
+		}
+		if utp {
+			w.markUTPStalled(addr)
+		}
+		t.e.log.Info("peer connection stalled; closing it and giving its requests to other peers",
+			"task", t.id, "infohash", t.key, "network", pc.Network, "remote_addr", addr,
+			"dur", d.Round(time.Millisecond), "prefer_tcp", utp)
+		pc.Close()
+		w.closed(&pc.Peer)
+		again = append(again, torrent.PeerInfo{Addr: pc.RemoteAddr, Source: torrent.PeerSourceDirect, Trusted: true})
+	}
+	if len(again) > 0 {
+		w.mu.Lock()
+		w.redial[t] = again
+		w.mu.Unlock()
+	}
+}
+
+// forget drops what the watch keeps for a removed task.
+func (w *peerWatch) forget(t *Task) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.redial, t)
+}
+
+func isUTP(network string) bool {
+	return strings.HasPrefix(network, "udp") || strings.HasPrefix(network, "utp")
+}
+
+func addrString(a torrent.PeerRemoteAddr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

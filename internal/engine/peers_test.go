@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	pp "github.com/anacrolix/torrent/peer_protocol"
+)
+
+// fakeClock is the watch's clock, moved by hand.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time                { return c.t }
+func (c *fakeClock) add(d time.Duration) time.Time { c.t = c.t.Add(d); return c.t }
+
+func TestPeerWatchStall(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	w := newPeerWatch()
+	w.now = clk.now
+	p := &torrent.Peer{}
+
+	if d := w.stalledFor(p, clk.t); d != 0 {
+		t.Fatalf("stalledFor(unknown peer) = %v, want 0", d)
+	}
+	w.read(p, pp.Unchoke)
+	w.sent(p)
+	w.sent(p)
+	if d := w.stalledFor(p, clk.add(3*time.Second)); d != 3*time.Second {
+		t.Errorf("after 3s without a block: stalledFor = %v, want 3s", d)
+	}
+	// A kick cancels both requests and issues them again: the wait keeps its start.
+	w.deleted(p)
+	w.deleted(p)
+	w.sent(p)
+	w.sent(p)
+	if d := w.stalledFor(p, clk.add(2*time.Second)); d != 5*time.Second {
+		t.Errorf("after a kick: stalledFor = %v, want 5s (a kick must not hide a stall)", d)
+	}
+	// A block restarts the wait; one request is still outstanding.
+	w.read(p, pp.Piece)
+	w.deleted(p)
+	if d := w.stalledFor(p, clk.add(time.Second)); d != time.Second {
+		t.Errorf("1s after a block: stalledFor = %v, want 1s", d)
+	}
+	// A choke suspends the wait, an unchoke restarts it.
+	w.read(p, pp.Choke)
+	if d := w.stalledFor(p, clk.add(10*time.Second)); d != 0 {
+		t.Errorf("choked: stalledFor = %v, want 0", d)
+	}
+	w.read(p, pp.Unchoke)
+	if d := w.stalledFor(p, clk.add(time.Second)); d != time.Second {
+		t.Errorf("1s after unchoke: stalledFor = %v, want 1s", d)
+	}
+	// The last block with nothing else outstanding ends the wait.
+	w.read(p, pp.Piece)
+	w.deleted(p)
+	if d := w.stalledFor(p, clk.add(time.Minute)); d != 0 {
+		t.Errorf("nothing outstanding: stalledFor = %v, want 0", d)
+	}
+	w.closed(p)
+	if len(w.conns) != 0 {
+		t.Errorf("closed peer still tracked: %d conns", len(w.conns))
+	}
+}
+
+// fakeDialer records dials and answers with conn or err.
+type fakeDialer struct {
+	network string
+	dials   int
+	err     error
+}
+
+func (d *fakeDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	d.dials++
+	if d.err != nil {
+		return nil, d.err
+	}
+	c1, c2 := net.Pipe()
+	c2.Close()
+	return c1, nil
+}
+
+func (d *fakeDialer) DialerNetwork() string { return d.network }
+
+func TestPeerDialerPrefersTCP(t *testing.T) {
+	const addr = "192.0.2.1:6881"
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	w := newPeerWatch()
+	w.now = clk.now
+	tcp, utp := &fakeDialer{network: "tcp4"}, &fakeDialer{network: "udp4"}
+	td, ud := peerDialer{Dialer: tcp, w: w}, peerDialer{Dialer: utp, w: w}
+
+	// Nothing known: uTP is tried (after its delay).
+	c, err := ud.Dial(t.Context(), addr)
+	if err != nil || utp.dials != 1 {
+		t.Fatalf("uTP dial to an unknown peer = %v, %d dials; want a connection", err, utp.dials)
+	}
+	c.Close()
+	// A completed TCP handshake: uTP is not dialled any more.
+	w.noteTCP(addr, true)
+	if _, err := ud.Dial(t.Context(), addr); !errors.Is(err, errPreferTCP) || utp.dials != 1 {
+		t.Errorf("uTP dial after a TCP handshake = %v (%d dials), want errPreferTCP", err, utp.dials)
+	}
+	// TCP that connects but never completes a handshake rests, so uTP can win.
+	const addr2 = "192.0.2.2:6881"
+	c, err = td.Dial(t.Context(), addr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	clk.add(tcpHandshakeGrace + time.Second)
+	if _, err := td.Dial(t.Context(), addr2); !errors.Is(err, errTCPUseless) || tcp.dials != 1 {
+		t.Errorf("TCP dial to a peer that closed TCP = %v (%d dials), want errTCPUseless", err, tcp.dials)
+	}
+	clk.add(tcpRest)
+	if c, err := td.Dial(t.Context(), addr2); err != nil {
+		t.Errorf("TCP dial after the rest = %v, want a connection", err)
+	} else {
+		c.Close()
+	}
+	// A cancelled uTP dial returns at once.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := ud.Dial(ctx, "192.0.2.3:6881"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled uTP dial = %v, want context.Canceled", err)
+	}
+}
