@@ -486,6 +486,9 @@ func TestE2EHLS(t *testing.T) {
 	// CreateHLS rotates the task's token; the first session's URLs carry
 	// the old one, which must outlive the test however slow the machine.
 	cfg.Stream.TokenGrace = config.Duration(time.Hour)
+	// Sessions wait unused while other subtests run; on a loaded machine that took longer
+	// than the 2-minute idle timeout, which closed them (their URLs then answer 404).
+	cfg.HLS.IdleTimeout = config.Duration(time.Hour)
 	logs := &logBuffer{}
 	r := startDaemon(t, cfg, logs)
 	ctx := t.Context()
@@ -648,6 +651,7 @@ func TestE2EHLSOriginSessions(t *testing.T) {
 	logs := &logBuffer{}
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	cfg.HLS.IdleTimeout = config.Duration(time.Hour) // no reaping on a slow machine
 	cfg.Origin.APIURL = f.URL()
 	cfg.Origin.APIKey = testAPIKey
 	r := startDaemon(t, cfg, logs)

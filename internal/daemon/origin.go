@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/hls"
 	"github.com/torrentclaw/cli/internal/origin"
 	"github.com/torrentclaw/cli/internal/tasks"
@@ -202,8 +204,13 @@ func (l *originLink) taskStates() []origin.TaskState {
 			StreamReady:     in.StreamReady,
 		}
 		if in.State == tasks.StateFailed {
-			// A fixed code and text, never the error's own words.
-			ts.ErrorMessage = origin.FailedState(in.ID, in.Err).ErrorMessage
+			// A fixed code and text, never the error's own words (which may
+			// name a local path).
+			err := in.Err
+			if err == nil && strings.Contains(in.Error, engine.ErrDiskFull.Error()) {
+				err = engine.ErrDiskFull // the engine stopped the task for space
+			}
+			ts.ErrorMessage = origin.FailedState(in.ID, err).ErrorMessage
 		}
 		if in.FileIndex >= 0 {
 			tok := d.svc.OriginToken(in.ID)

@@ -23,9 +23,17 @@
 // (see urgent.go). The client is also configured around two library bugs (peer-request buffer
 // deadlock, lost writer wake-ups); see New.
 //
+// Integrity (integrity.go, completion.go): a piece whose file may have changed since it was
+// verified (size or mtime against a record kept in DataDir/verified, or an unclean stop) is
+// hashed again before it is served or uploaded, in the background at [Options.VerifyRateBytes];
+// one that fails is fetched again. A corrupt piece database is moved aside and the pieces are
+// verified from the files ([Engine.Recoveries]). Metainfo over [Options.MaxFiles] or
+// [Options.MaxNameBytes] is refused (bounds.go).
+//
 // A storage write that fails (a full disk above all) stops the task's downloading with
 // [ErrDiskFull] or [ErrWrite] in its Status and in reads of missing data, logged once;
-// verified data stays readable and [Engine.Resume] retries (see diskfull.go).
+// verified data stays readable; the task retries by itself with backoff once a piece fits
+// again, and [Engine.Resume] retries at once (see diskfull.go).
 //
 // Lifetimes: [New] binds the listen port and starts the client and one maintenance goroutine
 // (speed sampling, seeding limits, cooling of idle stream tasks); [Engine.Close] stops all of

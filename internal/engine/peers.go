@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ const (
 	utpDialDelay     = 500 * time.Millisecond
 	// utpStalledDialDelay replaces utpDialDelay for a peer whose uTP stalled.
 	utpStalledDialDelay = 3 * time.Second
+	// redialTries bounds how many ticks checkPeers adds a closed peer again.
+	redialTries = 10
 	// tcpHandshakeGrace is how long a TCP connection gets to complete its BitTorrent
 	// handshake before it counts as useless; tcpRest is how long TCP to a peer that closed
 	// it rests.
@@ -61,11 +64,21 @@ type peerWatch struct {
 	tcpOK      map[string]time.Time         // remote address → when TCP to it last connected
 	tcpFailed  map[string]time.Time         // remote address → when a TCP dial to it last failed
 	tcpDialed  map[string]time.Time         // remote address → when a TCP dial to it last connected
-	redial     map[*Task][]torrent.PeerInfo // peers closed by checkPeers, to add again next time
+	redial     map[*Task]map[string]*redial // peers closed by checkPeers, to add again until connected
 	now        func() time.Time             // the clock; time.Now outside tests
 }
 
+// redial is a peer that checkPeers closed and adds again, once a tick, until a connection to
+// it exists or redialTries ran out. Once is not enough: the library drops an address added
+// while the closed connection is still being torn down, and the first dial may go to a TCP
+// port that accepts and closes (see tcpUseless) before uTP gets its turn.
+type redial struct {
+	info  torrent.PeerInfo
+	tries int
+}
+
 type peerState struct {
+	listenPort  int       // the peer's listen port from its extended handshake, 0 if unknown
 	outstanding int       // our requests not yet answered or cancelled
 	choked      bool      // the peer chokes us (it owes us nothing then)
 	askedAt     time.Time // since when we wait for a block from it; zero when we wait for none
@@ -78,7 +91,7 @@ func newPeerWatch() *peerWatch {
 		tcpOK:      make(map[string]time.Time),
 		tcpFailed:  make(map[string]time.Time),
 		tcpDialed:  make(map[string]time.Time),
-		redial:     make(map[*Task][]torrent.PeerInfo),
+		redial:     make(map[*Task]map[string]*redial),
 		now:        time.Now,
 	}
 }
@@ -88,6 +101,15 @@ func (w *peerWatch) install(cb *torrent.Callbacks) {
 	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) { w.sent(ev.Peer) })
 	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) { w.deleted(ev.Peer) })
 	cb.PeerClosed = append(cb.PeerClosed, w.closed)
+	prevEH := cb.ReadExtendedHandshake
+	cb.ReadExtendedHandshake = func(pc *torrent.PeerConn, m *pp.ExtendedHandshakeMessage) {
+		if prevEH != nil {
+			prevEH(pc, m)
+		}
+		w.mu.Lock()
+		w.state(&pc.Peer).listenPort = m.Port
+		w.mu.Unlock()
+	}
 	prevHS := cb.CompletedHandshake
 	cb.CompletedHandshake = func(pc *torrent.PeerConn, ih infohash.T) {
 		if prevHS != nil {
@@ -213,6 +235,17 @@ func (w *peerWatch) noteTCP(addr string, ok bool) {
 	}
 }
 
+// tcpConnected records a TCP connection to addr. A connection after one that completed no
+// handshake keeps the first one's time, so that tcpUseless sees how long TCP has failed.
+func (w *peerWatch) tcpConnected(addr string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if at, ok := w.tcpDialed[addr]; ok && !w.tcpOK[addr].After(at) && w.now().Sub(at) < tcpRest {
+		return
+	}
+	remember(w.tcpDialed, addr, w.now())
+}
+
 // tcpUseless reports whether the last TCP connection to addr, made more than
 // tcpHandshakeGrace ago and less than tcpRest ago, completed no BitTorrent handshake.
 func (w *peerWatch) tcpUseless(addr string) bool {
@@ -271,9 +304,7 @@ func (d peerDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		c, err := d.Dialer.Dial(ctx, addr)
 		switch {
 		case err == nil:
-			d.w.mu.Lock()
-			remember(d.w.tcpDialed, addr, d.w.now())
-			d.w.mu.Unlock()
+			d.w.tcpConnected(addr)
 		case ctx.Err() == nil:
 			d.w.noteTCP(addr, false)
 		}
@@ -299,30 +330,38 @@ func (d peerDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // checkPeers closes the task's connections that stalled (see the top of this file) and
-// adds their addresses again on its next run: the library drops an address added while its
-// closed connection is still being torn down.
+// dials their peers again (see redial).
 func (t *Task) checkPeers(now time.Time) {
 	if t.tor == nil || !t.hasInfo() {
 		return
 	}
 	w := t.e.peers
-	w.mu.Lock()
-	prev := w.redial[t]
-	delete(w.redial, t)
-	w.mu.Unlock()
-	if len(prev) > 0 {
-		t.tor.AddPeers(prev)
+	conns := t.tor.PeerConns()
+	connected := make(map[string]bool, len(conns))
+	for _, pc := range conns {
+		connected[w.dialAddr(pc)] = true
 	}
+	w.mu.Lock()
 	var again []torrent.PeerInfo
-	for _, pc := range t.tor.PeerConns() {
-		addr := addrString(pc.RemoteAddr)
+	for a, r := range w.redial[t] {
+		if connected[a] || r.tries >= redialTries {
+			delete(w.redial[t], a)
+			continue
+		}
+		r.tries++
+		again = append(again, r.info)
+	}
+	w.mu.Unlock()
+	if len(again) > 0 {
+		t.tor.AddPeers(again)
+	}
+	for _, pc := range conns {
+		addr, dial := addrString(pc.RemoteAddr), w.dialAddr(pc)
 		utp := isUTP(pc.Network)
-		if utp && w.utpBlocked(addr) && w.recent(w.tcpOK, addr) {
+		if utp && (w.utpBlocked(addr) || w.utpBlocked(dial)) && w.recent(w.tcpOK, dial) {
 			// A peer whose uTP stalled came back over uTP although TCP to it works.
 			t.e.log.Debug("closing a uTP connection to a peer whose uTP stalled", "task", t.id, "remote_addr", addr)
-			pc.Close()
-			w.closed(&pc.Peer)
-			again = append(again, torrent.PeerInfo{Addr: pc.RemoteAddr, Source: torrent.PeerSourceDirect, Trusted: true})
+			w.drop(t, pc, dial)
 			continue
 		}
 		d := w.stalledFor(&pc.Peer, now)
@@ -331,19 +370,46 @@ func (t *Task) checkPeers(now time.Time) {
 		}
 		if utp {
 			w.markUTPStalled(addr)
+			w.markUTPStalled(dial)
 		}
 		t.e.log.Info("peer connection stalled; closing it and giving its requests to other peers",
 			"task", t.id, "infohash", t.key, "network", pc.Network, "remote_addr", addr,
 			"dur", d.Round(time.Millisecond), "prefer_tcp", utp)
-		pc.Close()
-		w.closed(&pc.Peer)
-		again = append(again, torrent.PeerInfo{Addr: pc.RemoteAddr, Source: torrent.PeerSourceDirect, Trusted: true})
+		w.drop(t, pc, dial)
 	}
-	if len(again) > 0 {
-		w.mu.Lock()
-		w.redial[t] = again
-		w.mu.Unlock()
+}
+
+// drop closes pc and schedules its peer, listening at dial, to be dialled again.
+func (w *peerWatch) drop(t *Task, pc *torrent.PeerConn, dial string) {
+	pc.Close()
+	w.closed(&pc.Peer)
+	if dial == "" {
+		return
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.redial[t] == nil {
+		w.redial[t] = make(map[string]*redial)
+	}
+	w.redial[t][dial] = &redial{info: torrent.PeerInfo{Addr: torrent.StringAddr(dial), Source: torrent.PeerSourceDirect, Trusted: true}}
+}
+
+// dialAddr returns the address to dial pc's peer at: its remote address with the listen
+// port from its extended handshake, when it sent one (an incoming connection's remote port
+// is not where the peer listens).
+func (w *peerWatch) dialAddr(pc *torrent.PeerConn) string {
+	addr := addrString(pc.RemoteAddr)
+	w.mu.Lock()
+	port := 0
+	if s := w.conns[&pc.Peer]; s != nil {
+		port = s.listenPort
+	}
+	w.mu.Unlock()
+	ap, err := netip.ParseAddrPort(addr)
+	if port <= 0 || port > 65535 || err != nil {
+		return addr
+	}
+	return netip.AddrPortFrom(ap.Addr(), uint16(port)).String()
 }
 
 // forget drops what the watch keeps for a removed task.
