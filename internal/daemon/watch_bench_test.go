@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,6 +150,13 @@ func benchWatchOnce(b *testing.B, chromium, film string) (load float64, seeks []
 	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
 	c.waitJS(s, `window.__firstPlaying > 0`, 3*time.Minute, "first playing")
 	c.eval(s, `window.__firstPlaying`, 30*time.Second, &load)
+	if testing.Verbose() {
+		// Where the load time went, without the tokened queries.
+		var timing []string
+		c.eval(s, `performance.getEntriesByType('resource').map(e => e.name.split('?')[0].replace(/^.*\//, '') + ' ' +
+			Math.round(e.startTime) + '-' + Math.round(e.responseEnd) + ' ms')`, 30*time.Second, &timing)
+		b.Logf("page resources until playing at %.0f ms:\n%s", load, strings.Join(timing, "\n"))
+	}
 	for i := range benchWatchSeeks {
 		// Spread over the title, not in order, never the last 10 s.
 		pos := 5 + float64((i*37)%(benchWatchSeconds-15))

@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -76,7 +77,8 @@ func (m *Manager) proxyAddr() (string, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          nil,
+		// Its errors are ffmpeg hanging up on a seek: not worth a line.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	p.addr, p.done = ln.Addr().String(), make(chan struct{})
 	go func() {

@@ -214,10 +214,9 @@ func TestThrottledInput(t *testing.T) {
 	if served := srv.served.Load(); served >= srv.size/2 {
 		t.Errorf("playlist ready after %d of %d bytes, want less than half", served, srv.size)
 	}
+	// How long it took is logged, never asserted: a loaded machine took 5.5 s (issue 9);
+	// the bytes served before the playlist are what shows it did not wait for the file.
 	t.Logf("playlist after %v, %d of %d bytes served", time.Since(start), srv.served.Load(), srv.size)
-	if d := time.Since(start); d > 4*time.Second {
-		t.Errorf("playlist took %v", d)
-	}
 	if s.Info().OnDisk != 0 {
 		t.Error("segments exist before any request")
 	}

@@ -38,7 +38,7 @@ func TestWatch(t *testing.T) {
 		t.Errorf("headers %v", resp.Header)
 	}
 	body := string(page)
-	for _, want := range []string{"<title>movie.mp4 · torrentclaw</title>", `src="/watch/assets/hls.min.js"`, `src="/watch/assets/player.js"`,
+	for _, want := range []string{"<title>movie.mp4 · torrentclaw</title>", `src="/watch/assets/player.js"`,
 		`data-session="/watch/session?file=` + itoa(fx.movie.Index) + `&amp;id=` + url.QueryEscape(fx.task.ID()) + `&amp;t=` + tok + `"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q:\n%s", want, body)

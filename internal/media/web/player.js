@@ -106,6 +106,20 @@
     video.play().catch(function () { say('Press play'); });
   }
 
+  // hls.js (540 KB) is fetched and parsed only when the page needs it, after
+  // the session answered: the raw path never pays for it, and the session's
+  // probe does not wait behind it.
+  function loadHlsJS() {
+    return new Promise(function (resolve) {
+      if (window.Hls) { resolve(); return; }
+      var s = document.createElement('script');
+      s.src = '/watch/assets/hls.min.js';
+      s.onload = function () { resolve(); };
+      s.onerror = function () { resolve(); };
+      document.body.appendChild(s);
+    });
+  }
+
   video.addEventListener('playing', function () { say(''); });
   video.addEventListener('waiting', function () { say('Buffering…'); });
   video.addEventListener('error', function () { say('This browser cannot play this stream.'); });
@@ -118,6 +132,10 @@
     })
     .then(function (info) {
       say('Loading…');
+      if (canPlayRaw(info) || !info.hls) return info;
+      return loadHlsJS().then(function () { return info; });
+    })
+    .then(function (info) {
       if (canPlayRaw(info)) {
         playRaw(info);
       } else if (info.hls && window.Hls && Hls.isSupported()) {
