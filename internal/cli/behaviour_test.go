@@ -127,8 +127,24 @@ func TestStreamTerminalProgress(t *testing.T) {
 	env, _, errOut := testEnv(serve(t, fd))
 	opts := streamOpts(env, testMagnet)
 	opts.Terminal = true
-	if err := runStream(t.Context(), opts); err != nil {
-		t.Fatalf("runStream() = %v", err)
+	opts.Width = func() int { return 200 }
+	// On a terminal the line keeps going after "ready" until Ctrl-C.
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- runStream(ctx, opts) }()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(errOut.String(), "Ctrl-C ends this display") || strings.Count(errOut.String(), "playable 3.5%") < 2 {
+		select {
+		case err := <-done:
+			t.Fatalf("runStream() returned %v before Ctrl-C; stderr %q", err, errOut.String())
+		case <-deadline:
+			t.Fatalf("no progress after ready within 30s; stderr %q", errOut.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("runStream() after Ctrl-C = %v, want nil", err)
 	}
 	e := errOut.String()
 	if !strings.Contains(e, "\r\x1b[K[-----") || !strings.Contains(e, "ready: ") {
@@ -151,7 +167,7 @@ func TestStreamOpenVLC(t *testing.T) {
 		return nil
 	}
 	opts := streamOpts(env, testMagnet)
-	opts.Open = true
+	opts.Open = "vlc"
 	if err := runStream(t.Context(), opts); err != nil {
 		t.Fatalf("runStream() = %v", err)
 	}
@@ -189,7 +205,9 @@ func TestStreamErrors(t *testing.T) {
 				tc.setup(fd, env)
 			}
 			opts := streamOpts(env, tc.source)
-			opts.Open = tc.open
+			if tc.open {
+				opts.Open = "vlc"
+			}
 			err := runStream(t.Context(), opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("runStream(%q) = %v, want one line containing %q", tc.source, err, tc.want)

@@ -200,6 +200,7 @@ func newRootCmd(env *Env) *cobra.Command {
 		newVersionCmd(env, nil),
 		newDemoCmd(env, nil),
 	)
+	addCompletions(root, env)
 	return root
 }
 

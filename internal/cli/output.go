@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/torrentclaw/cli/internal/control"
@@ -104,76 +103,4 @@ func truncate(s string, n int) string {
 		return string(r[:n])
 	}
 	return string(r[:n-1]) + "…"
-}
-
-// progress draws a task's download progress on w: a live bar redrawn in
-// place on a terminal, else a plain line at most every plainEvery (and on
-// every state change).
-type progress struct {
-	w        io.Writer
-	terminal bool
-	quiet    bool // print nothing (--json without a terminal)
-
-	drawn     bool // a bar is on the current terminal line
-	lastState string
-	lastLine  time.Time
-}
-
-// plainEvery spaces plain progress lines when stderr is not a terminal.
-const plainEvery = 5 * time.Second
-
-const barWidth = 24
-
-func (p *progress) update(info control.TaskInfo) {
-	if p.quiet || info.StreamReady {
-		return
-	}
-	if p.terminal {
-		fmt.Fprintf(p.w, "\r\x1b[K%s", progressLine(info, true))
-		p.drawn = true
-		return
-	}
-	now := time.Now()
-	if info.State == p.lastState && now.Sub(p.lastLine) < plainEvery {
-		return
-	}
-	p.lastState, p.lastLine = info.State, now
-	fmt.Fprintln(p.w, progressLine(info, false))
-}
-
-// finish clears the bar and says whether the file is playable.
-func (p *progress) finish(info control.TaskInfo, err error) {
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\x1b[K")
-		p.drawn = false
-	}
-	if err != nil || p.quiet {
-		return
-	}
-	name := info.FileName
-	if name == "" {
-		name = info.Name
-	}
-	fmt.Fprintf(p.w, "ready: %s is playable (%.1f%% downloaded)\n", name, info.Progress)
-}
-
-// progressLine renders one status line; with bar, a text progress bar.
-func progressLine(info control.TaskInfo, bar bool) string {
-	switch {
-	case info.State == "queued":
-		return "queued: waiting for a free slot (torrent.max_active)…"
-	case info.State == "paused":
-		return "paused: 'torrentclaw resume " + info.ID + "' continues"
-	case info.State == "resolving" || info.TotalBytes == 0:
-		return "resolving metadata (finding peers)…"
-	}
-	size, speed, eta := formatBytes(info.TotalBytes), formatBytes(info.SpeedBps), formatETA(info.ETASeconds)
-	if !bar {
-		return fmt.Sprintf("%s %.1f%% of %s at %s/s, eta %s", info.State, info.Progress, size, speed, eta)
-	}
-	filled := min(max(int(info.Progress/100*barWidth), 0), barWidth)
-	var b strings.Builder
-	b.WriteString("[" + strings.Repeat("#", filled) + strings.Repeat("-", barWidth-filled) + "] ")
-	fmt.Fprintf(&b, "%5.1f%% of %s  %s/s  eta %s", info.Progress, size, speed, eta)
-	return b.String()
 }

@@ -31,11 +31,12 @@ func isUsage(err error) bool {
 
 func TestStreamParsing(t *testing.T) {
 	type parsed struct {
-		Source, Title         string
-		FileIndex             int
-		HLS, JSON, Open, Term bool
-		Audio, Subs           string
-		Burn                  bool
+		Source, Title   string
+		FileIndex       int
+		HLS, JSON, Term bool
+		Open            string
+		Audio, Subs     string
+		Burn            bool
 	}
 	tests := []struct {
 		name    string
@@ -45,7 +46,10 @@ func TestStreamParsing(t *testing.T) {
 	}{
 		{"defaults", []string{"stream", "magnet:?xt=urn:btih:abc"}, parsed{Source: "magnet:?xt=urn:btih:abc", FileIndex: -1}, false},
 		{"all flags", []string{"stream", "x.torrent", "--file", "2", "--hls", "--json", "--open", "--title", "Sintel"},
-			parsed{Source: "x.torrent", Title: "Sintel", FileIndex: 2, HLS: true, JSON: true, Open: true}, false},
+			parsed{Source: "x.torrent", Title: "Sintel", FileIndex: 2, HLS: true, JSON: true, Open: "vlc"}, false},
+		{"open a player", []string{"stream", "a", "--open=mpv"}, parsed{Source: "a", FileIndex: -1, Open: "mpv"}, false},
+		{"open the browser", []string{"stream", "a", "--open=browser"}, parsed{Source: "a", FileIndex: -1, Open: "browser"}, false},
+		{"open an unknown player", []string{"stream", "a", "--open=winamp"}, parsed{}, true},
 		{"flags before arg", []string{"stream", "--file=0", "abc"}, parsed{Source: "abc", FileIndex: 0}, false},
 		{"no source", []string{"stream"}, parsed{}, true},
 		{"two sources", []string{"stream", "a", "b"}, parsed{}, true},
@@ -72,7 +76,7 @@ func TestStreamParsing(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse(%q) = %v", tc.args, err)
 			}
-			p := parsed{got.Source, got.Title, got.FileIndex, got.HLS, got.JSON, got.Open, got.Terminal, got.Audio, got.Subs, got.BurnSubs}
+			p := parsed{got.Source, got.Title, got.FileIndex, got.HLS, got.JSON, got.Terminal, got.Open, got.Audio, got.Subs, got.BurnSubs}
 			if p != tc.want {
 				t.Errorf("parse(%q) = %+v, want %+v", tc.args, p, tc.want)
 			}

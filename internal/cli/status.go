@@ -14,24 +14,38 @@ import (
 )
 
 type statusOptions struct {
-	Out    io.Writer
-	Client func() (*control.Client, error)
+	Out      io.Writer
+	Client   func() (*control.Client, error)
+	Terminal bool // Out is a terminal: --watch redraws the screen
 
-	JSON bool
+	JSON  bool
+	Watch time.Duration // 0 = print once
 }
 
 func newStatusCmd(env *Env, runF func(*statusOptions) error) *cobra.Command {
 	opts := &statusOptions{Out: env.Out, Client: env.Client}
+	var watch bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the running daemon and its tasks",
 		Long: `Show the running daemon (version, media URLs, origin, UPnP) and its tasks
 with their state (queued, resolving, downloading, paused, seeding, completed,
-failed) and progress. Tokens are never shown: a task's grants are reported as
-"2 grants, next expiry …", "locked (revoked)" or "expired". Fails when no
-daemon is running.`,
+failed), progress, speeds, upload and peers (connected/known); --watch redraws
+it every --interval until Ctrl-C. Tokens are never shown: a task's grants are
+reported as "2 grants, next expiry …", "locked (revoked)" or "expired". Fails
+when no daemon is running.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if watch && opts.Watch <= 0 {
+				opts.Watch = 2 * time.Second
+			}
+			if !watch {
+				opts.Watch = 0
+			}
+			if opts.Watch > 0 && opts.JSON {
+				return usageErrorf(cmd, "--watch and --json do not go together")
+			}
+			opts.Terminal = env.IsTerminal(env.Out)
 			if runF != nil {
 				return runF(opts)
 			}
@@ -39,6 +53,8 @@ daemon is running.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the status as JSON")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "refresh the table until Ctrl-C")
+	cmd.Flags().DurationVar(&opts.Watch, "interval", 2*time.Second, "how often --watch refreshes")
 	return cmd
 }
 
@@ -55,7 +71,37 @@ func runStatus(ctx context.Context, opts *statusOptions) error {
 	if opts.JSON {
 		return writeJSON(opts.Out, st)
 	}
-	return printStatus(opts.Out, st, time.Now())
+	if opts.Watch <= 0 {
+		return printStatus(opts.Out, st, time.Now())
+	}
+	tick := time.NewTicker(opts.Watch)
+	defer tick.Stop()
+	for {
+		var b strings.Builder
+		if opts.Terminal {
+			b.WriteString("\x1b[H\x1b[2J") // home, clear: the table is redrawn in place
+		}
+		if err := printStatus(&b, st, time.Now()); err != nil {
+			return err
+		}
+		if !opts.Terminal {
+			b.WriteString("\n")
+		}
+		if _, err := io.WriteString(opts.Out, b.String()); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if st, err = client.Status(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
 }
 
 // printStatus writes st for humans.
@@ -87,7 +133,7 @@ func printStatus(w io.Writer, st control.StatusResponse, now time.Time) error {
 		return err
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tSPEED\tETA\tPLAYABLE\tTOKENS\tNAME")
+	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tSPEED\tUP\tPEERS\tETA\tPLAYABLE\tTOKENS\tNAME")
 	for _, t := range st.Tasks {
 		state := t.State
 		switch {
@@ -96,8 +142,9 @@ func printStatus(w io.Writer, st control.StatusResponse, now time.Time) error {
 		case t.Notice != "":
 			state += " (" + truncate(t.Notice, 40) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%s/s (%s)\t%d/%d\t%s\t%s\t%s\t%s\n",
 			t.ID, state, t.Progress, formatBytes(t.TotalBytes), formatBytes(t.SpeedBps),
+			formatBytes(t.UploadSpeedBps), formatBytes(t.UploadedBytes), t.Peers, max(t.KnownPeers, t.Peers),
 			formatETA(t.ETASeconds), yesNo(t.StreamReady), tokenSummary(t.Token), orDash(truncate(taskName(t), 60)))
 	}
 	return tw.Flush()

@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/daemon"
 )
@@ -30,7 +32,11 @@ type streamOptions struct {
 	StartDaemon func(context.Context) (*control.Client, func() error, error)
 	LookPath    func(string) (string, error)
 	StartPlayer func(path string, args ...string) error
-	Terminal    bool // Err is a terminal: draw a live progress bar
+	Terminal    bool       // Err is a terminal: draw a live progress line, and keep it after "ready"
+	Width       func() int // Err's width in columns; nil or <= 0 = unknown
+	LoadConfig  func() (config.Config, string, error)
+	// HintAfter is how long a task may find no peer before the hint.
+	HintAfter time.Duration
 	// PollInterval is how often progress is fetched; tests shorten it.
 	PollInterval time.Duration
 	// ResolveTimeout bounds the wait for the torrent's metadata (a wrong
@@ -42,7 +48,7 @@ type streamOptions struct {
 	Title     string
 	HLS       bool
 	JSON      bool
-	Open      bool
+	Open      string // "" = none; vlc, mpv, iina or browser
 	// Audio and Subs pick the HLS session's default renditions; BurnSubs
 	// burns an image subtitle track into its video.
 	Audio, Subs string
@@ -58,6 +64,9 @@ func newStreamCmd(env *Env, runF func(*streamOptions) error) *cobra.Command {
 		LookPath:     env.LookPath,
 		StartPlayer:  env.StartPlayer,
 		PollInterval: defaultPollInterval,
+		LoadConfig:   env.LoadConfig,
+		HintAfter:    defaultHintAfter,
+		Width:        func() int { return terminalWidth(env.Err) },
 	}
 	cmd := &cobra.Command{
 		Use:   "stream <magnet|infohash|file.torrent|http(s) URL>",
@@ -65,11 +74,14 @@ func newStreamCmd(env *Env, runF func(*streamOptions) error) *cobra.Command {
 		Long: `Add a torrent to the running daemon (or, when none runs, to one started in
 this process), mint its stream token, and print the stream and playlist URLs
 (and with --hls the HLS URL) on stdout. Progress goes to stderr until the
-file is playable.
+file is playable: peers (connected/known), download and upload speed, and how
+much of the file is verified ahead of the player. On a terminal the line stays
+after the file is playable, until Ctrl-C. When no peer turns up, a hint says
+why (for example the DHT is off and the magnet names no tracker or peer).
 
-With a daemon already running, stream exits once the file is playable and the
-daemon keeps serving. With an in-process daemon, stream keeps serving until
-Ctrl-C.
+Without a terminal, with a daemon already running, stream exits once the file
+is playable and the daemon keeps serving; with an in-process daemon, stream
+keeps serving until Ctrl-C.
 
 --json prints one line, {"taskId","token","streamUrl","playlistUrl"} (plus
 "hlsUrl" with --hls), as soon as the task is added, then behaves as above:
@@ -80,6 +92,9 @@ exits once playable, or keeps serving until Ctrl-C with an in-process daemon.`,
 		Args: exactArgs(1, "one source"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Source = args[0]
+			if opts.Open != "" && !slices.Contains(players, opts.Open) {
+				return usageErrorf(cmd, "--open %q: want one of %s", opts.Open, strings.Join(players, ", "))
+			}
 			if opts.FileIndex < -1 {
 				return usageErrorf(cmd, "--file must be a file index, or -1 for the largest video")
 			}
@@ -106,7 +121,9 @@ exits once playable, or keeps serving until Ctrl-C with an in-process daemon.`,
 	f.StringVar(&opts.Subs, "subs", "", "with --hls: default subtitle language (BCP 47 or ISO 639, e.g. en)")
 	f.BoolVar(&opts.BurnSubs, "burn-subs", false, "with --hls: burn an image subtitle track (PGS, VobSub) into the video")
 	f.BoolVar(&opts.JSON, "json", false, "print the task ID, token and URLs as JSON")
-	f.BoolVar(&opts.Open, "open", false, "open the playlist in VLC once the file is playable")
+	f.StringVar(&opts.Open, "open", "", "once playable, open it in vlc (the default for a bare --open), mpv, iina or the browser's player page")
+	f.Lookup("open").NoOptDefVal = "vlc"
+	_ = cmd.RegisterFlagCompletionFunc("open", cobra.FixedCompletions(players, cobra.ShellCompDirectiveNoFileComp))
 	f.DurationVar(&opts.ResolveTimeout, "resolve-timeout", defaultResolveTimeout, "give up when no peer sent the torrent's metadata within this time (0: wait forever)")
 	return cmd
 }
@@ -126,8 +143,8 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 		return err
 	}
 	var player string
-	if opts.Open { // fail before adding anything
-		if player, err = findPlayer(opts.LookPath); err != nil {
+	if opts.Open != "" { // fail before adding anything
+		if player, err = findOpener(opts.Open, opts.LookPath); err != nil {
 			return err
 		}
 	}
@@ -179,7 +196,8 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 		}
 	}
 
-	bar := &progress{w: opts.Err, terminal: opts.Terminal, quiet: opts.JSON && !opts.Terminal}
+	bar := &progress{w: opts.Err, terminal: opts.Terminal, quiet: opts.JSON && !opts.Terminal,
+		width: opts.Width, hint: opts.hint(source), hintAfter: opts.HintAfter}
 	info, err := pollUntilPlayable(ctx, c.client, added.TaskID, opts.PollInterval, opts.ResolveTimeout, bar.update)
 	bar.finish(info, err)
 	if err != nil {
@@ -189,9 +207,18 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 		return err
 	}
 	if player != "" {
-		if err := opts.StartPlayer(player, added.PlaylistURL); err != nil {
-			return fmt.Errorf("open vlc: %w", err)
+		if err := openIn(opts.StartPlayer, opts.Open, player, added.StreamURL, added.PlaylistURL); err != nil {
+			return err
 		}
+	}
+	if opts.Terminal && !opts.JSON {
+		// Keep the swarm and the buffer visible while the video plays.
+		if c.local {
+			fmt.Fprintln(opts.Err, "serving until Ctrl-C")
+		} else {
+			fmt.Fprintln(opts.Err, "the daemon keeps serving it; Ctrl-C ends this display, not the stream")
+		}
+		return keepReporting(ctx, c.client, added.TaskID, opts.PollInterval, bar)
 	}
 	if !c.local {
 		fmt.Fprintln(opts.Err, "the daemon keeps serving it; 'torrentclaw status' shows progress")
@@ -200,6 +227,21 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 	fmt.Fprintln(opts.Err, "serving until Ctrl-C")
 	<-ctx.Done()
 	return nil
+}
+
+// hint returns the no-peer hint for source, from the config (nil when the
+// config cannot be read: no hint then).
+func (o *streamOptions) hint(source string) func() string {
+	if o.LoadConfig == nil {
+		return nil
+	}
+	return func() string {
+		cfg, _, err := o.LoadConfig()
+		if err != nil {
+			return ""
+		}
+		return noPeerHint(cfg, source)
+	}
 }
 
 // errNoMetadata reports a torrent whose metadata never arrived.

@@ -73,7 +73,20 @@ type TaskInfo struct {
 	Progress        float64 `json:"progress"` // 0-100
 	DownloadedBytes int64   `json:"downloadedBytes"`
 	TotalBytes      int64   `json:"totalBytes"`
-	SpeedBps        int64   `json:"speedBps"`   // bytes per second
+	SpeedBps        int64   `json:"speedBps"` // bytes per second
+	// UploadSpeedBps is the upload rate in bytes per second; UploadedBytes
+	// the piece data sent to peers so far.
+	UploadSpeedBps int64 `json:"uploadSpeedBps"`
+	UploadedBytes  int64 `json:"uploadedBytes"`
+	// Peers are the connected peers, KnownPeers every peer known
+	// (connected, connecting or waiting).
+	Peers      int `json:"peers"`
+	KnownPeers int `json:"knownPeers"`
+	// BufferedBytes is the verified data of the selected file after the
+	// player's position (the latest read) without a gap; BufferedSeconds is
+	// that in seconds of playback, 0 when the bitrate is unknown.
+	BufferedBytes   int64   `json:"bufferedBytes"`
+	BufferedSeconds float64 `json:"bufferedSeconds"`
 	ETASeconds      int64   `json:"etaSeconds"` // 0 when unknown
 	// BytesFromPeers counts useful piece data received from peers.
 	BytesFromPeers int64  `json:"bytesFromPeers"`

@@ -269,6 +269,12 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.log.Warn("hls unavailable", "err", d.hlsError)
 	}
 
+	mx, err := d.startMetrics()
+	if err != nil {
+		return err
+	}
+	defer mx.close()
+
 	d.svc, err = tasks.New(tasks.Options{
 		Engine:    d.eng,
 		Tokens:    d.tokens,
@@ -313,6 +319,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		Logger:            d.log,
 		TLSCertFile:       cfg.Stream.TLSCertFile,
 		TLSKeyFile:        cfg.Stream.TLSKeyFile,
+
+		OnSeekFirstByte: mx.seekObserver(),
 	})
 	if err != nil {
 		return fmt.Errorf("start media listener: %w", err)
@@ -331,6 +339,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	g.Go(func() error { return ctrl.Serve(gctx, d.ctrlLn) })
 	g.Go(func() error { return d.hlsm.Run(gctx) })
+	g.Go(func() error { return mx.serve(gctx) })
 	g.Go(func() error {
 		netaddr.Watch(gctx, netaddr.DefaultWatchInterval, d.setAddresses)
 		return nil

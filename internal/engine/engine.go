@@ -114,6 +114,7 @@ type Engine struct {
 	wg         sync.WaitGroup
 	// upLimit and downLimit are the library's rate limiters; see [Engine.SetRates].
 	upLimit, downLimit *rate.Limiter
+	wait               readerWait // see Stats.ReaderWait
 
 	mu     sync.Mutex // guards the fields below
 	closed bool

@@ -117,6 +117,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	// Urgency covers what this read needs, up to two pieces.
 	if missing := r.missing(min(int64(len(p)), 2*r.pieceLen)); len(missing) > 0 {
+		defer func(start time.Time) { r.t.e.wait.add(time.Since(start)) }(time.Now())
 		if r.jumped {
 			r.t.urge(r, missing)
 		} else {
@@ -130,6 +131,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	r.jumped = false
 	n, err := r.readLib(p)
 	r.pos += int64(n)
+	r.t.played.set(r.file.Index, r.pos)
 	if r.piece != r.pieceAt(r.pos) {
 		r.claimWindow()
 	}

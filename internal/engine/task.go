@@ -75,11 +75,17 @@ type Status struct {
 	Notice string `json:"notice,omitempty"`
 
 	Peers          int   `json:"peers"`
+	KnownPeers     int   `json:"knownPeers"` // peers known (connected, connecting or waiting)
 	Seeds          int   `json:"seeds"`
 	PiecesComplete int   `json:"piecesComplete"`
 	PiecesTotal    int   `json:"piecesTotal"`
 	BytesFromPeers int64 `json:"bytesFromPeers"` // useful piece data received
 	UploadedBytes  int64 `json:"uploadedBytes"`
+	// BufferedBytes is the verified data of the selected file that follows the player's
+	// position (the latest stream read) without a gap; BufferedSeconds is that span in
+	// seconds of playback, 0 when the file's bitrate is unknown.
+	BufferedBytes   int64   `json:"bufferedBytes"`
+	BufferedSeconds float64 `json:"bufferedSeconds"`
 }
 
 // streamEdgeBytes is how much of the head and the tail of a streamed file is fetched first.
@@ -144,6 +150,8 @@ type Task struct {
 	// connections the library left idle (see maintain).
 	lastGot   int64
 	lastGotAt time.Time
+
+	played playPos // where the latest stream read happened; see Status.BufferedBytes
 }
 
 // idlePoke is how long a task that still wants data and has peers may receive nothing
@@ -432,7 +440,7 @@ func (t *Task) Status() Status {
 		SpeedBps:       t.down.bps(),
 		UploadSpeedBps: t.up.bps(),
 	}
-	failErr, storeErr, paused, ratioDone := t.err, t.storeErr, t.paused, t.ratioDone
+	failErr, storeErr, paused, ratioDone, bitrate := t.err, t.storeErr, t.paused, t.ratioDone, t.bitrate
 	var sel File
 	if t.selected >= 0 {
 		sel = t.files[t.selected]
@@ -442,7 +450,7 @@ func (t *Task) Status() Status {
 
 	st.Name, _ = sanitizeComponent(t.tor.Name())
 	stats := t.tor.Stats()
-	st.Peers, st.Seeds = stats.ActivePeers, stats.ConnectedSeeders
+	st.Peers, st.Seeds, st.KnownPeers = stats.ActivePeers, stats.ConnectedSeeders, stats.TotalPeers
 	st.BytesFromPeers = stats.BytesReadUsefulData.Int64()
 	st.UploadedBytes = stats.BytesWrittenData.Int64()
 	complete := false
@@ -460,6 +468,7 @@ func (t *Task) Status() Status {
 		}
 		if st.FileIndex >= 0 {
 			f := t.tor.Files()[st.FileIndex]
+			st.BufferedBytes, st.BufferedSeconds = t.bufferedAhead(runs, st.FileIndex, f.Offset(), f.Length(), t.tor.Info().PieceLength, bitrate)
 			edges := edgeSpans(f.Offset(), f.Length(), t.tor.Info().PieceLength, prioHigh)
 			st.StreamReady = true
 			for p := range edges {

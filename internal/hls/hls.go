@@ -97,7 +97,10 @@ type Manager struct {
 	starts  atomic.Int64  // video ffmpeg processes started (tests)
 	// audioStarts counts audio rendition ffmpeg processes started (tests).
 	audioStarts atomic.Int64
-	peak        atomic.Int32 // most ffmpeg processes alive at once (tests)
+	// restarts counts ffmpeg processes replaced by one at another position
+	// (see Stats).
+	restarts atomic.Int64
+	peak     atomic.Int32 // most ffmpeg processes alive at once (tests)
 	// readaheadSec is readaheadSeconds; tests lower it.
 	readaheadSec float64
 	evictMu      sync.Mutex    // one evictor at a time

@@ -541,6 +541,7 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 	if old != nil {
 		old.stopping = true
 		s.signalLocked(old, sigKill)
+		s.m.restarts.Add(1)
 	}
 	s.mu.Unlock()
 	if old != nil {

@@ -20,6 +20,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		s.count(status)
 		// The mux sets r.Pattern on the request it was handed: this one.
 		s.log.DebugContext(r.Context(), "http request",
 			"method", r.Method,

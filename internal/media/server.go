@@ -97,6 +97,11 @@ type Options struct {
 	// ShutdownGrace bounds the graceful shutdown of Serve and ServeTLS
 	// before open connections are closed; 0 means DefaultShutdownGrace.
 	ShutdownGrace time.Duration
+
+	// OnSeekFirstByte, when set, is called with the time from a /stream
+	// request that seeks (a Range not starting at byte 0) to its first body
+	// byte. It must not block.
+	OnSeekFirstByte func(time.Duration)
 }
 
 // Server is the media listener. It is safe for concurrent use.
@@ -122,6 +127,9 @@ type Server struct {
 	readers chan struct{}
 	// readersOpened counts readers ever opened (tests check HEAD opens none).
 	readersOpened atomic.Int64
+	// notFound and unavailable count 404 and 503 responses (see Stats).
+	notFound, unavailable atomic.Int64
+	onSeekFirstByte       func(time.Duration) // nil: not measured
 
 	maxConns, perClient int // connection caps of Serve and ServeTLS
 	refusedLogged       atomic.Bool
@@ -197,6 +205,7 @@ func New(opts Options) (*Server, error) {
 		perClient:    opts.MaxConnsPerClient,
 	}
 	s.origins.Store(&origins)
+	s.onSeekFirstByte = opts.OnSeekFirstByte
 	if s.stall <= 0 {
 		s.stall = DefaultWriteStallTimeout
 	}

@@ -108,7 +108,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	defer rd.Close()
 	// A player that hangs up cancels r.Context, which ends a wait for pieces.
 	rd.SetContext(r.Context())
-	http.ServeContent(w, r, "", time.Time{}, rd)
+	http.ServeContent(s.measureSeek(w, r), r, "", time.Time{}, rd)
 }
 
 // fileAt returns the file with the given index.

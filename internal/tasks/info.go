@@ -25,6 +25,14 @@ type Info struct {
 	DownloadedBytes int64
 	TotalBytes      int64
 	SpeedBps        int64
+	// UploadSpeedBps, UploadedBytes, Peers, KnownPeers, BufferedBytes and
+	// BufferedSeconds are the engine's (see engine.Status).
+	UploadSpeedBps  int64
+	UploadedBytes   int64
+	Peers           int
+	KnownPeers      int
+	BufferedBytes   int64
+	BufferedSeconds float64
 	ETASeconds      int64 // 0 when unknown or complete
 	BytesFromPeers  int64
 	FileName        string
@@ -97,6 +105,8 @@ func (s *Service) infoOf(e *entry, files bool) Info {
 		in.State = State(st.State)
 		in.Progress, in.DownloadedBytes, in.TotalBytes = st.Progress, st.DownloadedBytes, st.TotalBytes
 		in.SpeedBps, in.ETASeconds, in.BytesFromPeers = st.SpeedBps, max(st.ETASeconds, 0), st.BytesFromPeers
+		in.UploadSpeedBps, in.UploadedBytes, in.Peers, in.KnownPeers = st.UploadSpeedBps, st.UploadedBytes, st.Peers, st.KnownPeers
+		in.BufferedBytes, in.BufferedSeconds = st.BufferedBytes, st.BufferedSeconds
 		in.FileName, in.FileIndex, in.StreamReady = st.FileName, st.FileIndex, st.StreamReady
 		in.Error, in.Notice = st.Error, st.Notice
 		if files {
