@@ -117,10 +117,11 @@ func (p *e2ePage) final(t *testing.T, id string, within time.Duration, chromiumE
 // e2eChromium starts headless Chromium on pageURL. It returns a channel
 // closed when Chromium exits, and its output (for failures). Chromium and
 // its helpers (one process group) are killed when the test ends.
-func e2eChromium(t *testing.T, bin, pageURL string) (<-chan struct{}, *lockedBuffer) {
-	t.Helper()
-	out := &lockedBuffer{}
-	cmd := exec.Command(bin,
+// chromiumArgs returns the flags every headless Chromium in these tests
+// needs (no background traffic on a closed network, runs as root in CI, a
+// fresh profile), followed by extra.
+func chromiumArgs(t testing.TB, extra ...string) []string {
+	args := []string{
 		"--headless",
 		"--no-sandbox", // as root in CI containers; the page is our own
 		"--disable-gpu",
@@ -131,9 +132,17 @@ func e2eChromium(t *testing.T, bin, pageURL string) (<-chan struct{}, *lockedBuf
 		"--disable-component-update",
 		"--disable-sync",
 		"--disable-dev-shm-usage",
+		"--user-data-dir=" + t.TempDir(),
+	}
+	return append(args, extra...)
+}
+
+func e2eChromium(t *testing.T, bin, pageURL string) (<-chan struct{}, *lockedBuffer) {
+	t.Helper()
+	out := &lockedBuffer{}
+	cmd := exec.Command(bin, chromiumArgs(t,
 		"--autoplay-policy=no-user-gesture-required",
-		"--user-data-dir="+t.TempDir(),
-		pageURL)
+		pageURL)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -56,24 +56,13 @@ func startCDP(t testing.TB, bin string) *cdp {
 		t.Fatal(err)
 	}
 	out := &lockedBuffer{}
-	cmd := exec.Command(bin,
-		"--headless",
-		"--no-sandbox", // as root in CI containers; the page is our own
-		"--disable-gpu",
-		"--disable-quic",
-		"--no-first-run",
-		"--no-default-browser-check",
-		"--disable-background-networking",
-		"--disable-component-update",
-		"--disable-sync",
-		"--disable-dev-shm-usage",
+	cmd := exec.Command(bin, chromiumArgs(t,
 		"--hide-scrollbars",
 		"--mute-audio",
 		"--window-size=1280,860",
 		"--autoplay-policy=no-user-gesture-required",
 		"--remote-debugging-pipe",
-		"--user-data-dir="+t.TempDir(),
-		"about:blank")
+		"about:blank")...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = []*os.File{chromeRead, chromeWrite}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
