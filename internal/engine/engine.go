@@ -482,6 +482,7 @@ func (e *Engine) Add(ctx context.Context, spec AddSpec) (*Task, error) {
 	}
 	if len(src.Peers) > 0 {
 		tor.AddPeers(peerInfos(src.Peers))
+		e.peers.direct(t, peerInfos(src.Peers), time.Now())
 	}
 	e.tasks[id] = t
 	e.byKey[key] = t

@@ -22,22 +22,31 @@ import (
 // seeder overflows our UDP socket's receive buffer on a fast link, our selective ACKs cover
 // only the 32 packets after the hole, and the seeder then neither fast-resends nor times out
 // for about a minute while both sides keep exchanging keep-alives. Reads waiting for the
-// blocks requested on that connection wait with it.
+// blocks requested on that connection wait with it. The engine now gives that socket a
+// receive buffer large enough for the bursts (utp.go), which removed the stalls we could
+// reproduce; what follows contains the ones that remain (a router that drops a burst does
+// the same).
 //
 // So the engine watches every connection: one that unchokes us but delivers no block for
-// peerStallTimeout after we asked for one is closed, which returns its requests to the other peers at
-// once, and its address is added again so that it is redialled. A uTP connection that stalled
-// marks its address: from then on the engine dials that peer over TCP, and closes incoming
-// uTP connections from it once TCP to it works (a peer reachable over uTP alone keeps uTP,
-// and each stall costs it peerStallTimeout). Besides, the engine prefers TCP wherever both
-// work: it dials uTP only utpDialDelay after TCP, and not at all once TCP connected.
+// peerStallTimeout after we asked for one is closed, which returns its requests to the other
+// peers at once, and its address is added again, with backoff, until a new connection to it
+// exists (see redial): a peer that speaks uTP alone gets a new uTP connection a few seconds
+// after the stall (TestRealClientUTPOnlyStallRecovers: 2.5-8 s under -race). A uTP connection
+// that stalled marks its address: from then on the engine dials that peer over TCP first,
+// and closes incoming uTP connections from it once TCP to it works (a peer reachable over uTP
+// alone keeps uTP, and each stall costs it peerStallTimeout plus the redial). Besides, the
+// engine prefers TCP wherever both work: it dials uTP only utpDialDelay after TCP, and not
+// at all once TCP connected. Every stall and every reconnection is logged at info level.
 const (
 	peerStallTimeout = 4 * time.Second
 	utpDialDelay     = 500 * time.Millisecond
 	// utpStalledDialDelay replaces utpDialDelay for a peer whose uTP stalled.
 	utpStalledDialDelay = 3 * time.Second
-	// redialTries bounds how many ticks checkPeers adds a closed peer again.
-	redialTries = 10
+	// A closed peer is added again after redialFirst, then at intervals doubling up to
+	// redialMaxInterval, until a connection to it exists or redialFor has passed.
+	redialFirst       = time.Second
+	redialMaxInterval = 4 * time.Second
+	redialFor         = 2 * time.Minute
 	// tcpHandshakeGrace is how long a TCP connection gets to complete its BitTorrent
 	// handshake before it counts as useless; tcpRest is how long TCP to a peer that closed
 	// it rests.
@@ -68,13 +77,24 @@ type peerWatch struct {
 	now        func() time.Time             // the clock; time.Now outside tests
 }
 
-// redial is a peer that checkPeers closed and adds again, once a tick, until a connection to
-// it exists or redialTries ran out. Once is not enough: the library drops an address added
-// while the closed connection is still being torn down, and the first dial may go to a TCP
-// port that accepts and closes (see tcpUseless) before uTP gets its turn.
+// redial is a peer that checkPeers closed and adds again, with backoff, until a connection
+// to it exists or redialFor has passed. Once is not enough: the library drops an address
+// added while the closed connection is still being torn down, the first dial may go to a TCP
+// port that accepts and closes (see tcpUseless) before uTP gets its turn, and a peer may
+// refuse a new connection while its side of the old one lives.
+//
+// Peers the engine is given directly (a magnet's x.pe, [Task.AddPeers]) are added again the
+// same way until a connection exists: the library dials an added address once, and against
+// a peer that accepts TCP only to close it (libtorrent with uTP only) that one attempt fails
+// (see tcpUseless), so without a second one such a peer is never reached.
 type redial struct {
-	info  torrent.PeerInfo
-	tries int
+	info     torrent.PeerInfo
+	stalled  bool      // checkPeers closed a stalled connection to it; else a direct peer
+	network  string    // the closed connection's network
+	closedAt time.Time // when checkPeers closed it
+	next     time.Time // when to add the peer again
+	interval time.Duration
+	tries    int // how often the peer was added again
 }
 
 type peerState struct {
@@ -259,6 +279,16 @@ func (w *peerWatch) tcpUseless(addr string) bool {
 	return since > tcpHandshakeGrace && since < tcpRest && !w.tcpOK[addr].After(dialed)
 }
 
+// tcpHopeless reports whether TCP to addr is known not to work just now: its last dial
+// failed, or its last connection completed no handshake. For such a peer (libtorrent with
+// uTP only) waiting for TCP before a uTP dial only lengthens a stall.
+func (w *peerWatch) tcpHopeless(addr string) bool {
+	if w.recent(w.tcpOK, addr) {
+		return false
+	}
+	return w.tcpUseless(addr) || w.recent(w.tcpFailed, addr)
+}
+
 // recent reports whether m holds addr from within peerMemory.
 func (w *peerWatch) recent(m map[string]time.Time, addr string) bool {
 	w.mu.Lock()
@@ -311,7 +341,7 @@ func (d peerDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		return c, err
 	}
 	delay := utpDialDelay
-	if d.w.utpBlocked(addr) {
+	if d.w.utpBlocked(addr) && !d.w.tcpHopeless(addr) {
 		delay = utpStalledDialDelay
 	}
 	tm := time.NewTimer(delay)
@@ -337,19 +367,35 @@ func (t *Task) checkPeers(now time.Time) {
 	}
 	w := t.e.peers
 	conns := t.tor.PeerConns()
-	connected := make(map[string]bool, len(conns))
+	connected := make(map[string]string, len(conns)) // dial address → network
 	for _, pc := range conns {
-		connected[w.dialAddr(pc)] = true
+		connected[w.dialAddr(pc)] = pc.Network
 	}
 	w.mu.Lock()
 	var again []torrent.PeerInfo
 	for a, r := range w.redial[t] {
-		if connected[a] || r.tries >= redialTries {
+		switch {
+		case connected[a] != "" && !r.stalled:
 			delete(w.redial[t], a)
-			continue
+		case connected[a] != "":
+			delete(w.redial[t], a)
+			// The stall's cost: how long the peer was without a connection to us.
+			t.e.log.Info("stalled peer connected again", "task", t.id, "infohash", t.key,
+				"remote_addr", a, "network", connected[a], "closed_network", r.network,
+				"dur", now.Sub(r.closedAt).Round(time.Millisecond), "tries", r.tries)
+		case now.Sub(r.closedAt) > redialFor && !r.stalled:
+			delete(w.redial[t], a)
+			t.e.log.Debug("direct peer did not accept a connection; giving up on it", "task", t.id, "remote_addr", a, "tries", r.tries)
+		case now.Sub(r.closedAt) > redialFor:
+			delete(w.redial[t], a)
+			t.e.log.Warn("stalled peer did not accept a new connection; giving up on it", "task", t.id,
+				"infohash", t.key, "remote_addr", a, "dur", now.Sub(r.closedAt).Round(time.Second), "tries", r.tries)
+		case !now.Before(r.next):
+			r.tries++
+			r.next = now.Add(r.interval)
+			r.interval = min(2*r.interval, redialMaxInterval)
+			again = append(again, r.info)
 		}
-		r.tries++
-		again = append(again, r.info)
 	}
 	w.mu.Unlock()
 	if len(again) > 0 {
@@ -361,7 +407,7 @@ func (t *Task) checkPeers(now time.Time) {
 		if utp && (w.utpBlocked(addr) || w.utpBlocked(dial)) && w.recent(w.tcpOK, dial) {
 			// A peer whose uTP stalled came back over uTP although TCP to it works.
 			t.e.log.Debug("closing a uTP connection to a peer whose uTP stalled", "task", t.id, "remote_addr", addr)
-			w.drop(t, pc, dial)
+			w.drop(t, pc, dial, now)
 			continue
 		}
 		d := w.stalledFor(&pc.Peer, now)
@@ -372,15 +418,15 @@ func (t *Task) checkPeers(now time.Time) {
 			w.markUTPStalled(addr)
 			w.markUTPStalled(dial)
 		}
-		t.e.log.Info("peer connection stalled; closing it and giving its requests to other peers",
-			"task", t.id, "infohash", t.key, "network", pc.Network, "remote_addr", addr,
-			"dur", d.Round(time.Millisecond), "prefer_tcp", utp)
-		w.drop(t, pc, dial)
+		t.e.log.Info("peer connection stalled; closing it, giving its requests to other peers and dialling it again",
+			"task", t.id, "infohash", t.key, "network", pc.Network, "remote_addr", addr, "dial_addr", dial,
+			"dur", d.Round(time.Millisecond), "prefer_tcp", utp && !w.tcpHopeless(dial))
+		w.drop(t, pc, dial, now)
 	}
 }
 
 // drop closes pc and schedules its peer, listening at dial, to be dialled again.
-func (w *peerWatch) drop(t *Task, pc *torrent.PeerConn, dial string) {
+func (w *peerWatch) drop(t *Task, pc *torrent.PeerConn, dial string, now time.Time) {
 	pc.Close()
 	w.closed(&pc.Peer)
 	if dial == "" {
@@ -391,7 +437,31 @@ func (w *peerWatch) drop(t *Task, pc *torrent.PeerConn, dial string) {
 	if w.redial[t] == nil {
 		w.redial[t] = make(map[string]*redial)
 	}
-	w.redial[t][dial] = &redial{info: torrent.PeerInfo{Addr: torrent.StringAddr(dial), Source: torrent.PeerSourceDirect, Trusted: true}}
+	w.redial[t][dial] = &redial{
+		info:     torrent.PeerInfo{Addr: torrent.StringAddr(dial), Source: torrent.PeerSourceDirect, Trusted: true},
+		stalled:  true,
+		network:  pc.Network,
+		closedAt: now,
+		next:     now.Add(redialFirst),
+		interval: redialFirst,
+	}
+}
+
+// direct schedules peers given to task t directly (see redial) to be added again until a
+// connection to each exists.
+func (w *peerWatch) direct(t *Task, peers []torrent.PeerInfo, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.redial[t] == nil {
+		w.redial[t] = make(map[string]*redial)
+	}
+	for _, p := range peers {
+		a := p.Addr.String()
+		if _, ok := w.redial[t][a]; ok {
+			continue
+		}
+		w.redial[t][a] = &redial{info: p, closedAt: now, next: now.Add(redialFirst), interval: redialFirst}
+	}
 }
 
 // dialAddr returns the address to dial pc's peer at: its remote address with the listen

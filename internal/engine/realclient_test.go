@@ -9,10 +9,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -293,5 +296,191 @@ func TestRealClientsLeech(t *testing.T) {
 				t.Errorf("%s downloaded movie.mp4 with sha256 %s, want %s", cl.Name(), got, sum)
 			}
 		})
+	}
+}
+
+// TestRealClientUTPOnlyStallRecovers makes a uTP-only qBittorrent's link to the engine stall
+// (a firewall rule in the test's namespace drops every datagram from the seeder, as a
+// router that loses a burst would, while ours still reach it) and checks the containment of
+// peers.go: the engine closes the link that owes a block, and, once datagrams flow again,
+// dials the peer again over uTP (TCP cannot work) and the read that was waiting completes
+// from the new connection.
+func TestRealClientUTPOnlyStallRecovers(t *testing.T) {
+	if !clienttest.Isolate(t) {
+		return
+	}
+	clienttest.Need(t, "qbittorrent-nox", "nft")
+	const size, pieceLength = 16 << 20, 512 << 10
+	src := t.TempDir()
+	path, _ := enginetest.WriteRandomFile(t, src, "movie.mp4", size, 15)
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No tracker: the engine is given the seeder's address, and the seeder never dials us.
+	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, pieceLength, func(string) string { return "" })
+	cl := clienttest.StartQBittorrent(t, clienttest.Options{UTPOnly: true})
+	cl.AddTorrent(t, torrentPath, src)
+	clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
+
+	events := newLogEvents()
+	e := enginetest.NewEngine(t, func(o *engine.Options) {
+		*o = realEngineOptions(t)
+		o.Logger = slog.New(events)
+		// Slow enough that the end of the file is still missing when the link stalls.
+		o.DownloadRateBytes = 1 << 20
+	})
+	task, err := e.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.AddPeers(cl.PeerAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := task.OpenFile(t.Context(), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, realSeekRead)
+	step(t, r, cl, "first read", func() {
+		if _, err := io.ReadFull(r, buf); err != nil {
+			t.Fatalf("first read: %v", err)
+		}
+	})
+
+	blockFrom(t, cl.PeerAddr().Port())
+	off := int64(size - realSeekRead)
+	if engine.PieceComplete(task, int(off/pieceLength)) {
+		t.Fatalf("piece %d already downloaded before the stall; the test needs it missing", off/pieceLength)
+	}
+	done := make(chan error, 1) // buffered: the reader goroutine never blocks on it
+	ctx, cancel := context.WithTimeout(t.Context(), realStepTimeout)
+	defer cancel()
+	r.SetContext(ctx)
+	go func() {
+		if _, err := r.Seek(off, io.SeekStart); err != nil {
+			done <- err
+			return
+		}
+		_, err := io.ReadFull(r, buf)
+		done <- err
+	}()
+	t0 := time.Now()
+	stalled := events.await(t, "peer connection stalled", 60*time.Second,
+		"the watchdog closes a link that owes a block for 4 s")
+	t.Logf("stall detected after %v: %s", time.Since(t0).Round(time.Millisecond), stalled)
+	unblock(t)
+	t1 := time.Now()
+	again := events.await(t, "stalled peer connected again", 60*time.Second,
+		"the engine dials a closed peer again with backoff")
+	t.Logf("peer connected again %v after the link was restored: %s", time.Since(t1).Round(time.Millisecond), again)
+	if !strings.Contains(again, "network=udp") {
+		t.Errorf("reconnected over %q, want uTP (the seeder speaks nothing else)", again)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("read at %d after the stall: %v", off, err)
+	}
+	t.Logf("read at %d completed %v after the link was restored", off, time.Since(t1).Round(time.Millisecond))
+	if !bytes.Equal(buf, want[off:]) {
+		t.Fatalf("read at %d after the stall: bytes differ from the file", off)
+	}
+}
+
+// blockFrom drops, in the test's namespace, every UDP datagram sent from port: the seeder's
+// uTP traffic to us. unblock lifts it.
+func blockFrom(t *testing.T, port uint16) {
+	t.Helper()
+	nft(t, "add", "table", "inet", "stalltest")
+	nft(t, "add", "chain", "inet", "stalltest", "in", "{ type filter hook input priority 0; }")
+	nft(t, "add", "rule", "inet", "stalltest", "in", "udp", "sport", strconv.Itoa(int(port)), "drop")
+	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "inet", "stalltest").Run() })
+}
+
+func unblock(t *testing.T) {
+	t.Helper()
+	nft(t, "delete", "table", "inet", "stalltest")
+}
+
+func nft(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("nft", args...).CombinedOutput(); err != nil {
+		t.Fatalf("nft %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// logEvents is an slog handler that keeps the engine's Info and Warn messages for a test to
+// await, and copies every record to stderr when TORRENTCLAW_TEST_LOG is set.
+type logEvents struct {
+	ch    chan string // buffered so the engine never waits for the test; a full buffer drops
+	attrs []slog.Attr
+	echo  slog.Handler
+}
+
+func newLogEvents() *logEvents {
+	h := &logEvents{ch: make(chan string, 1024)}
+	if os.Getenv("TORRENTCLAW_TEST_LOG") != "" {
+		h.echo = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
+	return h
+}
+
+func (h *logEvents) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logEvents) Handle(ctx context.Context, r slog.Record) error {
+	if h.echo != nil {
+		_ = h.echo.Handle(ctx, r)
+	}
+	if r.Level < slog.LevelInfo {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(r.Message)
+	for _, a := range h.attrs {
+		fmt.Fprintf(&b, " %s", a)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s", a)
+		return true
+	})
+	select {
+	case h.ch <- b.String():
+	default:
+	}
+	return nil
+}
+
+func (h *logEvents) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(slices.Clone(h.attrs), as...)
+	if h.echo != nil {
+		c.echo = h.echo.WithAttrs(as)
+	}
+	return &c
+}
+
+func (h *logEvents) WithGroup(name string) slog.Handler {
+	c := *h
+	if h.echo != nil {
+		c.echo = h.echo.WithGroup(name)
+	}
+	return &c
+}
+
+// await returns the first message starting with prefix, failing the test after timeout;
+// why says what should have produced it.
+func (h *logEvents) await(t *testing.T, prefix string, timeout time.Duration, why string) string {
+	t.Helper()
+	tm := time.NewTimer(timeout)
+	defer tm.Stop()
+	for {
+		select {
+		case m := <-h.ch:
+			if strings.HasPrefix(m, prefix) {
+				return m
+			}
+		case <-tm.C:
+			t.Fatalf("no %q logged within %v (%s)", prefix, timeout, why)
+		}
 	}
 }

@@ -763,5 +763,6 @@ func (t *Task) AddPeers(peers ...string) error {
 		return fmt.Errorf("task %s: %w", t.id, ErrNotFound)
 	}
 	t.tor.AddPeers(peerInfos(peers))
+	t.e.peers.direct(t, peerInfos(peers), time.Now())
 	return nil
 }
