@@ -129,3 +129,30 @@ func TestPeerDialerPrefersTCP(t *testing.T) {
 		t.Errorf("cancelled uTP dial = %v, want context.Canceled", err)
 	}
 }
+
+// TestPeerWatchTCPHopeless: a peer whose TCP failed or accepted without a handshake gets its
+// uTP dial without the stalled peer's extra wait; one whose TCP worked does not.
+func TestPeerWatchTCPHopeless(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	w := newPeerWatch()
+	w.now = clk.now
+	const unknown, refused, useless, works = "192.0.2.1:1", "192.0.2.2:1", "192.0.2.3:1", "192.0.2.4:1"
+	w.noteTCP(refused, false)
+	w.tcpConnected(useless)
+	w.tcpConnected(works)
+	w.noteTCP(works, true)
+	clk.add(tcpHandshakeGrace + time.Second)
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{{unknown, false}, {refused, true}, {useless, true}, {works, false}} {
+		if got := w.tcpHopeless(tc.addr); got != tc.want {
+			t.Errorf("tcpHopeless(%s) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+	// TCP that works later makes the peer hopeful again.
+	w.noteTCP(refused, true)
+	if w.tcpHopeless(refused) {
+		t.Errorf("tcpHopeless(%s) after a TCP handshake = true, want false", refused)
+	}
+}

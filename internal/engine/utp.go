@@ -37,11 +37,13 @@ func (e *Engine) tuneUTP() {
 			e.log.Warn("cannot raise the uTP socket's receive buffer; uTP may stall on fast links", "err", err)
 		default:
 			e.utpRecvBuffer.Store(int64(got))
-			lvl := e.log.Info
-			if got < utpRecvBufferBytes { // Linux reports twice what it granted
-				lvl = e.log.Warn
+			if got < 2*utpRecvBufferBytes { // Linux reports twice the size granted
+				e.log.Warn("uTP socket receive buffer smaller than wanted; uTP may stall on fast links",
+					"local_addr", a.String(), "bytes", got, "wanted_bytes", utpRecvBufferBytes,
+					"hint", "raise sysctl net.core.rmem_max to at least 4194304, or give the daemon CAP_NET_ADMIN")
+				continue
 			}
-			lvl("uTP socket receive buffer set", "local_addr", a.String(), "bytes", got, "wanted_bytes", utpRecvBufferBytes)
+			e.log.Info("uTP socket receive buffer set", "local_addr", a.String(), "bytes", got, "wanted_bytes", utpRecvBufferBytes)
 		}
 	}
 }
