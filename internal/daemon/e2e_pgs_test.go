@@ -157,3 +157,126 @@ func TestE2EFilesTracks(t *testing.T) {
 		t.Errorf("status tasks = %+v, want the task with its copy session", st.Tasks)
 	}
 }
+
+// e2eRegionLuma decodes one frame of an HLS segment (the frame at offset
+// sec into it) and returns the mean luma (0-255) of the rectangle given as
+// fractions of the picture (x, y, w, h).
+func e2eRegionLuma(t *testing.T, segURL string, sec float64, x, y, w, h float64) float64 {
+	t.Helper()
+	code, body := get(t, segURL)
+	if code != http.StatusOK {
+		t.Fatalf("GET segment = %d", code)
+	}
+	seg := filepath.Join(t.TempDir(), "seg.ts")
+	if err := os.WriteFile(seg, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	crop := "crop=iw*" + ftoaTest(w) + ":ih*" + ftoaTest(h) + ":iw*" + ftoaTest(x) + ":ih*" + ftoaTest(y)
+	out, err := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-nostdin", "-v", "error",
+		"-i", seg, "-vf", "select=gte(t-start_t\\,"+ftoaTest(sec)+"),"+crop+",format=gray",
+		"-frames:v", "1", "-f", "rawvideo", "-").Output()
+	if err != nil || len(out) == 0 {
+		t.Fatalf("ffmpeg (decode a frame of the segment): %v, %d bytes", err, len(out))
+	}
+	var sum int
+	for _, b := range out {
+		sum += int(b)
+	}
+	return float64(sum) / float64(len(out))
+}
+
+func ftoaTest(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// e2eSegmentAt returns the index of the segment of pl that holds time sec
+// and the offset of sec into it.
+func e2eSegmentAt(t *testing.T, pl e2eMediaPlaylist, sec float64) (int, float64) {
+	t.Helper()
+	for i, seg := range pl.Segments {
+		if start := pl.startOf(i); sec >= start && sec < start+seg.Dur {
+			return i, sec - start
+		}
+	}
+	t.Fatalf("no segment holds %.1f s (playlist of %.1f s)", sec, pl.total())
+	return 0, 0
+}
+
+// TestE2EBurnIn: from a cold daemon fed by a loopback seeder, a session
+// asked to burn subtitles draws the file's PGS track into the video — the
+// subtitle area is bright while the PGS box is shown and dark after it is
+// cleared — while a session on the same file without the option leaves the
+// picture alone, offers the image track as no rendition, and the task lists
+// it as an image track (never dropped silently).
+func TestE2EBurnIn(t *testing.T) {
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	film := e2eMakePGSFilm(t, t.TempDir(), 8)
+	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	logs := &logBuffer{}
+	r := startDaemon(t, cfg, logs)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
+	burnt, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1,
+		HLS: true, BurnSubtitles: true})
+	if err != nil {
+		t.Fatalf("AddTask(HLS, burn) error = %v", err)
+	}
+	plain, err := r.client.CreateHLS(t.Context(), burnt.TaskID, -1)
+	if err != nil {
+		t.Fatalf("CreateHLS() error = %v", err)
+	}
+
+	// The subtitle box, well inside: x 60-260, y 180-220 of 320×240.
+	box := func(segURL string, off float64) float64 {
+		l := e2eRegionLuma(t, segURL, off, 0.25, 0.78, 0.5, 0.1)
+		t.Logf("subtitle area luma %.1f", l)
+		return l
+	}
+	top := func(segURL string, off float64) float64 { return e2eRegionLuma(t, segURL, off, 0.25, 0.1, 0.5, 0.1) }
+	const bright, dark = 150, 80 // the box is luma 235, the picture 0x20 grey (luma about 43)
+
+	bpl := e2eFetchHLS(t, burnt.HLSURL)
+	ppl := e2eFetchHLS(t, plain.HLSURL)
+	i, off := e2eSegmentAt(t, bpl, 3)
+	if l := box(bpl.Segments[i].URL, off); l < bright {
+		t.Errorf("burn-in session at 3 s: subtitle area luma %.0f, want > %d (the PGS box burnt in)", l, bright)
+	}
+	if l := top(bpl.Segments[i].URL, off); l > dark {
+		t.Errorf("burn-in session at 3 s: top area luma %.0f, want < %d (untouched)", l, dark)
+	}
+	i, off = e2eSegmentAt(t, bpl, 6.5)
+	if l := box(bpl.Segments[i].URL, off); l > dark {
+		t.Errorf("burn-in session at 6.5 s: subtitle area luma %.0f, want < %d (the PGS box was cleared at 5 s)", l, dark)
+	}
+	i, off = e2eSegmentAt(t, ppl, 3)
+	if l := box(ppl.Segments[i].URL, off); l > dark {
+		t.Errorf("session without burn-in at 3 s: subtitle area luma %.0f, want < %d (nothing burnt)", l, dark)
+	}
+
+	// Without burn-in the image track is no rendition (HLS cannot carry
+	// it) but is listed, and the sessions say what they do.
+	_, master := get(t, plain.HLSURL)
+	if n := strings.Count(string(master), "TYPE=SUBTITLES"); n != 2 {
+		t.Errorf("master.m3u8 without burn-in has %d subtitle renditions, want 2 (SRT, sidecar):\n%s", n, redactBody(master, e2eTokenOfRaw(plain.HLSURL)))
+	}
+	ti, err := r.client.Task(t.Context(), burnt.TaskID)
+	if err != nil {
+		t.Fatalf("Task() error = %v", err)
+	}
+	var image int
+	for _, tr := range e2eFileNamed(t, ti, "Film.mkv").Tracks {
+		if tr.Image && tr.Codec == "hdmv_pgs_subtitle" {
+			image++
+		}
+	}
+	if image != 1 {
+		t.Errorf("Film.mkv tracks = %+v, want the PGS track listed as an image subtitle", e2eFileNamed(t, ti, "Film.mkv").Tracks)
+	}
+	modes := map[string]bool{}
+	for _, h := range ti.HLS {
+		modes[h.Mode+strconv.FormatBool(h.BurntSubtitles)] = true
+	}
+	if len(ti.HLS) != 2 || !modes["transcodetrue"] || !modes["copyfalse"] {
+		t.Errorf("task HLS = %+v, want a transcode session burning subtitles and a copy session", ti.HLS)
+	}
+	assertNoSecrets(t, logs.String(), burnt.Token.Reveal())
+}
