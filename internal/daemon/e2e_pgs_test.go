@@ -92,10 +92,15 @@ func TestE2EFilesTracks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AddTask() error = %v", err)
 	}
-	ti, err := r.client.Task(t.Context(), add.TaskID)
-	if err != nil {
-		t.Fatalf("Task() error = %v", err)
-	}
+	var ti control.TaskInfo
+	// The magnet's metadata arrives from the seeder: await it.
+	enginetest.WaitFor(t, enginetest.EventWait, "the task's metadata", func() bool {
+		ti, err = r.client.Task(t.Context(), add.TaskID)
+		if err != nil {
+			t.Fatalf("Task() error = %v", err)
+		}
+		return len(ti.Files) > 0
+	})
 	mkv := e2eFileNamed(t, ti, "Film.mkv")
 	srt := e2eFileNamed(t, ti, "Film.fr.srt")
 	// Before any probe: only the sidecar, known by its name.
