@@ -112,6 +112,10 @@ type Engine struct {
 	listen     netip.AddrPort
 	stop       chan struct{} // closed by Close
 	wg         sync.WaitGroup
+
+	// utpRecvBuffer is the uTP socket's kernel receive buffer as granted (utp.go), 0 if not set.
+	utpRecvBuffer atomic.Int64
+
 	// upLimit and downLimit are the library's rate limiters; see [Engine.SetRates].
 	upLimit, downLimit *rate.Limiter
 	wait               readerWait  // see Stats.ReaderWait
@@ -254,6 +258,7 @@ func New(opts Options) (*Engine, error) {
 			e.cl.AddDialer(peerDialer{Dialer: d, w: e.peers})
 		}
 	}
+	e.tuneUTP() // utp.go
 	if !host.IsValid() {
 		host = netip.IPv4Unspecified()
 	}
