@@ -112,9 +112,14 @@ type Engine struct {
 	listen     netip.AddrPort
 	stop       chan struct{} // closed by Close
 	wg         sync.WaitGroup
+
+	// utpRecvBuffer is the uTP socket's kernel receive buffer as granted (utp.go), 0 if not set.
+	utpRecvBuffer atomic.Int64
+
 	// upLimit and downLimit are the library's rate limiters; see [Engine.SetRates].
 	upLimit, downLimit *rate.Limiter
-	wait               readerWait // see Stats.ReaderWait
+	wait               readerWait  // see Stats.ReaderWait
+	freeOS             atomic.Bool // a task was removed: return freed memory to the OS (memory.go)
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -253,6 +258,7 @@ func New(opts Options) (*Engine, error) {
 			e.cl.AddDialer(peerDialer{Dialer: d, w: e.peers})
 		}
 	}
+	e.tuneUTP() // utp.go
 	if !host.IsValid() {
 		host = netip.IPv4Unspecified()
 	}
@@ -325,6 +331,7 @@ func (e *Engine) loop() {
 		case <-e.stop:
 			return
 		case now := <-tk.C:
+			e.freeOSMemory()
 			for _, t := range e.snapshot() {
 				t.maintain(now)
 				t.checkPeers(now)
@@ -581,6 +588,9 @@ func (e *Engine) Remove(id string, deleteFiles bool) error {
 	t.shutdown()
 	e.peers.forget(t)
 	t.tor.Drop()
+	if !e.releaseDeferred() {
+		e.log.Debug("deferred actions of the torrent library not found; a removed torrent may stay in memory")
+	}
 	e.log.Info("task removed", "task", id, "infohash", t.key, "delete_files", deleteFiles)
 	if !deleteFiles || t.seeded {
 		if err := t.writeRecord(t.res.Load()); err != nil {

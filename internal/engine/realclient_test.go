@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,7 +135,41 @@ func TestRealClientUTPOnly(t *testing.T) {
 	cl := clienttest.StartQBittorrent(t, clienttest.Options{UTPOnly: true})
 	cl.AddTorrent(t, torrentPath, src)
 	clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
+	drops0 := udpRcvbufErrors(t)
 	readFromClient(t, cl, torrentPath, want, seekOffsets())
+	t.Logf("UDP datagrams dropped for a full receive buffer in this namespace while reading: %d", udpRcvbufErrors(t)-drops0)
+}
+
+// udpRcvbufErrors returns the network namespace's count of UDP datagrams dropped because a
+// socket's receive buffer was full (RcvbufErrors in /proc/net/snmp, which is per namespace).
+func udpRcvbufErrors(t testing.TB) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, err := strconv.ParseInt(f[i], 10, 64)
+				if err != nil {
+					t.Fatalf("/proc/net/snmp: Udp RcvbufErrors %q: %v", f[i], err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatal("/proc/net/snmp has no Udp RcvbufErrors")
+	return 0
 }
 
 func seekOffsets() []int64 {
