@@ -286,7 +286,11 @@ func TestStreamInProcessJSONKeepsServing(t *testing.T) {
 func TestStatus(t *testing.T) {
 	fd := newFakeDaemon()
 	id, tok := fd.addTask(t)
-	fd.addTask(t)
+	id2, _ := fd.addTask(t)
+	fd.mu.Lock()
+	fd.tasks[id2].info.HLS = []control.HLSInfo{{State: "ready", Mode: "copy"}, {State: "ready", Mode: "copy"},
+		{State: "probing"}, {State: "ready", Mode: "transcode", BurntSubtitles: true}}
+	fd.mu.Unlock()
 	sock := serve(t, fd)
 
 	t.Run("human", func(t *testing.T) {
@@ -296,7 +300,8 @@ func TestStatus(t *testing.T) {
 		}
 		o := out.String()
 		for _, want := range []string{"v9.9.9", "pid 4242", "http://192.0.2.1:11818", "https://torrentclaw.example: connected",
-			"optional: tasks without a token", id, "1 grant, next expiry", "Sintel"} {
+			"optional: tasks without a token", id, "1 grant, next expiry", "Sintel",
+			"HLS", "2× copy, probing, transcode (subtitles burnt in)"} {
 			if !strings.Contains(o, want) {
 				t.Errorf("status output lacks %q:\n%s", want, o)
 			}

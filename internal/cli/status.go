@@ -133,7 +133,7 @@ func printStatus(w io.Writer, st control.StatusResponse, now time.Time) error {
 		return err
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tSPEED\tUP\tPEERS\tETA\tPLAYABLE\tTOKENS\tNAME")
+	fmt.Fprintln(tw, "ID\tSTATE\tPROGRESS\tSPEED\tUP\tPEERS\tETA\tPLAYABLE\tHLS\tTOKENS\tNAME")
 	for _, t := range st.Tasks {
 		state := t.State
 		switch {
@@ -142,12 +142,41 @@ func printStatus(w io.Writer, st control.StatusResponse, now time.Time) error {
 		case t.Notice != "":
 			state += " (" + truncate(t.Notice, 40) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%s/s (%s)\t%d/%d\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.1f%% of %s\t%s/s\t%s/s (%s)\t%d/%d\t%s\t%s\t%s\t%s\t%s\n",
 			t.ID, state, t.Progress, formatBytes(t.TotalBytes), formatBytes(t.SpeedBps),
 			formatBytes(t.UploadSpeedBps), formatBytes(t.UploadedBytes), t.Peers, max(t.KnownPeers, t.Peers),
-			formatETA(t.ETASeconds), yesNo(t.StreamReady), tokenSummary(t.Token), orDash(truncate(taskName(t), 60)))
+			formatETA(t.ETASeconds), yesNo(t.StreamReady), hlsSummary(t.HLS), tokenSummary(t.Token), orDash(truncate(taskName(t), 60)))
 	}
 	return tw.Flush()
+}
+
+// hlsSummary lists a task's open HLS sessions by mode: "copy",
+// "transcode, probing", "2× copy"; "-" when none is open.
+func hlsSummary(sessions []control.HLSInfo) string {
+	if len(sessions) == 0 {
+		return "-"
+	}
+	var order []string
+	count := map[string]int{}
+	for _, s := range sessions {
+		what := s.Mode
+		if what == "" {
+			what = s.State
+		}
+		if s.BurntSubtitles {
+			what += " (subtitles burnt in)"
+		}
+		if count[what] == 0 {
+			order = append(order, what)
+		}
+		count[what]++
+	}
+	for i, what := range order {
+		if n := count[what]; n > 1 {
+			order[i] = fmt.Sprintf("%d× %s", n, what)
+		}
+	}
+	return strings.Join(order, ", ")
 }
 
 // originSummary describes the origin link on one line.

@@ -166,21 +166,97 @@ func runFiles(ctx context.Context, opts *filesOptions) error {
 	return printFiles(opts.Out, ti)
 }
 
-// printFiles writes a task's files for humans; the selected one is marked.
+// printFiles writes a task's files for humans, the selected one marked,
+// then each playable file's tracks.
 func printFiles(w io.Writer, ti control.TaskInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INDEX\tSIZE\tPLAYABLE\tTRACKS\tNAME")
+	fmt.Fprintln(tw, "INDEX\tSIZE\tPLAYABLE\tHLS\tTRACKS\tNAME")
 	for _, f := range ti.Files {
 		mark := ""
 		if f.Index == ti.FileIndex {
 			mark = " (selected)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s%s\n", f.Index, formatBytes(f.Length), yesNo(f.Playable), tracksSummary(f.Tracks), f.Path, mark)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s%s\n", f.Index, formatBytes(f.Length), yesNo(f.Playable),
+			fileMode(f, ti.HLS), tracksSummary(f.Tracks), f.Path, mark)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, f := range ti.Files {
+		if !f.Playable || len(f.Tracks) == 0 && f.Probed {
+			continue
+		}
+		fmt.Fprintf(w, "\n%d %s\n", f.Index, f.Path)
+		if !f.Probed {
+			fmt.Fprintln(w, "  audio and embedded subtitles: not probed yet (open it with stream --hls or /watch)")
+		}
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, tr := range f.Tracks {
+			fmt.Fprintf(tw, "  %s %d\t%s\t%s\t%s\n", tr.Kind, tr.Index, orDash(tr.Language), orDash(tr.Codec), trackDetail(tr))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// tracksSummary is "2 audio (en, fr), 1 subtitle (en)", or "-" before a probe.
+// fileMode says how HLS plays a file: the mode of its open sessions (with
+// "live" when one is running) or of its last probe, "probing", or "-".
+func fileMode(f control.FileInfo, sessions []control.HLSInfo) string {
+	mode, live := f.Mode, 0
+	for _, s := range sessions {
+		if s.FileIndex != f.Index {
+			continue
+		}
+		live++
+		switch {
+		case s.Mode != "" && s.BurntSubtitles:
+			mode = s.Mode + " (subtitles burnt in)"
+		case s.Mode != "":
+			mode = s.Mode
+		case mode == "":
+			mode = s.State
+		}
+	}
+	switch {
+	case mode == "":
+		return "-"
+	case live > 0:
+		return fmt.Sprintf("%s (%d open)", mode, live)
+	}
+	return mode
+}
+
+// trackDetail describes one track: what HLS does with it.
+func trackDetail(tr control.TrackInfo) string {
+	var parts []string
+	switch {
+	case tr.Kind == "audio" && tr.Copy:
+		parts = append(parts, fmt.Sprintf("%d ch, copied", tr.Channels))
+	case tr.Kind == "audio":
+		parts = append(parts, fmt.Sprintf("re-encoded to AAC %d ch", tr.Channels))
+	case tr.Image && tr.Burnt:
+		parts = append(parts, "image, burnt into the video")
+	case tr.Image:
+		parts = append(parts, "image: burn-in only (stream --hls --burn-subs)")
+	default:
+		parts = append(parts, "text")
+	}
+	if tr.Sidecar {
+		parts = append(parts, fmt.Sprintf("sidecar file %d", tr.File))
+	}
+	if tr.Default {
+		parts = append(parts, "default")
+	}
+	if tr.Title != "" {
+		parts = append(parts, fmt.Sprintf("%q", tr.Title))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// tracksSummary is "2 audio (en, fr), 3 subtitle (en, fr, en image)", or
+// "-" when none is known.
 func tracksSummary(tracks []control.TrackInfo) string {
 	if len(tracks) == 0 {
 		return "-"
@@ -194,18 +270,19 @@ func tracksSummary(tracks []control.TrackInfo) string {
 				continue
 			}
 			n++
-			if tr.Language != "" {
-				langs = append(langs, tr.Language)
+			l := tr.Language
+			if l == "" {
+				l = "?"
 			}
+			if tr.Image {
+				l += " image"
+			}
+			langs = append(langs, l)
 		}
 		if n == 0 {
 			continue
 		}
-		p := fmt.Sprintf("%d %s", n, kind)
-		if len(langs) > 0 {
-			p += " (" + strings.Join(langs, ", ") + ")"
-		}
-		parts = append(parts, p)
+		parts = append(parts, fmt.Sprintf("%d %s (%s)", n, kind, strings.Join(langs, ", ")))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -62,17 +62,35 @@ func TestFiles(t *testing.T) {
 	fd.tasks[id].info.FileIndex = 1
 	fd.tasks[id].info.Files = []control.FileInfo{
 		{Index: 0, Path: "Show/sample.txt", Length: 1024},
-		{Index: 1, Path: "Show/episode.mkv", Length: 700 << 20, Playable: true, Tracks: []control.TrackInfo{
-			{Index: 1, Kind: "audio", Language: "en"}, {Index: 2, Kind: "audio", Language: "fr"}, {Index: 3, Kind: "subtitle", Language: "en"}}},
+		{Index: 1, Path: "Show/episode.mkv", Length: 700 << 20, Playable: true, Probed: true, Mode: "copy-video", Tracks: []control.TrackInfo{
+			{Index: 0, Kind: "audio", Language: "en", Codec: "aac", Channels: 2, Copy: true, Default: true},
+			{Index: 1, Kind: "audio", Language: "fr", Codec: "ac3", Channels: 2},
+			{Index: 0, Kind: "subtitle", Language: "en", Codec: "subrip"},
+			{Index: 1, Kind: "subtitle", Language: "en", Codec: "hdmv_pgs_subtitle", Image: true},
+			{Index: 2, Kind: "subtitle", Language: "fr", Codec: "srt", Sidecar: true, File: 2}}},
+		{Index: 2, Path: "Show/episode.fr.srt", Length: 2048},
+		{Index: 3, Path: "Show/bonus.mp4", Length: 9 << 20, Playable: true, Tracks: []control.TrackInfo{
+			{Index: 0, Kind: "subtitle", Language: "fr", Codec: "srt", Sidecar: true, File: 4}}},
+		{Index: 4, Path: "Show/bonus.fr.srt", Length: 2048},
 	}
+	fd.tasks[id].info.HLS = []control.HLSInfo{{FileIndex: 1, State: "ready", Mode: "transcode", BurntSubtitles: true}}
 	fd.mu.Unlock()
 	if err := runFiles(t.Context(), opts); err != nil {
 		t.Fatalf("files = %v", err)
 	}
 	o := out.String()
-	for _, w := range []string{"INDEX", "Show/sample.txt", "700.0 MiB", "2 audio (en, fr), 1 subtitle (en)", "Show/episode.mkv (selected)"} {
+	for _, w := range []string{"INDEX", "HLS", "Show/sample.txt", "700.0 MiB",
+		"2 audio (en, fr), 3 subtitle (en, en image, fr)", "Show/episode.mkv (selected)",
+		"transcode (subtitles burnt in) (1 open)", // the live session's mode
+		"audio 0     en  aac                2 ch, copied, default",
+		"audio 1     fr  ac3                re-encoded to AAC 2 ch",
+		"subtitle 0  en  subrip             text",
+		"subtitle 1  en  hdmv_pgs_subtitle  image: burn-in only (stream --hls --burn-subs)",
+		"subtitle 2  fr  srt                text, sidecar file 2",
+		"3 Show/bonus.mp4\n  audio and embedded subtitles: not probed yet",
+	} {
 		if !strings.Contains(o, w) {
-			t.Errorf("files output %q lacks %q", o, w)
+			t.Errorf("files output lacks %q:\n%s", w, o)
 		}
 	}
 }

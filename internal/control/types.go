@@ -101,8 +101,9 @@ type TaskInfo struct {
 	// `torrentclaw seed`.
 	FromOrigin bool `json:"fromOrigin,omitempty"`
 	Seeded     bool `json:"seeded,omitempty"`
-	// HLSSessions counts the task's open HLS sessions.
+	// HLSSessions counts the task's open HLS sessions; HLS describes them.
 	HLSSessions int       `json:"hlsSessions,omitempty"`
+	HLS         []HLSInfo `json:"hls,omitempty"`
 	AddedAt     time.Time `json:"addedAt,omitzero"`
 
 	Token TokenInfo  `json:"token"`
@@ -132,19 +133,50 @@ type FileInfo struct {
 	Path     string `json:"path"` // sanitised, relative to the torrent root
 	Length   int64  `json:"length"`
 	Playable bool   `json:"playable"`
-	// Tracks are the file's audio and subtitle tracks, once an HLS probe
-	// has read them; empty before.
+	// Probed reports that an HLS session has probed the file: Tracks then
+	// lists every audio and subtitle track and Mode is set. Before that,
+	// Tracks lists only the sidecar subtitle files found by name.
+	Probed bool `json:"probed,omitempty"`
+	// Mode is the HLS mode a session on this file uses: "copy",
+	// "copy-video" (audio re-encoded) or "transcode"; "" before a probe.
+	Mode   string      `json:"mode,omitempty"`
 	Tracks []TrackInfo `json:"tracks,omitempty"`
 }
 
 // TrackInfo is one audio or subtitle track of a file.
 type TrackInfo struct {
-	Index    int    `json:"index"`
-	Kind     string `json:"kind"` // "audio" or "subtitle"
+	Index    int    `json:"index"` // position among the file's tracks of its kind
+	Kind     string `json:"kind"`  // "audio" or "subtitle"
 	Codec    string `json:"codec,omitempty"`
 	Language string `json:"language,omitempty"`
 	Title    string `json:"title,omitempty"`
 	Default  bool   `json:"default,omitempty"`
+	// Channels is what HLS delivers (audio); Copy: passed through as it
+	// is, else re-encoded to AAC stereo.
+	Channels int  `json:"channels,omitempty"`
+	Copy     bool `json:"copy,omitempty"`
+	// Sidecar: a separate subtitle file of the torrent (File is its index).
+	Sidecar bool `json:"sidecar,omitempty"`
+	File    int  `json:"file,omitempty"`
+	// Image: a bitmap subtitle (PGS, VobSub, DVB). It is not offered as a
+	// rendition; it can only be burnt into the video on request
+	// (stream --hls --burn-subs), and Burnt says a session does so.
+	Image bool `json:"image,omitempty"`
+	Burnt bool `json:"burnt,omitempty"`
+}
+
+// HLSInfo is one open HLS session of a task, as status shows it (no URL,
+// no token).
+type HLSInfo struct {
+	FileIndex int `json:"fileIndex"`
+	// State is "probing", "ready" or "failed".
+	State string `json:"state"`
+	// Mode is "copy", "copy-video" or "transcode" once ready.
+	Mode string `json:"mode,omitempty"`
+	// Running: an ffmpeg is producing segments now.
+	Running bool `json:"running,omitempty"`
+	// BurntSubtitles: an image subtitle track is burnt into its video.
+	BurntSubtitles bool `json:"burntSubtitles,omitempty"`
 }
 
 // AddRequest is the body of POST /v1/tasks.

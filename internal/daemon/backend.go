@@ -59,7 +59,9 @@ func (d *Daemon) Status(ctx context.Context) (control.StatusResponse, error) {
 		resp.Origin = d.origin.status()
 	}
 	for _, in := range d.svc.List() {
-		resp.Tasks = append(resp.Tasks, taskInfo(in))
+		ti := taskInfo(in)
+		d.withHLS(&ti)
+		resp.Tasks = append(resp.Tasks, ti)
 	}
 	return resp, nil
 }
@@ -149,7 +151,9 @@ func (d *Daemon) Task(ctx context.Context, id string) (control.TaskInfo, error) 
 	if err != nil {
 		return control.TaskInfo{}, err
 	}
-	return taskInfo(in), nil
+	ti := taskInfo(in)
+	d.withHLS(&ti)
+	return ti, nil
 }
 
 // RemoveTask removes a task everywhere, optionally deleting its files.

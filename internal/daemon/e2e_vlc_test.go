@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,5 +131,105 @@ func TestE2EVLC(t *testing.T) {
 		t.Errorf("the media listener served %d bytes of /stream to VLC, want the file's bytes (requests: %v)", bytes["GET /stream"], requests)
 	}
 	t.Logf("cvlc played for %s: %d /stream requests, %d bytes", elapsed.Round(time.Millisecond), requests["GET /stream"], bytes["GET /stream"])
+	assertNoSecrets(t, logs.String(), tok)
+}
+
+// TestE2EVLCPlaylistSidecar opens /playlist.m3u in cvlc, from a cold daemon
+// fed by a loopback seeder with a torrent holding Film.mkv and its sidecar
+// Film.fr.srt, and checks in VLC's log that it loaded that sidecar from the
+// path the playlist named (VLC ignores input-slave from a playlist and takes
+// sub-file only as a local path; see docs/player.md). A request that came
+// through a proxy gets no local path.
+func TestE2EVLCPlaylistSidecar(t *testing.T) {
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	cvlc := e2eTool(t, "cvlc")
+	const seconds = 12
+	film := e2eMakeTracks(t, t.TempDir(), seconds)
+	asNobody := os.Geteuid() == 0
+	// VLC opens the sidecar itself, as its own user: when that is nobody,
+	// the download directory must be one nobody can read (t.TempDir's
+	// parent is private).
+	home := vlcHome(t, asNobody)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Torrent.DownloadDir = filepath.Join(home, "downloads")
+	logs := &logBuffer{}
+	r := startDaemon(t, cfg, logs)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{UploadRateBytes: 1 << 20})
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
+	if err != nil {
+		t.Fatalf("AddTask() error = %v", err)
+	}
+	tok := add.Token.Reveal()
+	wantPath := filepath.Join(cfg.Torrent.DownloadDir, "Film", "Film.fr.srt")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cvlc, "-vv",
+		"--intf", "dummy", "--vout", "dummy", "--aout", "dummy",
+		"--no-video-title-show", "--no-stats",
+		"--play-and-exit", "--run-time", strconv.Itoa(vlcRunSeconds),
+		add.PlaylistURL)
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8",
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"), "XDG_RUNTIME_DIR=" + home}
+	cmd.Dir = home
+	if asNobody {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+	}
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	log := string(out)
+	if err != nil {
+		t.Fatalf("cvlc: %v\n%s", err, redactBody(out, tok))
+	}
+	var lines []string
+	e2eScanLines(log, func(line string) {
+		if strings.Contains(line, "subtitle") || strings.Contains(line, "spu") || strings.Contains(line, "unsafe option") {
+			lines = append(lines, line)
+		}
+		if strings.Contains(line, "main input error") {
+			t.Errorf("cvlc: %s", redactBody([]byte(line), tok))
+		}
+	})
+	t.Logf("cvlc subtitle log:\n%s", redactBody([]byte(strings.Join(lines, "\n")), tok))
+	for _, want := range []string{
+		"forced subtitle: " + wantPath,                 // the playlist's sub-file option
+		"loading spu-es slave: file://" + wantPath,     // opened as a subtitle input
+		"subtitle demux debug: detected SubRIP format", // and parsed:
+		"subtitle demux debug: loaded " + strconv.Itoa(seconds) + " subtitles",
+		`using spu decoder module "subsdec"`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("cvlc's log lacks %q", want)
+		}
+	}
+	requests, _ := e2eServed(logs.String())
+	if requests["GET /playlist.m3u"] == 0 || requests["GET /stream"] == 0 {
+		t.Errorf("the media listener served %v, want the playlist and the stream", requests)
+	}
+
+	// Through a proxy (a header a proxy adds), the same token gets the
+	// plain list: no option, no local path.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, add.PlaylistURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", "192.0.2.7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET playlist via proxy: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET playlist via proxy: status %d, err %v", resp.StatusCode, err)
+	}
+	if strings.Contains(string(body), "#EXTVLCOPT") || strings.Contains(string(body), cfg.Torrent.DownloadDir) {
+		t.Errorf("proxied playlist names a local path:\n%s", redactBody(body, tok))
+	}
+	if !strings.Contains(string(body), "/stream?") {
+		t.Errorf("proxied playlist has no entry:\n%s", redactBody(body, tok))
+	}
 	assertNoSecrets(t, logs.String(), tok)
 }

@@ -6,12 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/torrentclaw/cli/internal/clienttest"
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/enginetest"
 )
@@ -82,11 +85,79 @@ const benchAudioSwitchJS = `new Promise((resolve) => {
 //     for the session, ffprobe runs, hls.js loads playlists and segments).
 //   - seek-p50-ms, seek-p95-ms: over 20 seeks spread over the title,
 //     currentTime set -> playing again.
-//   - audio-switch-ms/op (copy path): Spanish picked in the menu -> hls.js
-//     switched and playback 0.2 s further.
+//   - audio-switch-ms/op: Spanish picked in the menu -> hls.js switched
+//     and playback 0.2 s further.
 //
-// Run with make bench; results in docs/benchmarks.md.
+// BenchmarkWatchSwarm measures the same fed by qbittorrent-nox. Run with
+// make bench; results in docs/benchmarks.md.
 func BenchmarkWatch(b *testing.B) {
+	benchWatch(b, func(b *testing.B, film string) benchWatchSource {
+		return func(b *testing.B, r *running) control.AddResponse {
+			seeder := enginetest.NewSeeder(b, enginetest.SeederOptions{UploadRateBytes: benchWatchSeedRate})
+			add, err := r.client.AddTask(b.Context(), control.AddRequest{Source: seeder.Add(b, film).Magnet, FileIndex: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return add
+		}
+	})
+}
+
+// BenchmarkWatchSwarm is BenchmarkWatch fed by a real client: one
+// qbittorrent-nox (libtorrent 2.0, TCP and uTP) seeding the title at the
+// same 2 MB/s, the peer the cold daemon is handed (no tracker, no DHT).
+// qBittorrent must run in a loopback-only network namespace: the benchmark
+// skips outside one, and make bench runs it under unshare -n.
+func BenchmarkWatchSwarm(b *testing.B) {
+	if !benchInLoopbackNetns() {
+		b.Skip("skipping: run inside a loopback-only network namespace (make bench uses unshare -n)")
+	}
+	clienttest.Need(b, "qbittorrent-nox")
+	benchWatch(b, func(b *testing.B, film string) benchWatchSource {
+		torrentPath, ih := enginetest.WriteTorrentFile(b, b.TempDir(), film, 256<<10)
+		qb := clienttest.StartQBittorrent(b, clienttest.Options{UploadRateBytes: benchWatchSeedRate})
+		qb.AddTorrent(b, torrentPath, filepath.Dir(film))
+		clienttest.WaitSeeding(b, qb, ih, 2*time.Minute)
+		return func(b *testing.B, r *running) control.AddResponse {
+			add, err := r.client.AddTask(b.Context(), control.AddRequest{Source: torrentPath, FileIndex: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			task, err := r.d.eng.Task(add.TaskID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := task.AddPeers(qb.PeerAddr().String()); err != nil {
+				b.Fatal(err)
+			}
+			return add
+		}
+	})
+}
+
+// benchInLoopbackNetns reports whether this process's network namespace
+// has only lo (/proc/net/dev is per namespace).
+func benchInLoopbackNetns() bool {
+	raw, err := os.ReadFile("/proc/net/dev")
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) < 3 {
+		return false
+	}
+	for _, l := range lines[2:] {
+		if name, _, _ := strings.Cut(l, ":"); strings.TrimSpace(name) != "lo" {
+			return false
+		}
+	}
+	return true
+}
+
+// benchWatchSource adds the title to a cold daemon, with its seeder.
+type benchWatchSource func(b *testing.B, r *running) control.AddResponse
+
+func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchSource) {
 	for _, tool := range []string{"ffmpeg", "ffprobe", "chromium"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			b.Skipf("skipping: %s is not installed", tool)
@@ -98,11 +169,12 @@ func BenchmarkWatch(b *testing.B) {
 		transcode bool
 	}{{"copy", false}, {"transcode", true}} {
 		film := e2eMakeTracksWith(b, b.TempDir(), benchWatchSeconds, c.transcode)
+		add := source(b, film)
 		b.Run(c.name, func(b *testing.B) {
 			var loads, switches []float64
 			var seeks []float64
 			for b.Loop() {
-				load, sk, sw := benchWatchOnce(b, chromium, film)
+				load, sk, sw := benchWatchOnce(b, chromium, add)
 				loads, seeks = append(loads, load), append(seeks, sk...)
 				if sw >= 0 {
 					switches = append(switches, sw)
@@ -121,15 +193,11 @@ func BenchmarkWatch(b *testing.B) {
 
 // benchWatchOnce runs one cold daemon and page. It returns the load time,
 // every seek time and the audio switch time, in ms.
-func benchWatchOnce(b *testing.B, chromium, film string) (load float64, seeks []float64, audioSwitch float64) {
+func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource) (load float64, seeks []float64, audioSwitch float64) {
 	b.Helper()
 	cfg := testConfig(b, b.TempDir())
 	r := startDaemon(b, cfg, nil, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) })
-	seeder := enginetest.NewSeeder(b, enginetest.SeederOptions{UploadRateBytes: benchWatchSeedRate})
-	add, err := r.client.AddTask(b.Context(), control.AddRequest{Source: seeder.Add(b, film).Magnet, FileIndex: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
+	add := source(b, r)
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 	c := startCDP(b, chromium)
 	var target struct {

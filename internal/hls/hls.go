@@ -109,6 +109,8 @@ type Manager struct {
 
 	proxy inputProxy // loopback proxy between ffmpeg and the inputs (proxy.go)
 
+	probed probedCache // tracks of probed files, kept after their sessions close
+
 	binMu           sync.Mutex // guards ffmpeg, ffprobe
 	ffmpeg, ffprobe string
 
@@ -243,6 +245,9 @@ type Spec struct {
 	ID string
 	// TaskID groups sessions for CloseTask.
 	TaskID string
+	// FileIndex is the input's file in its task, reported in Info and
+	// keyed on by [Manager.Tracks].
+	FileIndex int
 	// InputURL is the media, read with HTTP Range requests (in the daemon:
 	// its own /stream on loopback with an internal token). Never logged.
 	InputURL string
@@ -374,8 +379,9 @@ func (m *Manager) list() []*Session {
 	return out
 }
 
-// CloseTask closes every session of a task.
+// CloseTask closes every session of a task and forgets its probed tracks.
 func (m *Manager) CloseTask(taskID string) {
+	defer m.probed.forgetTask(taskID)
 	for _, s := range m.list() {
 		if s.taskID == taskID {
 			_ = s.Close()

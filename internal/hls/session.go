@@ -35,15 +35,16 @@ const (
 
 // Session is one HLS rendition of one input. Safe for concurrent use.
 type Session struct {
-	m        *Manager
-	id       string
-	taskID   string
-	key      string // Spec.Key
-	input    string // carries a token: never logged
-	dir      string
-	startSec float64
-	created  time.Time
-	log      *slog.Logger
+	m         *Manager
+	id        string
+	taskID    string
+	fileIndex int    // the input's file in its task
+	key       string // Spec.Key
+	input     string // carries a token: never logged
+	dir       string
+	startSec  float64
+	created   time.Time
+	log       *slog.Logger
 
 	ctx    context.Context // session lifetime, cancelled by Close
 	cancel context.CancelFunc
@@ -156,6 +157,7 @@ func newSession(m *Manager, spec Spec, dir, secret string) *Session {
 		m:         m,
 		id:        spec.ID,
 		taskID:    spec.TaskID,
+		fileIndex: spec.FileIndex,
 		key:       spec.Key,
 		input:     spec.InputURL,
 		dir:       dir,
@@ -179,6 +181,7 @@ func (s *Session) TaskID() string { return s.taskID }
 // Info is a snapshot of a session.
 type Info struct {
 	ID, TaskID string
+	FileIndex  int // the input's file in its task (Spec.FileIndex)
 	Ready      bool
 	Err        error   // probe failure, when Ready
 	Mode       string  // ModeCopy, ModeCopyVideo or ModeTranscode, when Ready
@@ -199,7 +202,7 @@ type Info struct {
 
 // Info returns a snapshot of the session.
 func (s *Session) Info() Info {
-	in := Info{ID: s.id, TaskID: s.taskID}
+	in := Info{ID: s.id, TaskID: s.taskID, FileIndex: s.fileIndex}
 	select {
 	case <-s.ready:
 		in.Ready, in.Err = true, s.prepErr
@@ -246,6 +249,18 @@ func (s *Session) prepare() {
 		}
 		s.subState = make([]subtitleState, len(s.textSubs))
 		s.mu.Unlock()
+		ft := FileTracks{Mode: s.variant.mode()}
+		for _, a := range s.audios {
+			ft.Audio = append(ft.Audio, a.info)
+		}
+		for _, r := range s.subs {
+			info := r.info
+			info.Burnt = false // a fact of this session, not of the file
+			ft.Subtitles = append(ft.Subtitles, info)
+		}
+		// A burn-in session's mode is forced: it describes the file only
+		// when nothing better is known.
+		s.m.probed.put(probedKey{s.taskID, s.fileIndex}, ft, s.burn == nil)
 		s.log.Info("hls session ready", "mode", s.variant.mode(), "duration_sec", s.plan.duration,
 			"segments", s.plan.n(), "codecs", s.variant.codecs(), "audio_tracks", len(s.audios),
 			"subtitle_tracks", len(s.textSubs), "burnt_subtitles", s.burn != nil)

@@ -50,6 +50,11 @@ func TestNonCanonicalPaths(t *testing.T) {
 		"//stream" + q, "/./stream" + q, "/a/../stream" + q, "/stream/" + q, "/stream/." + q,
 		"/%2e/stream" + q, "/%2Fstream" + q, "/a/%2e%2e/stream" + q, "/stream%3F" + q,
 		"//health", "/./health", "/hls//x/index.m3u8" + q, "/hls/s/./index.m3u8" + q,
+		// The player page and its assets (issue 9 item 4's rule holds for them too).
+		"//watch" + q, "/./watch" + q, "/watch/" + q, "/watch/assets/../watch" + q,
+		"/watch/./assets/player.js", "/watch/assets//player.js", "/watch/assets/./player.js",
+		"/watch/assets/../assets/player.js", "/watch/assets/%2e%2e/session" + q,
+		"/watch/session/" + q, "/watch/../watch/session" + q, "//watch/session" + q,
 	} {
 		p, _, _ := strings.Cut(target, "?")
 		t.Run(p, func(t *testing.T) {
@@ -66,9 +71,11 @@ func TestNonCanonicalPaths(t *testing.T) {
 			}
 		})
 	}
-	// The canonical path still answers.
-	if resp := rawGet(t, addr.String(), "/health"); resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /health status = %d, want 200", resp.StatusCode)
+	// The canonical paths still answer.
+	for _, p := range []string{"/health", "/watch/assets/player.js"} {
+		if resp := rawGet(t, addr.String(), p); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s status = %d, want 200", p, resp.StatusCode)
+		}
 	}
 }
 

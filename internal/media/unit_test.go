@@ -369,3 +369,56 @@ func TestCertReloader(t *testing.T) {
 type noEngine struct{}
 
 func (noEngine) Task(string) (*engine.Task, error) { return nil, engine.ErrNotFound }
+
+// TestSameHost: only a request straight from this host (loopback, or from
+// the address it arrived on) with no proxy header may be given local paths.
+func TestSameHost(t *testing.T) {
+	for _, tc := range []struct {
+		name, remote, local string
+		header              string
+		want                bool
+	}{
+		{"loopback v4", "127.0.0.1:5000", "127.0.0.1:11818", "", true},
+		{"loopback v6", "[::1]:5000", "[::1]:11818", "", true},
+		{"own LAN address", "192.168.1.20:5000", "192.168.1.20:11818", "", true},
+		{"LAN peer", "192.168.1.21:5000", "192.168.1.20:11818", "", false},
+		{"tailnet peer", "100.100.1.2:5000", "100.64.0.1:11818", "", false},
+		{"loopback via proxy", "127.0.0.1:5000", "127.0.0.1:11818", "X-Forwarded-For", false},
+		{"loopback via Forwarded", "127.0.0.1:5000", "127.0.0.1:11818", "Forwarded", false},
+		{"loopback via Via", "127.0.0.1:5000", "127.0.0.1:11818", "Via", false},
+		{"malformed remote", "nonsense", "127.0.0.1:11818", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/playlist.m3u", nil)
+			r.RemoteAddr = tc.remote
+			local, err := net.ResolveTCPAddr("tcp", tc.local)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.Addr(local)))
+			if tc.header != "" {
+				r.Header.Set(tc.header, "x")
+			}
+			if got := sameHost(r); got != tc.want {
+				t.Errorf("sameHost(remote %s, local %s, header %q) = %v, want %v", tc.remote, tc.local, tc.header, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRenderPlaylistSubFile: a local sidecar path rides on its own entry as
+// VLC's sub-file option, before the URL.
+func TestRenderPlaylistSubFile(t *testing.T) {
+	files := []engine.File{
+		{Index: 0, Path: "Show/E1.mkv", Playable: true},
+		{Index: 1, Path: "Show/E1.en.srt"},
+		{Index: 2, Path: "Show/E2.mkv", Playable: true},
+	}
+	got := string(renderPlaylist("http://127.0.0.1:1", "task", "tok", files, map[int]string{0: "/dl/Show/E1.en.srt"}))
+	want := "#EXTM3U\n" +
+		"#EXTINF:-1,E1.mkv\n#EXTVLCOPT:sub-file=/dl/Show/E1.en.srt\nhttp://127.0.0.1:1/stream?id=task&t=tok&file=0\n" +
+		"#EXTINF:-1,E2.mkv\nhttp://127.0.0.1:1/stream?id=task&t=tok&file=2\n"
+	if got != want {
+		t.Errorf("renderPlaylist() =\n%s\nwant\n%s", got, want)
+	}
+}

@@ -200,7 +200,7 @@ func (s *Service) StartSession(ctx context.Context, spec SessionSpec) (*hls.Sess
 		})
 	}
 	sess, err := s.hls.Create(ctx, hls.Spec{
-		ID: spec.ID, TaskID: spec.TaskID, StartSec: spec.StartSec,
+		ID: spec.ID, TaskID: spec.TaskID, FileIndex: fi, StartSec: spec.StartSec,
 		InputURL: s.opts.InputURL(spec.TaskID, spec.ID, in, fi),
 		Sidecars: inputs, Tracks: spec.Tracks, Key: spec.Key,
 	})
