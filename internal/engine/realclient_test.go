@@ -243,10 +243,16 @@ func step(t *testing.T, r *engine.Reader, cl clienttest.Client, what string, f f
 	defer func() {
 		if ctx.Err() != nil {
 			t.Errorf("%s from %s: stalled (%v without completing)", what, cl.Name(), time.Since(start).Round(time.Second))
+		} else if d := time.Since(start); d > slowStep {
+			// Not a failure: a record of where the time went, for the figures in docs.
+			t.Logf("%s from %s took %v", what, cl.Name(), d.Round(time.Millisecond))
 		}
 	}()
 	f()
 }
+
+// slowStep is how long a step may take before the test logs its time.
+const slowStep = 5 * time.Second
 
 // TestRealClientsLeech has each client download a file seeded by the engine ([engine.Engine.Seed],
 // what `torrentclaw seed` runs) from its magnet, found through the tracker in the magnet's tr=,
