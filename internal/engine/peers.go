@@ -47,6 +47,9 @@ const (
 	redialFirst       = time.Second
 	redialMaxInterval = 4 * time.Second
 	redialFor         = 2 * time.Minute
+	// tcpRetryFor bounds how long after a TCP connection without a handshake tasks still
+	// add its peer again (see tcpRetry).
+	tcpRetryFor = 30 * time.Second
 	// tcpHandshakeGrace is how long a TCP connection gets to complete its BitTorrent
 	// handshake before it counts as useless; tcpRest is how long TCP to a peer that closed
 	// it rests.
@@ -74,6 +77,7 @@ type peerWatch struct {
 	tcpFailed  map[string]time.Time         // remote address → when a TCP dial to it last failed
 	tcpDialed  map[string]time.Time         // remote address → when a TCP dial to it last connected
 	redial     map[*Task]map[string]*redial // peers closed by checkPeers, to add again until connected
+	tcpRetry   map[string]*tcpRetry         // remote address → a TCP connection that may complete no handshake
 	now        func() time.Time             // the clock; time.Now outside tests
 }
 
@@ -97,6 +101,19 @@ type redial struct {
 	tries    int // how often the peer was added again
 }
 
+// tcpRetry is a TCP connection to a peer whose TCP has not completed a handshake before.
+// The library dials an address once per time it learns it (from a tracker, say) and takes
+// the first connection any dialer makes: against a peer that accepts TCP only to close it
+// (libtorrent with uTP only) that attempt fails, and the peer is tried again only when a
+// tracker or the peer itself brings it back, about a minute later (TestRealClientUTPOnly's
+// first read took 61 s in 2 of 3 runs). So once such a connection is tcpHandshakeGrace old
+// without a handshake, every task without a connection to the peer adds it again, once:
+// the next dial skips TCP (tcpUseless) and uTP connects.
+type tcpRetry struct {
+	dialed time.Time
+	done   map[*Task]bool // tasks that added the peer again
+}
+
 type peerState struct {
 	listenPort  int       // the peer's listen port from its extended handshake, 0 if unknown
 	outstanding int       // our requests not yet answered or cancelled
@@ -112,6 +129,7 @@ func newPeerWatch() *peerWatch {
 		tcpFailed:  make(map[string]time.Time),
 		tcpDialed:  make(map[string]time.Time),
 		redial:     make(map[*Task]map[string]*redial),
+		tcpRetry:   make(map[string]*tcpRetry),
 		now:        time.Now,
 	}
 }
@@ -264,6 +282,32 @@ func (w *peerWatch) tcpConnected(addr string) {
 		return
 	}
 	remember(w.tcpDialed, addr, w.now())
+	if at, ok := w.tcpOK[addr]; (!ok || w.now().Sub(at) >= peerMemory) && len(w.tcpRetry) < maxRememberedPeers {
+		w.tcpRetry[addr] = &tcpRetry{dialed: w.now(), done: make(map[*Task]bool)}
+	}
+}
+
+// tcpRetryPeers returns the peers task t should add again (see tcpRetry): those whose TCP
+// connection is over tcpHandshakeGrace old without a handshake, t has not added again yet,
+// and t is not connected to. Entries are dropped tcpRetryFor after the dial.
+func (w *peerWatch) tcpRetryPeers(t *Task, connected map[string]string, now time.Time) []torrent.PeerInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []torrent.PeerInfo
+	for a, r := range w.tcpRetry {
+		since := now.Sub(r.dialed)
+		ok, handshook := w.tcpOK[a]
+		switch {
+		case handshook && !ok.Before(r.dialed) || since > tcpRetryFor:
+			delete(w.tcpRetry, a)
+		case since > tcpHandshakeGrace && !r.done[t]:
+			r.done[t] = true
+			if connected[a] == "" {
+				out = append(out, torrent.PeerInfo{Addr: torrent.StringAddr(a), Source: torrent.PeerSourceDirect})
+			}
+		}
+	}
+	return out
 }
 
 // tcpUseless reports whether the last TCP connection to addr, made more than
@@ -398,6 +442,7 @@ func (t *Task) checkPeers(now time.Time) {
 		}
 	}
 	w.mu.Unlock()
+	again = append(again, w.tcpRetryPeers(t, connected, now)...)
 	if len(again) > 0 {
 		t.tor.AddPeers(again)
 	}

@@ -156,3 +156,34 @@ func TestPeerWatchTCPHopeless(t *testing.T) {
 		t.Errorf("tcpHopeless(%s) after a TCP handshake = true, want false", refused)
 	}
 }
+
+// TestPeerWatchTCPRetry: a TCP connection that completes no handshake within
+// tcpHandshakeGrace makes each task without a connection to that peer add it again, once,
+// so that the next dial (which skips TCP) can reach it over uTP.
+func TestPeerWatchTCPRetry(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	w := newPeerWatch()
+	w.now = clk.now
+	const utpOnly, healthy = "192.0.2.1:6881", "192.0.2.2:6881"
+	t1, t2 := &Task{}, &Task{}
+	w.tcpConnected(utpOnly)
+	w.tcpConnected(healthy)
+	w.noteTCP(healthy, true)
+	if got := w.tcpRetryPeers(t1, nil, clk.t); len(got) != 0 {
+		t.Errorf("tcpRetryPeers right after the dial = %v, want none (the handshake has time)", got)
+	}
+	now := clk.add(tcpHandshakeGrace + time.Second)
+	if got := w.tcpRetryPeers(t1, nil, now); len(got) != 1 || got[0].Addr.String() != utpOnly {
+		t.Errorf("tcpRetryPeers(t1) = %v, want [%s] (no handshake; the healthy peer completed one)", got, utpOnly)
+	}
+	if got := w.tcpRetryPeers(t1, nil, now); len(got) != 0 {
+		t.Errorf("tcpRetryPeers(t1) again = %v, want none (once per task)", got)
+	}
+	if got := w.tcpRetryPeers(t2, map[string]string{utpOnly: "udp4"}, now); len(got) != 0 {
+		t.Errorf("tcpRetryPeers(t2 connected to it) = %v, want none", got)
+	}
+	w.tcpRetryPeers(t1, nil, clk.add(tcpRetryFor))
+	if len(w.tcpRetry) != 0 {
+		t.Errorf("after tcpRetryFor: %d entries kept, want 0", len(w.tcpRetry))
+	}
+}
