@@ -113,10 +113,11 @@ func mp4Duration(r io.ReadSeeker, size int64) (float64, error) {
 	return 0, errNoDuration
 }
 
-// mvhdDuration reads a movie header's body (r is at its start): version and flags, two
-// times, the timescale and the duration, 32-bit in version 0 and 64-bit in version 1.
+// mvhdDuration reads a movie header's body (r is at its start): version and flags, the
+// creation and modification times, the timescale and the duration; the times and the
+// duration are 32-bit in version 0 and 64-bit in version 1.
 func mvhdDuration(r io.Reader, bodyLen int64) (float64, error) {
-	var b [28]byte
+	var b [32]byte
 	if bodyLen < 20 {
 		return 0, errNoDuration
 	}
@@ -133,10 +134,10 @@ func mvhdDuration(r io.Reader, bodyLen int64) (float64, error) {
 			return 0, errNoDuration // "unknown"
 		}
 	case 1:
-		if n < 28 {
+		if n < 32 {
 			return 0, errNoDuration
 		}
-		scale, dur = binary.BigEndian.Uint32(b[20:24]), binary.BigEndian.Uint64(b[24:28])
+		scale, dur = binary.BigEndian.Uint32(b[20:24]), binary.BigEndian.Uint64(b[24:32])
 		if dur == math.MaxUint64 {
 			return 0, errNoDuration
 		}

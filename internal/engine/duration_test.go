@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,18 @@ func TestContainerDuration(t *testing.T) {
 			}
 		})
 	}
+	// Version 1 movie headers (64-bit times) come from muxers for very long files; ffmpeg
+	// writes version 0 here, so build one: 90 kHz timescale, 2 h.
+	v1 := mp4Box("ftyp", []byte("isom\x00\x00\x02\x00isom"))
+	mvhd := make([]byte, 32) // version 1, flags, creation, modification: zero
+	mvhd[0] = 1
+	binary.BigEndian.PutUint32(mvhd[20:24], 90000)
+	binary.BigEndian.PutUint64(mvhd[24:32], 2*3600*90000)
+	v1 = append(v1, mp4Box("moov", mp4Box("mvhd", append(mvhd, make([]byte, 80)...)))...)
+	if got, err := engine.ContainerDuration(bytes.NewReader(v1), int64(len(v1))); err != nil || got != 7200 {
+		t.Errorf("ContainerDuration(mvhd version 1, 2 h) = %v, %v; want 7200", got, err)
+	}
+
 	sample, err := os.ReadFile(sampleMP4)
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +103,12 @@ func TestContainerDuration(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mp4Box returns an ISO BMFF box of type typ around body.
+func mp4Box(typ string, body []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(8+len(body)))
+	return append(append(b, typ...), body...)
 }
 
 func readFile(t *testing.T, path string) []byte {
