@@ -7,6 +7,9 @@
 # Every config key can be set from the environment (TORRENTCLAW_<SECTION>_<KEY>,
 # e.g. TORRENTCLAW_ORIGIN_API_URL, TORRENTCLAW_API_KEY); `docker exec torrentclaw
 # torrentclaw status` talks to the daemon over its control socket in /data.
+#
+# This image has not been built where the tests run (no container engine there);
+# internal/config/dockerfile_test.go checks the properties above from this file.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

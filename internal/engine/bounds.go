@@ -12,8 +12,9 @@ import (
 // keeps state per file (and the engine a layout entry, a File, a path). A torrent is refused
 // when it has more files or more bytes of file names than the configured bounds, before the
 // library sees it when the metainfo comes from a file, a URL or the cache; when it comes from
-// peers (a magnet) the library has parsed it already, so the task fails and its torrent is
-// dropped at once. The defaults admit any real season pack.
+// peers (a magnet) the library has parsed it already, so the task fails, and the library's
+// state for it is freed when the task is removed (see memory.go). The defaults admit any real
+// season pack.
 
 // Defaults of [Options.MaxFiles] and [Options.MaxNameBytes].
 const (

@@ -118,7 +118,8 @@ type Engine struct {
 
 	// upLimit and downLimit are the library's rate limiters; see [Engine.SetRates].
 	upLimit, downLimit *rate.Limiter
-	wait               readerWait // see Stats.ReaderWait
+	wait               readerWait  // see Stats.ReaderWait
+	freeOS             atomic.Bool // a task was removed: return freed memory to the OS (memory.go)
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -330,6 +331,7 @@ func (e *Engine) loop() {
 		case <-e.stop:
 			return
 		case now := <-tk.C:
+			e.freeOSMemory()
 			for _, t := range e.snapshot() {
 				t.maintain(now)
 				t.checkPeers(now)
@@ -586,6 +588,9 @@ func (e *Engine) Remove(id string, deleteFiles bool) error {
 	t.shutdown()
 	e.peers.forget(t)
 	t.tor.Drop()
+	if !e.releaseDeferred() {
+		e.log.Debug("deferred actions of the torrent library not found; a removed torrent may stay in memory")
+	}
 	e.log.Info("task removed", "task", id, "infohash", t.key, "delete_files", deleteFiles)
 	if !deleteFiles || t.seeded {
 		if err := t.writeRecord(t.res.Load()); err != nil {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/torrentclaw/cli/internal/ids"
 )
@@ -169,6 +173,11 @@ func ParseOriginSource(s string) (Source, error) {
 	return Source{}, badSource("want a magnet link, an infohash or an http(s) url")
 }
 
+// parseMagnet parses a magnet link with the torrent library's [metainfo.ParseMagnetV2Uri]
+// (xt=urn:btih in hex or base32, xt=urn:btmh sha2-256 multihashes, dn, tr, the other
+// parameters) and adds what it leaves out: a clear error for a malformed query (the library
+// drops bad pairs silently), case-insensitive URN names and base32, nonzero infohashes,
+// bounds on trackers and peers, tracker schemes we can use, and checked x.pe addresses.
 func parseMagnet(s string) (Source, error) {
 	rest := s[len("magnet:"):]
 	if !strings.HasPrefix(rest, "?") {
@@ -178,58 +187,74 @@ func parseMagnet(s string) (Source, error) {
 	if err != nil {
 		return Source{}, badSource("magnet link: %v", err)
 	}
-	src := Source{Kind: SourceMagnet}
-	for _, xt := range q["xt"] {
+	if len(q["tr"]) > maxMagnetValues || len(q["x.pe"]) > maxMagnetValues || len(q["xt"]) > maxMagnetValues {
+		return Source{}, badSource("magnet link: more than %d trackers, peers or exact topics", maxMagnetValues)
+	}
+	// The library matches "urn:btih:" and "urn:btmh:" exactly and decodes only uppercase
+	// base32; URN names are case-insensitive (RFC 8141) and so are hex and base32 digits.
+	for i, xt := range q["xt"] {
 		switch {
 		case hasPrefixFold(xt, "urn:btih:"):
-			if src.InfoHash != "" {
-				continue
-			}
-			v := xt[len("urn:btih:"):]
-			h, ok := ids.ParseInfoHashV1(v)
-			if !ok {
-				return Source{}, badSource("magnet link: xt %q: infohash must be 40 hex or 32 base32 characters", truncate(xt, 80))
-			}
-			src.InfoHash = h
+			q["xt"][i] = "urn:btih:" + strings.ToUpper(xt[len("urn:btih:"):])
 		case hasPrefixFold(xt, "urn:btmh:"):
-			if src.InfoHashV2 != "" {
-				continue
-			}
-			v := xt[len("urn:btmh:"):]
-			if !hasPrefixFold(v, "1220") {
-				return Source{}, badSource("magnet link: xt %q: only sha2-256 multihashes (1220…) are supported", truncate(xt, 80))
-			}
-			h, ok := ids.ParseInfoHashV2(v[4:])
-			if !ok {
-				return Source{}, badSource("magnet link: xt %q: multihash digest must be 64 hex characters", truncate(xt, 80))
-			}
-			src.InfoHashV2 = h
+			q["xt"][i] = "urn:btmh:" + xt[len("urn:btmh:"):]
 		}
+	}
+	m, err := libraryMagnet("magnet:?" + q.Encode())
+	if err != nil {
+		return Source{}, badSource("magnet link: %v", err)
+	}
+	src := Source{Kind: SourceMagnet}
+	if m.InfoHash.Ok {
+		h, ok := ids.ParseInfoHashV1(m.InfoHash.Value.HexString())
+		if !ok {
+			return Source{}, badSource("magnet link: xt=urn:btih: infohash is zero")
+		}
+		src.InfoHash = h
+	}
+	if m.V2InfoHash.Ok {
+		h, ok := ids.ParseInfoHashV2(hex.EncodeToString(m.V2InfoHash.Value[:]))
+		if !ok {
+			return Source{}, badSource("magnet link: xt=urn:btmh: infohash is zero")
+		}
+		src.InfoHashV2 = h
 	}
 	if src.InfoHash == "" && src.InfoHashV2 == "" {
 		return Source{}, badSource("magnet link: no xt=urn:btih: or xt=urn:btmh: infohash")
 	}
-	if dn := q["dn"]; len(dn) > 0 {
-		if !utf8.ValidString(dn[0]) {
-			return Source{}, badSource("magnet link: dn is not valid UTF-8")
-		}
-		src.DisplayName = dn[0]
+	if !utf8.ValidString(m.DisplayName) {
+		return Source{}, badSource("magnet link: dn is not valid UTF-8")
 	}
-	if len(q["tr"]) > maxMagnetValues || len(q["x.pe"]) > maxMagnetValues {
-		return Source{}, badSource("magnet link: more than %d trackers or peers", maxMagnetValues)
-	}
-	for _, tr := range q["tr"] {
+	src.DisplayName = m.DisplayName
+	for _, tr := range m.Trackers {
 		if validTracker(tr) {
 			src.Trackers = append(src.Trackers, tr)
 		}
 	}
-	for _, pe := range q["x.pe"] {
+	for _, pe := range m.Params["x.pe"] {
 		if err := validPeer(pe); err != nil {
 			return Source{}, badSource("magnet link: x.pe %q: %v", truncate(pe, 80), err)
 		}
 		src.Peers = append(src.Peers, pe)
 	}
 	return src, nil
+}
+
+// libraryMagnet is [metainfo.ParseMagnetV2Uri] with its errors made readable. v1.59.1 panics
+// on a 32-character base32 infohash with padding (it decodes to fewer than 20 bytes); that
+// is a malformed link like any other.
+func libraryMagnet(s string) (m metainfo.MagnetV2, err error) {
+	defer func() {
+		if recover() != nil {
+			err = errors.New("xt=urn:btih: infohash must be 40 hex or 32 base32 characters")
+		}
+	}()
+	m, err = metainfo.ParseMagnetV2Uri(s)
+	if err != nil {
+		// The library quotes the value and wraps decoder errors; keep its words, bounded.
+		return m, errors.New(truncate(err.Error(), 160))
+	}
+	return m, nil
 }
 
 func parseTorrentURL(s string) (Source, error) {

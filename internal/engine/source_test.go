@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -60,6 +61,24 @@ var sourceCases = []struct {
 	{name: "magnet bad peer", in: "magnet:?xt=urn:btih:" + hexHash + "&x.pe=no-port", bad: true},
 	{name: "magnet bad peer host", in: "magnet:?xt=urn:btih:" + hexHash + "&x.pe=a%20b:1", bad: true},
 	{name: "magnet bad multihash", in: "magnet:?xt=urn:btmh:1114" + hexHashV2, bad: true},
+	{name: "magnet v2 uppercase", in: "magnet:?xt=URN:BTMH:1220" + strings.ToUpper(hexHashV2), want: engine.Source{Kind: engine.SourceMagnet, InfoHashV2: hexHashV2}},
+	{
+		name: "magnet hybrid v2 first with trackers and peers",
+		in:   "magnet:?xt=urn:btmh:1220" + hexHashV2 + "&dn=Pack&xt=urn:btih:" + b32Hash + "&tr=udp%3A%2F%2Ft.example%3A6969&x.pe=127.0.0.1%3A6881",
+		want: engine.Source{
+			Kind: engine.SourceMagnet, InfoHash: hexHash, InfoHashV2: hexHashV2, DisplayName: "Pack",
+			Trackers: []string{"udp://t.example:6969"}, Peers: []string{"127.0.0.1:6881"},
+		},
+	},
+	{name: "magnet lowercase base32", in: "magnet:?xt=urn:btih:" + strings.ToLower(b32Hash), want: engine.Source{Kind: engine.SourceMagnet, InfoHash: hexHash}},
+	{name: "magnet v2 short digest", in: "magnet:?xt=urn:btmh:1220" + hexHashV2[:62], bad: true},
+	{name: "magnet v2 length byte lies", in: "magnet:?xt=urn:btmh:121f" + hexHashV2[:62], bad: true},
+	{name: "magnet v2 zero", in: "magnet:?xt=urn:btmh:1220" + strings.Repeat("0", 64), bad: true},
+	{name: "magnet v1 zero", in: "magnet:?xt=urn:btih:" + strings.Repeat("0", 40), bad: true},
+	{name: "magnet two v1 infohashes", in: "magnet:?xt=urn:btih:" + hexHash + "&xt=urn:btih:" + strings.Repeat("1", 40), bad: true},
+	{name: "magnet two v2 infohashes", in: "magnet:?xt=urn:btmh:1220" + hexHashV2 + "&xt=urn:btmh:1220" + strings.Repeat("1", 64), bad: true},
+	{name: "magnet v2 not hex", in: "magnet:?xt=urn:btmh:1220" + "zz" + hexHashV2[2:], bad: true},
+	{name: "magnet empty btih", in: "magnet:?xt=urn:btih:", bad: true},
 	{name: "https url", in: "https://example.org/t/1.torrent?k=v", want: engine.Source{Kind: engine.SourceURL, URL: "https://example.org/t/1.torrent?k=v"}},
 	{name: "http url", in: "HTTP://127.0.0.1:8080/x", want: engine.Source{Kind: engine.SourceURL, URL: "HTTP://127.0.0.1:8080/x"}},
 	{name: "url without host", in: "http:///x.torrent", bad: true},
@@ -132,6 +151,13 @@ func FuzzParseSource(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(again, src) {
 			t.Fatalf("ParseSource(%q) = %+v; String %q parses to %+v, %v", in, src, src.String(), again, err)
 		}
+		if src.Kind == engine.SourceMagnet && src.InfoHashV2 != "" {
+			// ParseSource parses magnets with the library's v2 parser after normalising case;
+			// where the library takes the raw link, both must name the same v2 infohash.
+			if m, ok := libraryMagnetV2(in); ok && m.V2InfoHash.Ok && fmt.Sprintf("%x", m.V2InfoHash.Value[:]) != src.InfoHashV2 {
+				t.Fatalf("ParseSource(%q) v2 infohash %s, library says %x", in, src.InfoHashV2, m.V2InfoHash.Value[:])
+			}
+		}
 		if src.Kind == engine.SourceMagnet && src.InfoHash != "" {
 			// Agree with the torrent library's parser where it accepts the link.
 			if m, ok := libraryMagnet(in); ok && m.InfoHash.HexString() != src.InfoHash {
@@ -139,6 +165,17 @@ func FuzzParseSource(f *testing.F) {
 			}
 		}
 	})
+}
+
+// libraryMagnetV2 parses with the torrent library's v2 parser, which can panic on some inputs.
+func libraryMagnetV2(s string) (m metainfo.MagnetV2, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	m, err := metainfo.ParseMagnetV2Uri(strings.TrimSpace(s))
+	return m, err == nil
 }
 
 // libraryMagnet parses with the torrent library, which can panic on some inputs.
