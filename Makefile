@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.0
 BENCH_COUNT ?= 3
 
-.PHONY: build test bench demo lint fuzz clean release
+.PHONY: build test test-loaded bench demo lint fuzz clean release
 
 build:
 	$(GO) build -o torrentclaw ./cmd/torrentclaw
@@ -11,6 +11,22 @@ build:
 # The command CI runs (.ci/run): every test, with the race detector.
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The whole suite on a busy machine: a stress(1) CPU hog on every core while the tests run
+# with -race, LOADED_RUNS times in a row, stopping at the first failure (docs/testing.md,
+# "Tests on a busy machine"). The hogs run in their own process group, killed on exit;
+# LOADED_TIMEOUT is stress's own limit, in case this shell is killed first.
+LOADED_RUNS    ?= 3
+LOADED_TIMEOUT ?= 4h
+test-loaded:
+	@command -v stress >/dev/null || { echo "test-loaded: stress(1) is missing (apt-get install stress)" >&2; exit 1; }
+	@n=$$(nproc); setsid stress --cpu $$n --quiet --timeout $(LOADED_TIMEOUT) </dev/null >/dev/null 2>&1 & hog=$$!; \
+	trap 'kill -TERM -'$$hog' 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	echo "== $$n CPU hogs (stress, process group $$hog)"; \
+	for i in $$(seq $(LOADED_RUNS)); do \
+		echo "== loaded run $$i of $(LOADED_RUNS)"; \
+		$(GO) test -race -count=1 -timeout 45m ./... || exit 1; \
+	done
 
 # Benchmarks are never run by CI: they measure, tests assert. The swarm benchmarks (a
 # 256 MiB file from four rate-limited loopback seeders) run once per count, a few minutes

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/daemon"
 )
 
 // progress draws a task's progress on w: on a terminal one line redrawn in
@@ -222,11 +222,7 @@ func terminalWidth(w io.Writer) int {
 // source: with the DHT off, no trackers and no peer address in the magnet,
 // nothing can find one.
 func noPeerHint(cfg config.Config, source string) string {
-	var tr, pe bool
-	if u, err := url.Parse(source); err == nil && strings.EqualFold(u.Scheme, "magnet") {
-		q := u.Query()
-		tr, pe = len(q["tr"]) > 0, len(q["x.pe"]) > 0
-	}
+	tr, pe := daemon.MagnetFinders(source)
 	if !cfg.Torrent.DHT && len(cfg.Torrent.Trackers) == 0 && !tr && !pe {
 		return "no peer can be found: the DHT is off (torrent.dht), no trackers are set (torrent.trackers, or tr= in the magnet) " +
 			"and the magnet names no peer (x.pe=); turn one of them on"

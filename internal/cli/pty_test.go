@@ -33,6 +33,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// bufferedSeconds matches the compact line's buffered-ahead figure in seconds or minutes.
+var bufferedSeconds = regexp.MustCompile(`buf [0-9]+(s|m[0-9]{2}s|h[0-9]{2}m)`)
+
 // ansi matches the escape sequences the progress line uses.
 var ansi = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
 
@@ -69,18 +72,19 @@ func TestStreamProgressInPTY(t *testing.T) {
 		<-exited
 	})
 
-	// Wait for at least two redraws after "ready" (the line keeps going).
+	// Wait for at least two redraws after "ready" (the line keeps going) and the buffer in
+	// seconds.
 	deadline := time.After(2 * time.Minute)
 	for {
 		o := out.String()
-		if i := strings.Index(o, "ready: "); i >= 0 && strings.Count(o[i:], "\x1b[K") >= 3 {
+		if i := strings.Index(o, "ready: "); i >= 0 && strings.Count(o[i:], "\x1b[K") >= 3 && bufferedSeconds.MatchString(o) {
 			break
 		}
 		select {
 		case err := <-exited:
 			t.Fatalf("stream exited (%v) before reporting after ready:\n%q", err, o)
 		case <-deadline:
-			t.Fatalf("no progress after ready within 2 minutes:\n%q", o)
+			t.Fatalf("no progress after ready, or no buffer in seconds, within 2 minutes:\n%q", o)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -105,5 +109,10 @@ func TestStreamProgressInPTY(t *testing.T) {
 	}
 	if !strings.Contains(o, "peers 1/") {
 		t.Errorf("no redraw shows the peer:\n%q", o)
+	}
+	// The engine knows the sample's duration from its container, so the buffered figure is in
+	// seconds of playback ("buf 30s"), not bytes ("buf 2.6M").
+	if !bufferedSeconds.MatchString(ansi.ReplaceAllString(o, "")) {
+		t.Errorf("no redraw shows the buffer in seconds:\n%q", o)
 	}
 }

@@ -57,6 +57,8 @@ func startDaemonProc(t *testing.T, bin, path string, port int, env ...string) *d
 // await waits for a stderr line containing every one of want.
 func (p *daemonProc) await(t *testing.T, want string, limit time.Duration, also ...string) string {
 	t.Helper()
+	// limit only turns a hang into a failure: never less than 2 minutes, for a loaded machine.
+	limit = max(limit, 2*time.Minute)
 	deadline := time.After(limit)
 	for {
 		select {

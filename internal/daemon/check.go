@@ -63,6 +63,16 @@ func CheckSource(source string) error {
 	return nil
 }
 
+// MagnetFinders reports whether source is a magnet link that names a tracker the engine
+// can use (tr=) or a peer (x.pe=), as the engine parses it; false for anything else.
+func MagnetFinders(source string) (trackers, peers bool) {
+	src, err := engine.ParseSource(source)
+	if err != nil || src.Kind != engine.SourceMagnet {
+		return false, false
+	}
+	return len(src.Trackers) > 0, len(src.Peers) > 0
+}
+
 // CheckState reports, for doctor with no daemon running, the state files
 // earlier starts found unreadable and moved aside (state.json.corrupt-<time>).
 func CheckState(cfg config.Config) control.Check {

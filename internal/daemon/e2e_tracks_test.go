@@ -240,7 +240,7 @@ func TestE2EVLCSubtitles(t *testing.T) {
 	home := vlcHome(t, asNobody)
 	// Generous: VLC fetches the playlists, probes segments and renders for
 	// vlcRunSeconds on a busy machine.
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cvlc, "-vv",
 		"--intf", "dummy", "--vout", "dummy", "--aout", "dummy",

@@ -240,7 +240,9 @@ func dirNames(t *testing.T, dir string) []string {
 func checkGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Goroutines end soon after the cleanups; the bound only turns a leak into a
+		// failure, and is generous for a loaded machine.
+		ctx, cancel := context.WithTimeout(context.Background(), enginetest.EventWait)
 		defer cancel()
 		for runtime.NumGoroutine() > before {
 			select {

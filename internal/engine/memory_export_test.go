@@ -8,3 +8,6 @@ func WeakTorrent(t *Task) func() bool {
 	w := weak.Make(t.tor)
 	return func() bool { return w.Value() != nil }
 }
+
+// ContainerDuration is containerDuration, for duration_test.go.
+var ContainerDuration = containerDuration

@@ -333,6 +333,10 @@ func (t *Task) onInfo(mi *metainfo.MetaInfo) {
 		}
 		if sel >= 0 {
 			t.claimEdges(sel)
+			if files[sel].Playable {
+				// The bitrate behind Status.BufferedSeconds (duration.go).
+				t.e.wg.Go(t.probeBitrate)
+			}
 		}
 		if !t.e.cache.has(t.key) {
 			if mi == nil {

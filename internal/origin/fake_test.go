@@ -294,7 +294,7 @@ func (c *fakeClock) next(t *testing.T) fakeWait {
 	select {
 	case w := <-c.waits:
 		return w
-	case <-time.After(15 * time.Second):
+	case <-time.After(2 * time.Minute): // a hang guard: generous for a loaded machine
 		t.Fatalf("timed out waiting for the loop to wait")
 		return fakeWait{}
 	}
@@ -396,7 +396,7 @@ func (h *harness) wait(t *testing.T) error {
 	case err := <-h.done:
 		h.done <- err // keep it for later calls
 		return err
-	case <-time.After(15 * time.Second):
+	case <-time.After(2 * time.Minute): // a hang guard: generous for a loaded machine
 		t.Fatalf("Run did not return")
 		return nil
 	}

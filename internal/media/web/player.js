@@ -94,7 +94,14 @@
       }
       say('Playback failed: ' + d.details);
     });
-    audioSel.onchange = function () { hls.audioTrack = Number(audioSel.value); };
+    audioSel.onchange = function () {
+      hls.audioTrack = Number(audioSel.value);
+      // hls.js (1.6) loads a newly picked audio track from the position
+      // playback started at, then from the playhead: two segments, and for
+      // the daemon two ffmpeg starts. Restarting the load at the playhead
+      // makes the first segment asked for the one that is needed.
+      hls.startLoad(video.currentTime);
+    };
     subsSel.onchange = function () { hls.subtitleTrack = Number(subsSel.value); };
     hls.loadSource(info.hls);
     hls.attachMedia(video);
