@@ -108,3 +108,34 @@ func TestRemovedDownloadCollected(t *testing.T) {
 	task = nil
 	awaitCollected(t, "downloaded task", wTask, torAlive)
 }
+
+// TestRemovedStreamCollected streams a video through the engine's reader (piece priorities,
+// urgency, the container-duration probe), closes the reader, removes the task, and checks
+// that nothing keeps the task or its library torrent.
+func TestRemovedStreamCollected(t *testing.T) {
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
+	si := seeder.Add(t, sampleMP4)
+	le := enginetest.NewEngine(t)
+	task, err := le.Add(t.Context(), engine.AddSpec{Source: si.Magnet, FileIndex: -1, Stream: true})
+	if err != nil {
+		t.Fatalf("Add(magnet) = %v", err)
+	}
+	// Not openFile: its cleanup would keep the reader, and through it the task.
+	r, err := task.OpenFile(timeout(t, enginetest.EventWait), -1)
+	if err != nil {
+		t.Fatalf("OpenFile = %v", err)
+	}
+	if got, want := enginetest.SHA256Reader(t, r), enginetest.SHA256File(t, sampleMP4); got != want {
+		t.Fatalf("streamed sha256 = %s, want %s", got, want)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = nil
+	wTask, torAlive := weak.Make(task), engine.WeakTorrent(task)
+	if err := le.Remove(task.ID(), true); err != nil {
+		t.Fatal(err)
+	}
+	task = nil
+	awaitCollected(t, "streamed task", wTask, torAlive)
+}
