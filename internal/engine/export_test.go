@@ -65,8 +65,8 @@ func DebugTask(t *Task) string {
 	for _, f := range t.tor.Files() {
 		prios = append(prios, fmt.Sprint(f.Priority()))
 	}
-	return fmt.Sprintf("urgent=%v watching=%v waiting=%s applied=%v kicks=%d dl=%v ul=%v files=%v ledger=%v",
-		on, watching, w, t.urg.applied, t.kicks.Load(), dl, ul, prios, t.prio.snapshot())
+	return fmt.Sprintf("urgent=%v watching=%v waiting=%s applied=%v dl=%v ul=%v files=%v ledger=%v",
+		on, watching, w, t.urg.applied, dl, ul, prios, t.prio.snapshot())
 }
 
 // VerifyPending returns how many pieces of the task wait to be verified again (see

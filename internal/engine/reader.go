@@ -129,7 +129,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		defer r.t.waiting.Add(-1)
 	}
 	r.jumped = false
-	n, err := r.readLib(p)
+	n, err := r.lr.Read(p)
 	r.pos += int64(n)
 	r.t.played.set(r.file.Index, r.pos)
 	if r.piece != r.pieceAt(r.pos) {
@@ -139,28 +139,6 @@ func (r *Reader) Read(p []byte) (int, error) {
 		err = r.readError(err)
 	}
 	return n, err
-}
-
-// readLib reads from the library's reader, retrying reads that failed because a kick
-// briefly disallowed downloading.
-func (r *Reader) readLib(p []byte) (int, error) {
-	for {
-		gen := r.t.kicks.Load()
-		n, err := r.lr.Read(p)
-		if n > 0 || err == nil || errors.Is(err, io.EOF) || r.ctx.Err() != nil {
-			return n, err
-		}
-		if gen%2 == 0 && r.t.kicks.Load() == gen {
-			return n, err
-		}
-		// A kick overlapped the read: wait for it to finish, then read again.
-		r.t.flagMu.Lock()
-		allowed := r.t.dlAllowed
-		r.t.flagMu.Unlock()
-		if !allowed {
-			return n, err
-		}
-	}
 }
 
 // readError explains why the library gave up on a read.

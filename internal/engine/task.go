@@ -114,14 +114,13 @@ type Task struct {
 	// storeGen counts resumes; written with mu held, read without it by storage writes (see
 	// onStoreError).
 	storeGen atomic.Uint64
-	kicks    atomic.Uint64 // incremented before and after each kick: odd while one is under way
 	// ver and res are the integrity state and the reserver of the task's storage, set when
 	// it opens (see integrity.go); waiting counts reads blocked on missing pieces.
 	ver     atomic.Pointer[verifier]
 	res     atomic.Pointer[reserver]
 	waiting atomic.Int32
 
-	// flagMu serialises what we tell the library about transfers (see syncFlags, kick).
+	// flagMu serialises what we tell the library about transfers (see syncFlags, poke).
 	flagMu    sync.Mutex
 	dlAllowed bool // guarded by flagMu
 	ulAllowed bool // guarded by flagMu
@@ -597,8 +596,8 @@ func (t *Task) maintain(now time.Time) {
 	t.maintainStore(now, progressed || complete)
 	t.syncFlags()
 	if idle {
-		// The library can leave a connection with nothing requested (after the cancels of a
-		// kick are all rejected, for one); a poke makes it ask again. Harmless otherwise.
+		// The library can leave a connection with nothing requested (after its requests were
+		// rejected, for one); a poke makes it ask again. Harmless otherwise.
 		t.poke()
 	}
 }
@@ -674,7 +673,7 @@ func (t *Task) shutdown() {
 	t.urg.mu.Unlock()
 	t.prio.close()
 	t.flagMu.Lock()
-	t.stopped = true // waits for a syncFlags, kick or poke in flight
+	t.stopped = true // waits for a syncFlags or poke in flight
 	t.flagMu.Unlock()
 }
 

@@ -10,29 +10,36 @@ import (
 // Urgent mode.
 //
 // Piece priorities alone do not make a seek fast with the torrent library (v1.59.1): a peer
-// connection asks for up to ~960 chunks (15 MiB) at a time and only asks again once all of
-// them have arrived, and anacrolix seeders serve a connection's requests in random order. A
-// seek's pieces would wait behind the whole batch. So when a reader jumps to a piece that
-// is not there (or sits blocked on one for readStallUrge), the task goes urgent:
+// connection keeps asking for the readahead's pieces, and anacrolix seeders serve a
+// connection's requests in random order. So when a reader jumps to a piece that is not there
+// (or sits blocked on one for readStallUrge), the task goes urgent:
 //
 //  1. only the pieces readers are waiting for stay wanted: the ledger applies only Now
-//     claims and the task's files drop to priority None;
-//  2. the task is kicked: every peer's queued requests are cancelled and re-issued in
-//     priority order, which is now just those pieces;
-//  3. a watchdog pokes the connections every urgentWatchInterval so that one whose cancels
-//     were all answered with rejects asks again (the library does not do it by itself), and
-//     ends urgent mode when the pieces are verified, or after urgentMax.
+//     claims and the task's files drop to priority None, so every request a connection
+//     makes from then on is for those pieces;
+//  2. a watchdog ends urgent mode when the pieces are verified, or after urgentMax, and
+//     pokes the connections (see poke) only when no block has arrived for urgentQuiet.
 //
-// It does not kick again while it waits. Re-kicking whenever no block arrived for a while
-// (as it once did, every 0.5 s backing off to 4 s) cancelled requests the seeder was about to
-// serve: Transmission answers a cancelled and re-issued request only after the kicks have
-// spaced out, so every seek took 0.5+1+2+4 s, and against qBittorrent seeks clustered at
-// 1.6, 3.2 and 6.4 s. A connection that really stops delivering is closed by the peer
-// watchdog instead (peers.go), which hands its requests to the other peers.
+// It neither cancels queued requests nor pokes while blocks arrive. It once did both (a
+// "kick" cancelling and re-issuing every request, then a poke every 25 ms), and against
+// qBittorrent that made every cold read take about 1.6 s: the library answers the rejects
+// of a cancelled batch by asking for nothing (requesting.go: no requests on a reject), the
+// pokes then ran request updates while one request was outstanding, and since the library
+// sizes a connection's request window by what its last update added, the window stayed at
+// one block. One block per poke is 64 blocks of a 1 MiB piece in 64 × 25 ms. (libtorrent
+// also holds a block back until our next packet acknowledges its previous small message,
+// so one outstanding request is one block per round trip of our own traffic.) Without the
+// kick and the steady pokes the window grows as blocks arrive, and a seek there takes a
+// few tens of ms (docs/benchmarks.md). A connection that really stops delivering is closed
+// by the peer watchdog instead (peers.go), which hands its requests to the other peers.
 const (
 	urgentWatchInterval = 25 * time.Millisecond
-	urgentMax           = 10 * time.Second
-	urgentTail          = time.Second
+	// urgentQuiet is how long the task may receive no block while urgent before the
+	// watchdog pokes its connections (a connection whose requests were rejected asks again
+	// only when poked).
+	urgentQuiet = 250 * time.Millisecond
+	urgentMax   = 10 * time.Second
+	urgentTail  = time.Second
 	// readStallUrge is how long a sequential read may block before the task goes urgent.
 	readStallUrge = time.Second
 )
@@ -72,7 +79,6 @@ func (t *Task) urge(r *Reader, pieces []int) {
 	}
 	t.urg.mu.Unlock()
 	t.syncUrgency()
-	t.kick()
 }
 
 // unurge drops reader r from urgent mode, entirely or (onlyDone) for the pieces it waited
@@ -157,21 +163,6 @@ func (t *Task) setFilePriorities(prio torrent.PiecePriority) {
 	}
 }
 
-// kick makes every peer connection cancel its queued requests and request again in
-// priority order. Readers blocked meanwhile get an error from the library and retry (see
-// Reader.readLib).
-func (t *Task) kick() {
-	t.flagMu.Lock()
-	defer t.flagMu.Unlock()
-	if !t.dlAllowed || t.stopped {
-		return
-	}
-	t.kicks.Add(1) // odd: a kick is under way
-	t.tor.DisallowDataDownload()
-	t.tor.AllowDataDownload()
-	t.kicks.Add(1)
-}
-
 // poke makes every peer connection that has no request outstanding ask for what is wanted.
 // The library offers no direct way; toggling uploads triggers a request update on every
 // connection without cancelling anything.
@@ -188,12 +179,14 @@ func (t *Task) poke() {
 }
 
 // watchUrgency ends urgent mode when the pieces readers wait for are verified (or after
-// urgentMax), and pokes the connections meanwhile and for urgentTail after (the cancels of
-// the kick may still be answered by rejects then).
+// urgentMax), and meanwhile and for urgentTail after pokes the connections whenever the task
+// has received no block for urgentQuiet.
 func (t *Task) watchUrgency() {
 	tk := time.NewTicker(urgentWatchInterval)
 	defer tk.Stop()
 	var calmSince time.Time // when urgent mode last ended
+	var got int64           // useful bytes received, at lastGot
+	lastGot := time.Now()
 	for {
 		select {
 		case <-t.done:
@@ -235,6 +228,12 @@ func (t *Task) watchUrgency() {
 		if ended {
 			t.syncUrgency()
 		}
-		t.poke()
+		st := t.tor.Stats()
+		if n := st.BytesReadUsefulData.Int64(); n != got {
+			got, lastGot = n, now
+		} else if now.Sub(lastGot) >= urgentQuiet {
+			lastGot = now
+			t.poke()
+		}
 	}
 }
