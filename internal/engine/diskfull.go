@@ -171,6 +171,15 @@ func (s reserveStorage) OpenTorrent(ctx context.Context, info *metainfo.Info, ih
 	impl.Piece = func(p metainfo.Piece) storage.PieceImpl {
 		return reservedPiece{PieceImpl: piece(p), r: r, p: p}
 	}
+	closeImpl := impl.Close
+	impl.Close = func() error {
+		// The library calls this after it marked the torrent closed (see ReadAt).
+		r.dropped.Store(true)
+		if closeImpl == nil {
+			return nil
+		}
+		return closeImpl()
+	}
 	return impl, nil
 }
 
@@ -194,6 +203,9 @@ type reserver struct {
 	// concurrent allocation that succeeded, and reading such a hole through a memory map on
 	// a full tmpfs faults too.
 	allocMu sync.Mutex
+
+	// dropped is set once the library closed the torrent (see reservedPiece.ReadAt).
+	dropped atomic.Bool
 
 	mu          sync.Mutex // guards the fields below
 	reserved    []bool     // by piece: allocated
@@ -300,6 +312,29 @@ var _ interface {
 	io.WriterTo
 	storage.Flusher
 } = reservedPiece{}
+
+// readGate, set only by tests, runs before every piece read of every engine.
+var readGate atomic.Pointer[func()]
+
+// ReadAt reads the piece's bytes. Once the torrent was closed (dropped or the engine
+// closed), a read that fails — its file deleted by Remove, or by the user — returns zeros
+// instead of the error. The torrent library (v1.59.1) serves a peer's request from a
+// goroutine that reads without its lock; if that read fails after the torrent was closed,
+// it leaves the request in place and its own consistency check panics, taking the daemon
+// with it. Those zeros cannot reach anyone: the library closed every peer connection of
+// the torrent before it closed the storage, and [Reader.Read] discards what it reads once
+// the storage is closed.
+func (rp reservedPiece) ReadAt(b []byte, off int64) (int, error) {
+	if g := readGate.Load(); g != nil {
+		(*g)()
+	}
+	n, err := rp.PieceImpl.ReadAt(b, off)
+	if err != nil && n < len(b) && rp.r.dropped.Load() {
+		clear(b[n:])
+		return len(b), nil
+	}
+	return n, err
+}
 
 func (rp reservedPiece) WriteAt(b []byte, off int64) (int, error) {
 	gen := rp.r.gen.Load()

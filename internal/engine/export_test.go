@@ -78,3 +78,16 @@ func VerifyPending(t *Task) int {
 	}
 	return v.pending()
 }
+
+// StorageDropped reports whether the torrent library closed the task's storage.
+func StorageDropped(t *Task) bool {
+	r := t.res.Load()
+	return r != nil && r.dropped.Load()
+}
+
+// SetReadGate makes every piece read of every engine in the process call gate first, until
+// the returned function is called.
+func SetReadGate(gate func()) (restore func()) {
+	readGate.Store(&gate)
+	return func() { readGate.Store(nil) }
+}

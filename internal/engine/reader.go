@@ -130,6 +130,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	r.jumped = false
 	n, err := r.lr.Read(p)
+	if res := r.t.res.Load(); n > 0 && res != nil && res.dropped.Load() {
+		// The torrent was closed under this read: its bytes may be the zeros a closed
+		// storage returns for a deleted file (see reservedPiece.ReadAt). Never pass them on.
+		return 0, fmt.Errorf("read %s: task %s removed: %w", r.file.Path, r.t.id, ErrNotFound)
+	}
 	r.pos += int64(n)
 	r.t.played.set(r.file.Index, r.pos)
 	if r.piece != r.pieceAt(r.pos) {
