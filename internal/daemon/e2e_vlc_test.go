@@ -114,7 +114,7 @@ func TestE2EVLC(t *testing.T) {
 		t.Fatalf("cvlc exited with %v after %s\n%s", err, elapsed.Round(time.Millisecond), output)
 	}
 	e2eScanLines(string(out), func(line string) {
-		if strings.Contains(line, "main input error") {
+		if vlcInputError(line) {
 			t.Errorf("cvlc: %s", redactBody([]byte(line), tok))
 		}
 	})
@@ -189,7 +189,7 @@ func TestE2EVLCPlaylistSidecar(t *testing.T) {
 		if strings.Contains(line, "subtitle") || strings.Contains(line, "spu") || strings.Contains(line, "unsafe option") {
 			lines = append(lines, line)
 		}
-		if strings.Contains(line, "main input error") {
+		if vlcInputError(line) {
 			t.Errorf("cvlc: %s", redactBody([]byte(line), tok))
 		}
 	})
@@ -233,4 +233,12 @@ func TestE2EVLCPlaylistSidecar(t *testing.T) {
 		t.Errorf("proxied playlist has no entry:\n%s", redactBody(body, tok))
 	}
 	assertNoSecrets(t, logs.String(), tok)
+}
+
+// vlcInputError reports whether a line of VLC's log is an input error. VLC logs its clock
+// recovery ("ES_OUT_SET_(GROUP_)PCR is called too late", then a larger pts_delay) at error
+// level too; that happens when a loaded machine decodes late, and playback goes on, so it
+// is not one (the tests still require the full run time and the file's bytes).
+func vlcInputError(line string) bool {
+	return strings.Contains(line, "main input error") && !strings.Contains(line, "is called too late")
 }
