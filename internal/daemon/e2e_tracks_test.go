@@ -277,8 +277,16 @@ func TestE2EVLCSubtitles(t *testing.T) {
 			t.Errorf("cvlc's log lacks %q", want)
 		}
 	}
-	if strings.Contains(log, "deactivating WebVTT stream subs French") {
-		t.Error("cvlc turned the French subtitles off")
+	// When --run-time ends VLC tears the input down and may deactivate every stream on the
+	// way out (seen on a loaded machine); only a deactivation before that counts.
+	playing := log
+	for _, end := range []string{"main input debug: EOF reached", "killing decoder", "main playlist debug: dead input"} {
+		if i := strings.Index(playing, end); i >= 0 {
+			playing = playing[:i]
+		}
+	}
+	if strings.Contains(playing, "deactivating WebVTT stream subs French") {
+		t.Error("cvlc turned the French subtitles off while playing")
 	}
 	assertNoSecrets(t, logs.String(), add.Token.Reveal(), tok)
 }
