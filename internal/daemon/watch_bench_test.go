@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,6 +211,15 @@ func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchS
 func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource) (load float64, seeks []float64, audioSwitch float64) {
 	b.Helper()
 	cfg := testConfig(b, b.TempDir())
+	// TORRENTCLAW_BENCH_SEGSEC sets hls.segment_seconds (default 4), to
+	// measure what shorter segments change.
+	if v := os.Getenv("TORRENTCLAW_BENCH_SEGSEC"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("TORRENTCLAW_BENCH_SEGSEC=%q: %v", v, err)
+		}
+		cfg.HLS.SegmentSeconds = n
+	}
 	// TORRENTCLAW_BENCH_LOG names a file the daemon's debug log is
 	// appended to (when each ffmpeg started, each segment was ready), to
 	// see where a slow seek's time went.
