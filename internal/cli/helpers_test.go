@@ -292,21 +292,6 @@ func noDaemon(t *testing.T) func() (*control.Client, error) {
 	return clientFor(filepath.Join(t.TempDir(), "none.sock"))
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	// Only turns a hang into a failure; generous for a loaded machine.
-	deadline := time.Now().Add(2 * time.Minute)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // isolate points every config and data location at fresh temp dirs and
 // clears the variables the CLI reads.
 func isolate(t *testing.T) (configHome, dataHome string) {
