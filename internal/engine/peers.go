@@ -136,7 +136,10 @@ func newPeerWatch() *peerWatch {
 
 // install registers the watch's callbacks in the client config.
 func (w *peerWatch) install(cb *torrent.Callbacks) {
-	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) { w.sent(ev.Peer) })
+	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) {
+		w.sent(ev.Peer)
+		raiseRequestWindow(ev.Peer) // window.go
+	})
 	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) { w.deleted(ev.Peer) })
 	cb.PeerClosed = append(cb.PeerClosed, w.closed)
 	prevEH := cb.ReadExtendedHandshake

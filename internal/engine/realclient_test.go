@@ -201,7 +201,9 @@ func readFromClient(t *testing.T, cl clienttest.Client, torrentPath string, want
 	defer r.Close()
 	buf := make([]byte, realSeekRead)
 	t1 := time.Now()
+	took := make([]time.Duration, 0, len(offsets))
 	for i, off := range offsets {
+		ts := time.Now()
 		step(t, r, cl, fmt.Sprintf("range read %d at %d", i, off), func() {
 			if _, err := r.Seek(off, io.SeekStart); err != nil {
 				t.Fatalf("Seek(%d): %v", off, err)
@@ -213,8 +215,11 @@ func readFromClient(t *testing.T, cl clienttest.Client, torrentPath string, want
 				t.Fatalf("range read %d at %d: bytes differ from the file", i, off)
 			}
 		})
+		took = append(took, time.Since(ts))
 	}
-	t.Logf("%d range reads of %d KiB from %s: %v", realSeeks, realSeekRead>>10, cl.Name(), time.Since(t1).Round(time.Millisecond))
+	slices.Sort(took)
+	t.Logf("%d range reads of %d KiB from %s: %v (each: median %v, max %v)", realSeeks, realSeekRead>>10, cl.Name(),
+		time.Since(t1).Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 	t2 := time.Now()
 	step(t, r, cl, "full read", func() {
 		if _, err := r.Seek(0, io.SeekStart); err != nil {
