@@ -334,7 +334,13 @@ func (w *peerWatch) tcpRetryPeers(t *Task, connected map[string]string, now time
 }
 
 // tcpUseless reports whether the last TCP connection to addr, made more than
-// tcpHandshakeGrace ago and less than tcpRest ago, completed no BitTorrent handshake.
+// tcpHandshakeGrace ago and less than tcpRest ago, completed no BitTorrent handshake, and no
+// TCP handshake with addr completed within peerMemory before it. A peer whose TCP worked is
+// not one that has TCP turned off: when it refuses a connection it is for another reason, the
+// commonest being libtorrent's one connection per IP address while it still holds an old
+// connection from us that we closed without its knowing (a link cut both ways). Resting TCP
+// then while the dialer vetoes uTP for a peer whose TCP worked (errPreferTCP) left no way to
+// reach it at all for tcpRest (TestRealClientQBittorrentOneConnectionPerIP).
 func (w *peerWatch) tcpUseless(addr string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -343,7 +349,11 @@ func (w *peerWatch) tcpUseless(addr string) bool {
 		return false
 	}
 	since := w.now().Sub(dialed)
-	return since > tcpHandshakeGrace && since < tcpRest && !w.tcpOK[addr].After(dialed)
+	worked, ok := w.tcpOK[addr]
+	if ok && !worked.After(dialed) && dialed.Sub(worked) < peerMemory {
+		return false
+	}
+	return since > tcpHandshakeGrace && since < tcpRest && !worked.After(dialed)
 }
 
 // tcpHopeless reports whether TCP to addr is known not to work just now: its last dial
