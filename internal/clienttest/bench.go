@@ -1,20 +1,15 @@
 package clienttest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -29,65 +24,24 @@ import (
 // first, from a top-level benchmark.
 func IsolateBench(b *testing.B) bool {
 	b.Helper()
-	if os.Getenv(childEnv) == "1" {
-		if !onlyLoopback() {
-			b.Fatalf("clienttest: %s=1 but this process is not in a loopback-only network namespace", childEnv)
-		}
-		if out, err := exec.Command(ipPath(), "link", "set", "lo", "up").CombinedOutput(); err != nil {
-			b.Fatalf("clienttest: ip link set lo up: %v: %s", err, out)
-		}
+	if inNamespace(b) {
 		return true
 	}
 	if strings.Contains(b.Name(), "/") {
 		b.Fatalf("clienttest.IsolateBench(%s): call it from a top-level benchmark", b.Name())
 	}
-	if os.Geteuid() != 0 {
-		skipOrFail(b, "creating a network namespace for real BitTorrent clients needs root")
-		return false
-	}
-	args := []string{"-test.run=^$", "-test.bench=^" + regexp.QuoteMeta(b.Name()) + "$",
-		"-test.benchtime=1x", "-test.count=1", "-test.v=true"}
-	for _, name := range []string{"test.timeout", "test.cpu"} {
-		if f := flag.Lookup(name); f != nil && f.Value.String() != f.DefValue {
-			args = append(args, "-"+name+"="+f.Value.String())
+	args := withSetFlags([]string{"-test.run=^$", "-test.bench=^" + regexp.QuoteMeta(b.Name()) + "$",
+		"-test.benchtime=1x", "-test.count=1", "-test.v=true"}, "test.timeout", "test.cpu")
+	var result string // the child's result line
+	out, err := reexec(b, "benchmark", args, func(line string) {
+		if isResultLine(line, b.Name()) {
+			result = line
+			return
 		}
-	}
-	cmd := exec.CommandContext(b.Context(), os.Args[0], args...)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		skipOrFail(b, fmt.Sprintf("cannot start the benchmark in a new network namespace: %v", err))
-		return false
-	}
-	var tail bytes.Buffer // the child's last lines, for the verdict
-	var result string     // the child's result line
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if isResultLine(line, b.Name()) {
-				result = line
-				continue
-			}
-			// Straight to stdout: a benchmark's own output appears only when it ends, and
-			// one round of these takes minutes.
-			fmt.Println("    " + line)
-			tail.WriteString(line + "\n")
-			if tail.Len() > 64<<10 {
-				tail.Next(tail.Len() - 32<<10)
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	err := cmd.Wait()
-	pw.Close()
-	<-done
-	out := tail.String()
+		// Straight to stdout: a benchmark's own output appears only when it ends, and
+		// one round of these takes minutes.
+		fmt.Println("    " + line)
+	})
 	switch {
 	case strings.Contains(out, "--- SKIP: "+b.Name()):
 		b.Skipf("clienttest: %s was skipped inside its network namespace (see above)", b.Name())

@@ -28,21 +28,11 @@ const childEnv = "TORRENTCLAW_CLIENTTEST_NETNS"
 // root, or the kernel refuses CLONE_NEWNET. Call it first, from a top-level test.
 func Isolate(t *testing.T) bool {
 	t.Helper()
-	if os.Getenv(childEnv) == "1" {
-		if !onlyLoopback() {
-			t.Fatalf("clienttest: %s=1 but this process is not in a loopback-only network namespace", childEnv)
-		}
-		if out, err := exec.Command(ipPath(), "link", "set", "lo", "up").CombinedOutput(); err != nil {
-			t.Fatalf("clienttest: ip link set lo up: %v: %s", err, out)
-		}
+	if inNamespace(t) {
 		return true
 	}
 	if strings.Contains(t.Name(), "/") {
 		t.Fatalf("clienttest.Isolate(%s): call it from a top-level test", t.Name())
-	}
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "creating a network namespace for real BitTorrent clients needs root")
-		return false
 	}
 	run := "^" + regexp.QuoteMeta(t.Name()) + "$"
 	if f := flag.Lookup("test.run"); f != nil {
@@ -51,41 +41,9 @@ func Isolate(t *testing.T) bool {
 			run += "/" + sub
 		}
 	}
-	args := []string{"-test.run=" + run, "-test.v=true", "-test.count=1"}
-	for _, name := range []string{"test.timeout", "test.short", "test.failfast"} {
-		if f := flag.Lookup(name); f != nil && f.Value.String() != f.DefValue {
-			args = append(args, "-"+name+"="+f.Value.String())
-		}
-	}
-	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		skipOrFail(t, fmt.Sprintf("cannot start the test in a new network namespace: %v", err))
-		return false
-	}
-	var tail bytes.Buffer // the child's last lines, for the verdict
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(t.Output(), line)
-			tail.WriteString(line + "\n")
-			if tail.Len() > 64<<10 {
-				tail.Next(tail.Len() - 32<<10)
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	err := cmd.Wait()
-	pw.Close()
-	<-done
-	out := tail.String()
+	args := withSetFlags([]string{"-test.run=" + run, "-test.v=true", "-test.count=1"},
+		"test.timeout", "test.short", "test.failfast")
+	out, err := reexec(t, "test", args, func(line string) { fmt.Fprintln(t.Output(), line) })
 	switch {
 	case err != nil:
 		t.Fatalf("clienttest: %s in a network namespace: %v", t.Name(), err)
@@ -97,10 +55,78 @@ func Isolate(t *testing.T) bool {
 	return false
 }
 
+// inNamespace reports whether this process is the child that [Isolate] or [IsolateBench]
+// started; there it checks that the namespace holds only lo and brings lo up.
+func inNamespace(t testing.TB) bool {
+	t.Helper()
+	if os.Getenv(childEnv) != "1" {
+		return false
+	}
+	if !onlyLoopback() {
+		t.Fatalf("clienttest: %s=1 but this process is not in a loopback-only network namespace", childEnv)
+	}
+	if out, err := exec.Command(ipPath(), "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("clienttest: ip link set lo up: %v: %s", err, out)
+	}
+	return true
+}
+
+// withSetFlags appends to args each named test flag the caller's command line set, so the
+// child runs under the same timeout and switches.
+func withSetFlags(args []string, names ...string) []string {
+	for _, name := range names {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != f.DefValue {
+			args = append(args, "-"+name+"="+f.Value.String())
+		}
+	}
+	return args
+}
+
+// reexec runs this test binary again with args, as the child (childEnv=1) in a new network
+// namespace, killed when t ends or this process dies. It hands every line of the child's
+// combined output to relay as it comes, and returns the child's last lines (at least 32 KiB
+// of them) and its exit error. It skips (or fails, with TORRENTCLAW_E2E=required) when this
+// process is not root or the child cannot start; what names the kind of run in that message.
+func reexec(t testing.TB, what string, args []string, relay func(line string)) (string, error) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "creating a network namespace for real BitTorrent clients needs root")
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		skipOrFail(t, fmt.Sprintf("cannot start the %s in a new network namespace: %v", what, err))
+	}
+	var tail bytes.Buffer // the child's last lines, for the verdict
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			relay(line)
+			tail.WriteString(line + "\n")
+			if tail.Len() > 64<<10 {
+				tail.Next(tail.Len() - 32<<10)
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	err := cmd.Wait()
+	pw.Close()
+	<-done
+	return tail.String(), err
+}
+
 // Required reports whether TORRENTCLAW_E2E=required, under which missing prerequisites
 // fail instead of skipping.
 func Required() bool { return os.Getenv("TORRENTCLAW_E2E") == "required" }
 
+// skipOrFail ends the test: it skips it, or fails it under TORRENTCLAW_E2E=required.
 func skipOrFail(t testing.TB, why string) {
 	t.Helper()
 	if Required() {

@@ -32,13 +32,7 @@ func e2eMakePGSFilm(t *testing.T, dir string, seconds int) string {
 	if err := os.WriteFile(filepath.Join(src, "eng.srt"), []byte(e2eEngSRT), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	film := filepath.Join(dir, "Film")
-	if err := os.MkdirAll(film, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(film, "Film.fr.srt"), []byte(e2eFreSRT(seconds)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	film := e2eFilmDir(t, dir, seconds)
 	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y",
 		"-f", "lavfi", "-i", "color=c=0x202020:size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
@@ -83,12 +77,8 @@ func e2eFileNamed(t *testing.T, ti control.TaskInfo, name string) control.FileIn
 func TestE2EFilesTracks(t *testing.T) {
 	e2eStart(t)
 	e2eNeedFFmpeg(t)
-	film := e2eMakePGSFilm(t, t.TempDir(), 8)
-	cfg := testConfig(t, t.TempDir())
-	cfg.HLS.SegmentSeconds = e2eSegSeconds
-	r := startDaemon(t, cfg, &logBuffer{})
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
+	r, magnet := e2eSeededDaemon(t, e2eMakePGSFilm(t, t.TempDir(), 8), &logBuffer{})
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: magnet, FileIndex: -1})
 	if err != nil {
 		t.Fatalf("AddTask() error = %v", err)
 	}
@@ -214,13 +204,9 @@ func e2eSegmentAt(t *testing.T, pl e2eMediaPlaylist, sec float64) (int, float64)
 func TestE2EBurnIn(t *testing.T) {
 	e2eStart(t)
 	e2eNeedFFmpeg(t)
-	film := e2eMakePGSFilm(t, t.TempDir(), 8)
-	cfg := testConfig(t, t.TempDir())
-	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	logs := &logBuffer{}
-	r := startDaemon(t, cfg, logs)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	burnt, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1,
+	r, magnet := e2eSeededDaemon(t, e2eMakePGSFilm(t, t.TempDir(), 8), logs)
+	burnt, err := r.client.AddTask(t.Context(), control.AddRequest{Source: magnet, FileIndex: -1,
 		HLS: true, BurnSubtitles: true})
 	if err != nil {
 		t.Fatalf("AddTask(HLS, burn) error = %v", err)

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,13 +71,7 @@ func e2eMakeTracksWith(t testing.TB, dir string, seconds int, transcode bool) st
 			t.Fatal(err)
 		}
 	}
-	film := filepath.Join(dir, "Film")
-	if err := os.MkdirAll(film, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(film, "Film.fr.srt"), []byte(e2eFreSRT(seconds)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	film := e2eFilmDir(t, dir, seconds)
 	args := []string{"-hide_banner", "-nostdin", "-v", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
@@ -99,6 +92,32 @@ func e2eMakeTracksWith(t testing.TB, dir string, seconds int, transcode bool) st
 	return film
 }
 
+// e2eFilmDir makes the torrent directory dir/Film holding the French sidecar Film.fr.srt
+// of a title of seconds, and returns it; the caller writes Film.mkv there.
+func e2eFilmDir(t testing.TB, dir string, seconds int) string {
+	t.Helper()
+	film := filepath.Join(dir, "Film")
+	if err := os.MkdirAll(film, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(film, "Film.fr.srt"), []byte(e2eFreSRT(seconds)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return film
+}
+
+// e2eSeededDaemon starts a cold daemon that cuts e2eSegSeconds HLS segments and logs to
+// logs, and a loopback seeder of film (a file or a directory); it returns the daemon and
+// the seeder's magnet link.
+func e2eSeededDaemon(t *testing.T, film string, logs *logBuffer) (*running, string) {
+	t.Helper()
+	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	r := startDaemon(t, cfg, logs)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
+	return r, seeder.Add(t, film).Magnet
+}
+
 var e2eMediaLine = regexp.MustCompile(`(?m)^#EXT-X-MEDIA:TYPE=(AUDIO|SUBTITLES),.*LANGUAGE="([^"]*)".*URI="([^"]*)"$`)
 
 var e2eCueTiming = regexp.MustCompile(`(\d\d):(\d\d)\.(\d\d\d) --> (\d\d):(\d\d)\.(\d\d\d)\n(.*)`)
@@ -112,13 +131,9 @@ func TestE2ETracks(t *testing.T) {
 	e2eStart(t)
 	e2eNeedFFmpeg(t)
 	const seconds = 12
-	film := e2eMakeTracks(t, t.TempDir(), seconds)
-	cfg := testConfig(t, t.TempDir())
-	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	logs := &logBuffer{}
-	r := startDaemon(t, cfg, logs)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1, HLS: true,
+	r, magnet := e2eSeededDaemon(t, e2eMakeTracks(t, t.TempDir(), seconds), logs)
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: magnet, FileIndex: -1, HLS: true,
 		AudioLanguage: "spa"})
 	if err != nil {
 		t.Fatalf("AddTask(HLS) error = %v", err)
@@ -225,13 +240,9 @@ func TestE2EVLCSubtitles(t *testing.T) {
 	e2eStart(t)
 	e2eNeedFFmpeg(t)
 	cvlc := e2eTool(t, "cvlc")
-	film := e2eMakeTracks(t, t.TempDir(), 12)
-	cfg := testConfig(t, t.TempDir())
-	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	logs := &logBuffer{}
-	r := startDaemon(t, cfg, logs)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1, HLS: true,
+	r, magnet := e2eSeededDaemon(t, e2eMakeTracks(t, t.TempDir(), 12), logs)
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: magnet, FileIndex: -1, HLS: true,
 		SubtitleLanguage: "fr"})
 	if err != nil {
 		t.Fatalf("AddTask(HLS) error = %v", err)
@@ -242,20 +253,7 @@ func TestE2EVLCSubtitles(t *testing.T) {
 	// vlcRunSeconds on a busy machine.
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cvlc, "-vv",
-		"--intf", "dummy", "--vout", "dummy", "--aout", "dummy",
-		"--no-video-title-show", "--no-stats", "--sub-language=fr",
-		"--play-and-exit", "--run-time", strconv.Itoa(vlcRunSeconds),
-		add.HLSURL)
-	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8",
-		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
-		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"), "XDG_RUNTIME_DIR=" + home}
-	cmd.Dir = home
-	if asNobody {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
-	}
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
+	out, err := vlcCommand(ctx, cvlc, home, asNobody, add.HLSURL, "-vv", "--sub-language=fr").CombinedOutput()
 	tok := e2eTokenOfRaw(add.HLSURL)
 	log := string(out)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,6 +68,33 @@ func vlcHome(t *testing.T, asNobody bool) string {
 	return dir
 }
 
+// vlcCommand returns headless VLC that plays url for vlcRunSeconds and exits: it runs in
+// home with only the environment it needs (config and cache under home), as nobody when
+// asNobody, is killed when ctx ends, and has 5 s after that to close its output. opts come
+// before VLC's own (-vv for the debug log, a language).
+func vlcCommand(ctx context.Context, cvlc, home string, asNobody bool, url string, opts ...string) *exec.Cmd {
+	args := append(slices.Clip(opts), "--intf", "dummy", "--vout", "dummy", "--aout", "dummy",
+		"--no-video-title-show", "--no-stats",
+		"--play-and-exit", "--run-time", strconv.Itoa(vlcRunSeconds),
+		url)
+	cmd := exec.CommandContext(ctx, cvlc, args...)
+	cmd.Env = []string{
+		"HOME=" + home,
+		"PATH=" + os.Getenv("PATH"),
+		"LANG=C.UTF-8",
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"),
+		"XDG_RUNTIME_DIR=" + home,
+	}
+	cmd.Dir = home
+	if asNobody {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+	}
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
 // TestE2EVLC plays the daemon's /playlist.m3u in headless VLC for a few
 // seconds, from a cold daemon whose torrent is still downloading.
 func TestE2EVLC(t *testing.T) {
@@ -86,27 +114,8 @@ func TestE2EVLC(t *testing.T) {
 	// A hang guard: VLC exits by itself after vlcRunSeconds; generous for a loaded machine.
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cvlc,
-		"--intf", "dummy", "--vout", "dummy", "--aout", "dummy",
-		"--no-video-title-show", "--no-stats",
-		"--play-and-exit", "--run-time", strconv.Itoa(vlcRunSeconds),
-		add.PlaylistURL)
-	cmd.Env = []string{
-		"HOME=" + home,
-		"PATH=" + os.Getenv("PATH"),
-		"LANG=C.UTF-8",
-		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
-		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
-		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"),
-		"XDG_RUNTIME_DIR=" + home,
-	}
-	cmd.Dir = home
-	if asNobody {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
-	}
-	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	out, err := vlcCommand(ctx, cvlc, home, asNobody, add.PlaylistURL).CombinedOutput()
 	elapsed := time.Since(start)
 	tok := add.Token.Reveal()
 	output := redactBody(out, tok)
@@ -166,20 +175,7 @@ func TestE2EVLCPlaylistSidecar(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cvlc, "-vv",
-		"--intf", "dummy", "--vout", "dummy", "--aout", "dummy",
-		"--no-video-title-show", "--no-stats",
-		"--play-and-exit", "--run-time", strconv.Itoa(vlcRunSeconds),
-		add.PlaylistURL)
-	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8",
-		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
-		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"), "XDG_RUNTIME_DIR=" + home}
-	cmd.Dir = home
-	if asNobody {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
-	}
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
+	out, err := vlcCommand(ctx, cvlc, home, asNobody, add.PlaylistURL, "-vv").CombinedOutput()
 	log := string(out)
 	if err != nil {
 		t.Fatalf("cvlc: %v\n%s", err, redactBody(out, tok))

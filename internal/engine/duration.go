@@ -172,24 +172,9 @@ func matroskaDuration(r io.ReadSeeker, size int64) (float64, error) {
 		if off >= end {
 			return 0, errNoDuration
 		}
-		if _, err := r.Seek(off, io.SeekStart); err != nil {
-			return 0, err
-		}
-		br.n = 0
-		id, err := br.id()
+		id, body, n, err := br.element(off, end, true)
 		if err != nil {
 			return 0, err
-		}
-		n, unknown, err := br.size()
-		if err != nil {
-			return 0, err
-		}
-		body := off + br.n
-		if unknown {
-			n = end - body
-		}
-		if n < 0 || n > end-body {
-			return 0, errNoDuration
 		}
 		switch id {
 		case mkvSegment:
@@ -213,21 +198,9 @@ func matroskaInfo(br *ebmlReader, off, end int64) (float64, error) {
 		if off >= end {
 			break
 		}
-		if _, err := br.r.Seek(off, io.SeekStart); err != nil {
-			return 0, err
-		}
-		br.n = 0
-		id, err := br.id()
+		id, body, n, err := br.element(off, end, false)
 		if err != nil {
 			return 0, err
-		}
-		n, unknown, err := br.size()
-		if err != nil {
-			return 0, err
-		}
-		body := off + br.n
-		if unknown || n < 0 || n > end-body {
-			return 0, errNoDuration
 		}
 		switch id {
 		case mkvTimecodeScal:
@@ -309,6 +282,34 @@ func (br *ebmlReader) vint(maxLen int, keep bool) (v uint64, allOnes bool, err e
 		return v, false, nil
 	}
 	return v, v == marker-1, nil
+}
+
+// element reads the header of the element at off: its ID, where its body starts and the
+// body's size, which must end by end. A body of unknown size runs to end when unknownOK
+// (a live-written Segment), else it is an error.
+func (br *ebmlReader) element(off, end int64, unknownOK bool) (id uint64, body, n int64, err error) {
+	if _, err := br.r.Seek(off, io.SeekStart); err != nil {
+		return 0, 0, 0, err
+	}
+	br.n = 0
+	if id, err = br.id(); err != nil {
+		return 0, 0, 0, err
+	}
+	n, unknown, err := br.size()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	body = off + br.n
+	if unknown {
+		if !unknownOK {
+			return 0, 0, 0, errNoDuration
+		}
+		n = end - body
+	}
+	if n < 0 || n > end-body {
+		return 0, 0, 0, errNoDuration
+	}
+	return id, body, n, nil
 }
 
 // id reads an element ID (1 to 4 bytes, marker kept, as IDs are written).

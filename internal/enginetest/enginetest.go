@@ -155,22 +155,37 @@ func SHA256Reader(t testing.TB, r io.Reader) string {
 // path and infohash. pieceLength 0 lets the library choose.
 func WriteTorrentFile(t testing.TB, dir, dataPath string, pieceLength int64) (torrentPath, infoHash string) {
 	t.Helper()
+	info := buildInfo(t, dataPath, pieceLength)
+	return WriteInfo(t, dir, &info)
+}
+
+// buildInfo hashes dataPath (a file or directory) into the info of a torrent with pieces of
+// pieceLength (0: the library chooses).
+func buildInfo(t testing.TB, dataPath string, pieceLength int64) metainfo.Info {
+	t.Helper()
 	info := metainfo.Info{PieceLength: pieceLength}
 	if err := info.BuildFromFilePath(dataPath); err != nil {
 		t.Fatalf("build torrent of %s: %v", dataPath, err)
 	}
-	return WriteInfo(t, dir, &info)
+	return info
 }
 
 // WriteInfo writes a .torrent holding info (which may be deliberately malformed) to dir and
 // returns its path and infohash.
 func WriteInfo(t testing.TB, dir string, info *metainfo.Info) (torrentPath, infoHash string) {
 	t.Helper()
+	return writeMetaInfo(t, dir, info, "")
+}
+
+// writeMetaInfo writes a .torrent holding info and the tracker URL announce (none when
+// empty) to dir, named for its infohash, and returns its path and infohash.
+func writeMetaInfo(t testing.TB, dir string, info *metainfo.Info, announce string) (torrentPath, infoHash string) {
+	t.Helper()
 	b, err := bencode.Marshal(info)
 	if err != nil {
 		t.Fatalf("encode info: %v", err)
 	}
-	mi := metainfo.MetaInfo{InfoBytes: b}
+	mi := metainfo.MetaInfo{InfoBytes: b, Announce: announce}
 	infoHash = mi.HashInfoBytes().HexString()
 	torrentPath = filepath.Join(dir, infoHash+".torrent")
 	f, err := os.Create(torrentPath)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent/metainfo"
+
 	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/enginetest"
 )
@@ -24,6 +26,28 @@ func TestWriteRandomFileIsReproducible(t *testing.T) {
 	}
 	if fi, err := os.Stat(p1); err != nil || fi.Size() != 100_000 {
 		t.Errorf("Stat = %v, %v", fi, err)
+	}
+}
+
+// TestWriteTorrentFileAnnounce: the announce URL lands in the .torrent, WriteTorrentFile
+// writes none, and both name the same infohash.
+func TestWriteTorrentFileAnnounce(t *testing.T) {
+	t.Parallel()
+	path, _ := enginetest.WriteRandomFile(t, t.TempDir(), "clip.mp4", 200_000, 3)
+	const announce = "http://127.0.0.1:6969/announce"
+	plainPath, plainIH := enginetest.WriteTorrentFile(t, t.TempDir(), path, 64<<10)
+	annPath, annIH := enginetest.WriteTorrentFileAnnounce(t, t.TempDir(), path, 64<<10, announce)
+	if annIH != plainIH {
+		t.Errorf("WriteTorrentFileAnnounce infohash %s, WriteTorrentFile %s; want equal", annIH, plainIH)
+	}
+	for _, tc := range []struct{ path, ih, announce string }{{plainPath, plainIH, ""}, {annPath, annIH, announce}} {
+		mi, err := metainfo.LoadFromFile(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mi.Announce != tc.announce || mi.HashInfoBytes().HexString() != tc.ih {
+			t.Errorf("%s: announce %q, infohash %s; want %q, %s", tc.path, mi.Announce, mi.HashInfoBytes().HexString(), tc.announce, tc.ih)
+		}
 	}
 }
 

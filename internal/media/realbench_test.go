@@ -12,9 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -27,7 +25,6 @@ import (
 	"github.com/torrentclaw/cli/internal/clienttest"
 	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/enginetest"
-	"github.com/torrentclaw/cli/internal/token"
 )
 
 const (
@@ -257,11 +254,8 @@ func stopIfFailed(b *testing.B) {
 // realDaemon is a fresh engine (uTP on, DHT off) with one task, served by the media listener
 // on 127.0.0.1:0 with tokens required: the daemon, as a player sees it.
 type realDaemon struct {
-	eng    *engine.Engine
-	task   *engine.Task
-	url    string // /stream URL of the task, with its token
-	cancel context.CancelFunc
-	done   chan error
+	*swarmDaemon
+	task *engine.Task
 }
 
 // startRealDaemon starts a daemon on sw's magnet, gives it the seeders' addresses and waits
@@ -305,26 +299,7 @@ func newRealDaemon(b *testing.B, mod func(*engine.Options)) *realDaemon {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const id = "bench"
-	tokens := token.New(token.Options{RequireToken: true})
-	tok := mintToken(b)
-	if err := tokens.Grant(id, tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
-		b.Fatal(err)
-	}
-	srv, err := New(Options{Engine: eng, Tokens: tokens})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(b.Context()))
-	d := &realDaemon{eng: eng, cancel: cancel, done: make(chan error, 1)}
-	go func() { d.done <- srv.Serve(ctx, ln) }()
-	base := "http://" + netip.MustParseAddrPort(ln.Addr().String()).String()
-	d.url = StreamURL(base, id, tok, -1)
-	return d
+	return &realDaemon{swarmDaemon: serveDaemon(b, eng, "bench")}
 }
 
 // add adds spec as the task the daemon's URL names.
@@ -337,17 +312,6 @@ func (d *realDaemon) add(b *testing.B, spec engine.AddSpec) {
 		b.Fatal(err)
 	}
 	d.task = task
-}
-
-func (d *realDaemon) close(b *testing.B) {
-	b.Helper()
-	d.cancel()
-	if err := <-d.done; err != nil {
-		b.Errorf("Serve() = %v", err)
-	}
-	if err := d.eng.Close(); err != nil {
-		b.Errorf("engine Close() = %v", err)
-	}
 }
 
 // readCompare reads n bytes at off from url over a new connection (a Range request when

@@ -132,8 +132,8 @@ func BenchmarkStreamSwarm(b *testing.B) {
 	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
 }
 
-// swarmDaemon is a leecher engine with one task on the swarm and a media listener in front
-// of it, standing in for the daemon.
+// swarmDaemon is an engine with a media listener in front of it, standing in for the
+// daemon.
 type swarmDaemon struct {
 	eng    *engine.Engine
 	url    string // /stream URL of the task, with its token
@@ -150,9 +150,16 @@ func startSwarmDaemon(b *testing.B, sw *enginetest.Swarm) *swarmDaemon {
 		b.Fatal(err)
 	}
 	task := sw.AddTask(b, eng)
+	return serveDaemon(b, eng, task.ID())
+}
+
+// serveDaemon serves eng on 127.0.0.1:0 with tokens required and one granted for the task
+// id; the daemon's url streams that task. Close stops the listener and eng.
+func serveDaemon(b *testing.B, eng *engine.Engine, id string) *swarmDaemon {
+	b.Helper()
 	tokens := token.New(token.Options{RequireToken: true})
 	tok := mintToken(b)
-	if err := tokens.Grant(task.ID(), tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
+	if err := tokens.Grant(id, tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
 		b.Fatal(err)
 	}
 	srv, err := New(Options{Engine: eng, Tokens: tokens})
@@ -167,7 +174,7 @@ func startSwarmDaemon(b *testing.B, sw *enginetest.Swarm) *swarmDaemon {
 	d := &swarmDaemon{eng: eng, cancel: cancel, done: make(chan error, 1)}
 	go func() { d.done <- srv.Serve(ctx, ln) }()
 	base := "http://" + netip.MustParseAddrPort(ln.Addr().String()).String()
-	d.url = StreamURL(base, task.ID(), tok, -1)
+	d.url = StreamURL(base, id, tok, -1)
 	return d
 }
 
