@@ -16,6 +16,7 @@ import (
 
 	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/enginetest"
 )
 
 // jsonKeys returns the sorted top-level keys of one JSON object.
@@ -263,8 +264,8 @@ func TestStreamInProcessJSONKeepsServing(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- runStream(ctx, opts) }()
 
-	waitFor(t, "the JSON line", func() bool { return strings.HasSuffix(out.String(), "}\n") })
-	waitFor(t, "serving until Ctrl-C", func() bool { return strings.Contains(errOut.String(), "serving until Ctrl-C") })
+	enginetest.WaitFor(t, enginetest.EventWait, "the JSON line", func() bool { return strings.HasSuffix(out.String(), "}\n") })
+	enginetest.WaitFor(t, enginetest.EventWait, "serving until Ctrl-C", func() bool { return strings.Contains(errOut.String(), "serving until Ctrl-C") })
 	select {
 	case err := <-done:
 		t.Fatalf("runStream returned %v before Ctrl-C, want it to keep serving", err)
@@ -464,7 +465,7 @@ func TestSeed(t *testing.T) {
 		go func() {
 			done <- runSeed(ctx, &seedOptions{Out: env.Out, Err: env.Err, Client: noDaemon(t), StartDaemon: start, Path: file, JSON: true})
 		}()
-		waitFor(t, "seeding until Ctrl-C", func() bool { return strings.Contains(errOut.String(), "until Ctrl-C") })
+		enginetest.WaitFor(t, enginetest.EventWait, "seeding until Ctrl-C", func() bool { return strings.Contains(errOut.String(), "until Ctrl-C") })
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("runSeed after Ctrl-C = %v", err)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
+	"github.com/torrentclaw/cli/internal/logtest"
 )
 
 // cli may import neither engine nor token, not even in tests (see
@@ -292,39 +292,6 @@ func noDaemon(t *testing.T) func() (*control.Client, error) {
 	return clientFor(filepath.Join(t.TempDir(), "none.sock"))
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex // mu guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	// Only turns a hang into a failure; generous for a loaded machine.
-	deadline := time.Now().Add(2 * time.Minute)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // isolate points every config and data location at fresh temp dirs and
 // clears the variables the CLI reads.
 func isolate(t *testing.T) (configHome, dataHome string) {
@@ -340,8 +307,8 @@ func isolate(t *testing.T) (configHome, dataHome string) {
 
 // testEnv returns an Env with buffers, no terminal, no VLC and a client
 // for socket.
-func testEnv(socket string) (*Env, *syncBuffer, *syncBuffer) {
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+func testEnv(socket string) (*Env, *logtest.Buffer, *logtest.Buffer) {
+	out, errOut := &logtest.Buffer{}, &logtest.Buffer{}
 	env := &Env{
 		In:          strings.NewReader(""),
 		Out:         out,

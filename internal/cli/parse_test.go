@@ -24,6 +24,22 @@ func parse(t *testing.T, env *Env, cmd *cobra.Command, args ...string) error {
 	return root.ExecuteContext(t.Context())
 }
 
+// parseOK checks parse's error against wantErr: a usage error when wanted (and then false:
+// there are no options to check), none otherwise (failing the test at once).
+func parseOK(t *testing.T, args []string, err error, wantErr bool) bool {
+	t.Helper()
+	if wantErr {
+		if !isUsage(err) {
+			t.Errorf("parse(%q) = %v, want a usage error", args, err)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatalf("parse(%q) = %v", args, err)
+	}
+	return true
+}
+
 func isUsage(err error) bool {
 	var ue *usageError
 	return errors.As(err, &ue)
@@ -67,14 +83,8 @@ func TestStreamParsing(t *testing.T) {
 			env, _, _ := testEnv("")
 			var got *streamOptions
 			err := parse(t, env, newStreamCmd(env, func(o *streamOptions) error { got = o; return nil }), tc.args...)
-			if tc.wantErr {
-				if !isUsage(err) {
-					t.Errorf("parse(%q) = %v, want a usage error", tc.args, err)
-				}
+			if !parseOK(t, tc.args, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("parse(%q) = %v", tc.args, err)
 			}
 			p := parsed{got.Source, got.Title, got.FileIndex, got.HLS, got.JSON, got.Terminal, got.Open, got.Audio, got.Subs, got.BurnSubs}
 			if p != tc.want {
@@ -125,14 +135,8 @@ func TestDaemonParsing(t *testing.T) {
 			env, _, _ := testEnv("")
 			var got *daemonOptions
 			err := parse(t, env, newDaemonCmd(env, func(o *daemonOptions) error { got = o; return nil }), tc.args...)
-			if tc.wantErr {
-				if !isUsage(err) {
-					t.Errorf("parse(%q) = %v, want a usage error", tc.args, err)
-				}
+			if !parseOK(t, tc.args, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("parse(%q) = %v", tc.args, err)
 			}
 			tc.want.Err, tc.want.Version = env.Err, env.Version
 			if !reflect.DeepEqual(*got, tc.want) {
@@ -302,14 +306,8 @@ func TestSimpleCommandParsing(t *testing.T) {
 			env, _, _ := testEnv("")
 			var got result
 			err := parse(t, env, tc.build(env, &got), tc.args...)
-			if tc.wantErr {
-				if !isUsage(err) {
-					t.Errorf("parse(%q) = %v, want a usage error", tc.args, err)
-				}
+			if !parseOK(t, tc.args, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("parse(%q) = %v", tc.args, err)
 			}
 			if got != tc.want {
 				t.Errorf("parse(%q) = %+v, want %+v", tc.args, got, tc.want)

@@ -1,37 +1,18 @@
 package cli
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/torrentclaw/cli/internal/enginetest"
+	"github.com/torrentclaw/cli/internal/logtest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // bufferedSeconds matches the compact line's buffered-ahead figure in seconds or minutes.
 var bufferedSeconds = regexp.MustCompile(`buf [0-9]+(s|m[0-9]{2}s|h[0-9]{2}m)`)
@@ -60,7 +41,7 @@ func TestStreamProgressInPTY(t *testing.T) {
 		"XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir, "TORRENTCLAW_CONFIG=",
 		"TORRENTCLAW_STREAM_LISTEN=127.0.0.1", "TORRENTCLAW_STREAM_PORT="+strconv.Itoa(freePort(t)),
 		"TORRENTCLAW_TORRENT_LISTEN_PORT=0", "TORRENTCLAW_TORRENT_DHT=false")
-	var out lockedBuffer
+	var out logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

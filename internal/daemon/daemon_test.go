@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +21,7 @@ import (
 	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/enginetest"
+	"github.com/torrentclaw/cli/internal/logtest"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -29,22 +29,7 @@ const testAPIKey = "tck_live_0123456789abcdef0123456789abcdef"
 
 // logBuffer collects every log line of a test so it can be searched for
 // secrets; it is safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer = logtest.Buffer
 
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t testing.TB) int {

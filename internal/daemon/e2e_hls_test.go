@@ -32,6 +32,7 @@ import (
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/enginetest"
 	"github.com/torrentclaw/cli/internal/hls"
+	"github.com/torrentclaw/cli/internal/logtest"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -732,24 +733,9 @@ func e2eBuildBinary(t *testing.T) string {
 	return bin
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writes (a child's
-// stdout and stderr).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer collects a child's stdout and stderr; it is safe for
+// concurrent writes.
+type lockedBuffer = logtest.Buffer
 
 // procInfo is what /proc says about a process.
 type procInfo struct {

@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"enginetest": {"engine"},
 	"upnptest":   {},
 	"clienttest": {},
+	"logtest":    {},
 	"depcheck":   {},
 	"ids":        {},
 }
@@ -47,7 +48,7 @@ var everyone = map[string]bool{"atomicfile": true}
 
 // testOnly lists the test-helper packages: any package may import them, but
 // only from _test.go files.
-var testOnly = map[string]bool{"enginetest": true, "upnptest": true, "clienttest": true}
+var testOnly = map[string]bool{"enginetest": true, "upnptest": true, "clienttest": true, "logtest": true}
 
 // thirdParty keeps each third-party library inside its boundary.
 var thirdParty = map[string][]string{

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -213,7 +214,7 @@ func sourceType(mi *mediaInfo) string {
 	formats := strings.Split(mi.format, ",")
 	var mime string
 	switch {
-	case contains(formats, "mp4") || contains(formats, "mov"):
+	case slices.Contains(formats, "mp4") || slices.Contains(formats, "mov"):
 		mime = "video/mp4"
 	case mi.format == "matroska,webm" && (mi.video.CodecName == "vp9" || mi.video.CodecName == "vp8" || mi.video.CodecName == "av1"):
 		mime = "video/webm"
@@ -258,13 +259,4 @@ func sourceType(mi *mediaInfo) string {
 		}
 	}
 	return mime + `; codecs="` + strings.Join(codecs, ", ") + `"`
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

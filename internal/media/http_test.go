@@ -15,11 +15,11 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/torrentclaw/cli/internal/enginetest"
+	"github.com/torrentclaw/cli/internal/logtest"
 	"github.com/torrentclaw/cli/internal/token"
 )
 
@@ -381,27 +381,9 @@ func TestStalledClientIsCutOff(t *testing.T) {
 	enginetest.WaitFor(t, 30*time.Second, "stalled reader released", func() bool { return len(fx.srv.readers) == 0 })
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestAccessLog(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs logtest.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tokens := token.New(token.Options{})
 	srv, err := New(Options{Engine: noEngine{}, Tokens: tokens, Logger: logger})

@@ -8,9 +8,10 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/torrentclaw/cli/internal/logtest"
 )
 
 // tok returns a distinct, well-formed 64-char hex token for test n.
@@ -166,24 +167,9 @@ var syncCases = []struct {
 }
 
 // logBuffer collects log output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
+type logBuffer struct{ logtest.Buffer }
 
 func newLogBuffer() *logBuffer { return &logBuffer{} }
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func (b *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))

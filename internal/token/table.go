@@ -200,11 +200,7 @@ func (t *Table) Grant(taskID string, tok Token, iss Issuer, sc Scope, expiresAt 
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tg := t.tasks[taskID]
-	if tg == nil {
-		tg = &taskGrants{}
-		t.tasks[taskID] = tg
-	}
+	tg := t.grantsOf(taskID)
 	tg.locked = false
 	tg.everGranted = true
 	tg.prune(now)
@@ -228,6 +224,17 @@ func (t *Table) Grant(taskID string, tok Token, iss Issuer, sc Scope, expiresAt 
 	}
 	tg.grants = append(tg.grants, grant{hash: h, iss: iss, scope: sc, expiresAt: expiresAt})
 	return nil
+}
+
+// grantsOf returns taskID's grants, adding an empty entry for a task the table does not
+// know yet. The caller holds t.mu.
+func (t *Table) grantsOf(taskID string) *taskGrants {
+	tg := t.tasks[taskID]
+	if tg == nil {
+		tg = &taskGrants{}
+		t.tasks[taskID] = tg
+	}
+	return tg
 }
 
 // prune drops ended grants.
@@ -268,11 +275,7 @@ func (tg *taskGrants) evict() {
 func (t *Table) Revoke(taskID string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tg := t.tasks[taskID]
-	if tg == nil {
-		tg = &taskGrants{}
-		t.tasks[taskID] = tg
-	}
+	tg := t.grantsOf(taskID)
 	tg.grants = nil
 	tg.locked = true
 }

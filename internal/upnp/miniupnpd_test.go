@@ -33,6 +33,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/torrentclaw/cli/internal/logtest"
 )
 
 // helperEnv selects a helper mode when the test binary is re-executed inside
@@ -198,7 +200,7 @@ deny 0-65535 0.0.0.0/0 0-65535
 	if err := os.WriteFile(conf, []byte(confText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mlog := &syncBuffer{}
+	mlog := &logtest.Buffer{}
 	mini := exec.Command(bins["ip"], "netns", "exec", gw, bins["miniupnpd"], "-d", "-f", conf, "-P", filepath.Join(dir, "pid"))
 	mini.Stdout, mini.Stderr = mlog, mlog
 	if err := mini.Start(); err != nil {
@@ -491,22 +493,4 @@ func randomSuffix(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer collects a process's output for polling.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
