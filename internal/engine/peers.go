@@ -412,6 +412,7 @@ func (d peerDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		switch {
 		case err == nil:
 			d.w.tcpConnected(addr)
+			c = withQuickAck(c) // quickack.go
 		case ctx.Err() == nil:
 			d.w.noteTCP(addr, false)
 		}
