@@ -49,6 +49,12 @@ type Options struct {
 	UploadRateBytes int64
 	// UTPOnly turns TCP off (qBittorrent only): peers reach the client over uTP alone.
 	UTPOnly bool
+	// OneConnectionPerIP keeps qBittorrent's default of one connection per IP address
+	// (qBittorrent only). Without it the harness allows several: every peer in the namespace
+	// is 127.0.0.1, and libtorrent bans an address that connects to itself, which a client
+	// that learns its own address from a tracker does. Use it only where the client learns
+	// no address from a tracker.
+	OneConnectionPerIP bool
 }
 
 // WaitSeeding waits until c seeds the torrent infoHash (checked and complete).

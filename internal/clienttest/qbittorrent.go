@@ -28,9 +28,9 @@ type QBittorrent struct {
 var _ Client = (*QBittorrent)(nil)
 
 // StartQBittorrent starts qbittorrent-nox with a fresh profile: TCP and uTP (its default),
-// DHT, LSD, PeX, UPnP and queueing off, several connections per IP allowed (every peer in
-// the namespace is 127.0.0.1, and libtorrent bans an address that connects to itself
-// otherwise), no ratio limit.
+// DHT, LSD, PeX, UPnP and queueing off, several connections per IP allowed unless
+// opts.OneConnectionPerIP (every peer in the namespace is 127.0.0.1, and libtorrent bans an
+// address that connects to itself otherwise), no ratio limit.
 func StartQBittorrent(t testing.TB, opts Options) *QBittorrent {
 	t.Helper()
 	requireIsolated(t, "qbittorrent-nox")
@@ -51,7 +51,7 @@ Session\InterfaceName=lo
 Session\InterfaceAddress=127.0.0.1
 Session\QueueingSystemEnabled=false
 Session\AddTrackersEnabled=false
-Session\MultiConnectionsPerIp=true
+Session\MultiConnectionsPerIp=%t
 Session\GlobalMaxRatio=-1
 Session\IgnoreLimitsOnLAN=%t
 Session\uTPRateLimited=%t
@@ -69,7 +69,7 @@ WebUI\LocalHostAuth=false
 WebUI\CSRFProtection=false
 WebUI\HostHeaderValidation=false
 WebUI\UseUPnP=false
-`, q.peer, !limited, limited, filepath.Join(prof, "downloads"), q.webui)
+`, q.peer, !opts.OneConnectionPerIP, !limited, limited, filepath.Join(prof, "downloads"), q.webui)
 	cfgDir := filepath.Join(prof, "qBittorrent", "config")
 	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ WebUI\UseUPnP=false
 		"dht": false, "lsd": false, "pex": false, "upnp": false,
 		"listen_port": q.peer, "random_port": false, "queueing_enabled": false,
 		"max_ratio_enabled": false, "add_trackers_enabled": false,
-		"enable_multi_connections_from_same_ip": true,
+		"enable_multi_connections_from_same_ip": !opts.OneConnectionPerIP,
 		"limit_lan_peers":                       limited, "limit_utp_rate": limited,
 		"max_connec": -1, "max_connec_per_torrent": -1, "max_uploads": -1, "max_uploads_per_torrent": -1,
 		"up_limit": opts.UploadRateBytes, "dl_limit": 0, "resolve_peer_countries": false,
@@ -100,7 +100,7 @@ WebUI\UseUPnP=false
 	var got map[string]any
 	q.getJSON(t, "app/preferences", &got)
 	if got["dht"] != false || got["pex"] != false || fmt.Sprint(got["listen_port"]) != fmt.Sprint(q.peer) ||
-		got["enable_multi_connections_from_same_ip"] != true || fmt.Sprint(got["bittorrent_protocol"]) != fmt.Sprint(prefs["bittorrent_protocol"]) {
+		got["enable_multi_connections_from_same_ip"] != !opts.OneConnectionPerIP || fmt.Sprint(got["bittorrent_protocol"]) != fmt.Sprint(prefs["bittorrent_protocol"]) {
 		t.Fatalf("qbittorrent-nox: preferences not applied: dht=%v pex=%v listen_port=%v multi_ip=%v",
 			got["dht"], got["pex"], got["listen_port"], got["enable_multi_connections_from_same_ip"])
 	}

@@ -146,10 +146,13 @@ func (tr *Transmission) Status(t testing.TB, ih string) Status {
 			Error        int     `json:"error"`
 			ErrorString  string  `json:"errorString"`
 			MetadataDone float64 `json:"metadataPercentComplete"`
+			TrackerStats []struct {
+				LastAnnounceSucceeded bool `json:"lastAnnounceSucceeded"`
+			} `json:"trackerStats"`
 		} `json:"torrents"`
 	}
 	tr.call(t, "torrent-get", map[string]any{"ids": []string{strings.ToLower(ih)},
-		"fields": []string{"percentDone", "status", "error", "errorString", "metadataPercentComplete"}}, &got)
+		"fields": []string{"percentDone", "status", "error", "errorString", "metadataPercentComplete", "trackerStats"}}, &got)
 	if len(got.Torrents) == 0 {
 		return Status{}
 	}
@@ -161,6 +164,15 @@ func (tr *Transmission) Status(t testing.TB, ih string) Status {
 	// Status 6 is seeding; 1 and 2 are (waiting to) check. Error 3 is a local error; 1 and 2
 	// are tracker warnings/errors, which do not stop a transfer.
 	s.Seeding = g.Status == 6 && s.Progress >= 1
+	// Transmission 3.00 never dials a 127.0.0.0/8 address (it counts loopback among the
+	// "martian" addresses it ignores from trackers and PEX), so on loopback a peer finds it
+	// only by announcing after it. Seeding therefore also waits for its first announce to
+	// every tracker: a leecher started then learns its address at once.
+	for _, ts := range g.TrackerStats {
+		if !ts.LastAnnounceSucceeded {
+			s.Seeding = false
+		}
+	}
 	if g.Error == 3 {
 		s.Err = g.ErrorString
 	}

@@ -259,6 +259,9 @@ func New(opts Options) (*Engine, error) {
 		}
 	}
 	e.tuneUTP() // utp.go
+	if !peakRequestsFound {
+		e.log.Warn("torrent library without the expected request-window field; seeks from slow-answering peers take several round trips", "field", "Peer.peakRequests")
+	}
 	if !host.IsValid() {
 		host = netip.IPv4Unspecified()
 	}

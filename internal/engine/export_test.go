@@ -91,3 +91,7 @@ func SetReadGate(gate func()) (restore func()) {
 	readGate.Store(&gate)
 	return func() { readGate.Store(nil) }
 }
+
+// RequestWindowFloorFound reports whether the engine found the library's request-window
+// count (window.go).
+func RequestWindowFloorFound() bool { return peakRequestsFound }

@@ -59,6 +59,10 @@ const (
 	peerMemory = 30 * time.Minute
 	// maxRememberedPeers bounds the address maps; the oldest half is forgotten beyond it.
 	maxRememberedPeers = 4096
+	// A leecher whose connection ends within droppedWithin of its start is added again up to
+	// droppedRedials times (see seenConn).
+	droppedWithin  = 30 * time.Second
+	droppedRedials = 3
 )
 
 var (
@@ -70,15 +74,16 @@ var (
 // with the library's lock held, so they only touch this struct): the requests we sent it,
 // whether it chokes us, and since when it owes us a block. Safe for concurrent use.
 type peerWatch struct {
-	mu         sync.Mutex                   // guards the fields below
-	conns      map[*torrent.Peer]*peerState // connections we have heard from or asked
-	utpStalled map[string]time.Time         // remote address → when uTP to it stalled
-	tcpOK      map[string]time.Time         // remote address → when TCP to it last connected
-	tcpFailed  map[string]time.Time         // remote address → when a TCP dial to it last failed
-	tcpDialed  map[string]time.Time         // remote address → when a TCP dial to it last connected
-	redial     map[*Task]map[string]*redial // peers closed by checkPeers, to add again until connected
-	tcpRetry   map[string]*tcpRetry         // remote address → a TCP connection that may complete no handshake
-	now        func() time.Time             // the clock; time.Now outside tests
+	mu         sync.Mutex                     // guards the fields below
+	conns      map[*torrent.Peer]*peerState   // connections we have heard from or asked
+	utpStalled map[string]time.Time           // remote address → when uTP to it stalled
+	tcpOK      map[string]time.Time           // remote address → when TCP to it last connected
+	tcpFailed  map[string]time.Time           // remote address → when a TCP dial to it last failed
+	tcpDialed  map[string]time.Time           // remote address → when a TCP dial to it last connected
+	redial     map[*Task]map[string]*redial   // peers closed by checkPeers, to add again until connected
+	tcpRetry   map[string]*tcpRetry           // remote address → a TCP connection that may complete no handshake
+	seen       map[*Task]map[string]*seenConn // dial address → the task's connection to it, as checkPeers saw it
+	now        func() time.Time               // the clock; time.Now outside tests
 }
 
 // redial is a peer that checkPeers closed and adds again, with backoff, until a connection
@@ -93,7 +98,8 @@ type peerWatch struct {
 // (see tcpUseless), so without a second one such a peer is never reached.
 type redial struct {
 	info     torrent.PeerInfo
-	stalled  bool      // checkPeers closed a stalled connection to it; else a direct peer
+	stalled  bool      // checkPeers closed a stalled connection to it; else a direct or dropped peer
+	maxTries int       // give up after this many tries; 0: after redialFor
 	network  string    // the closed connection's network
 	closedAt time.Time // when checkPeers closed it
 	next     time.Time // when to add the peer again
@@ -114,6 +120,19 @@ type tcpRetry struct {
 	done   map[*Task]bool // tasks that added the peer again
 }
 
+// seenConn is a connection of a task as checkPeers last saw it. A peer lacking pieces (a
+// leecher) whose connection ends within droppedWithin of its start, not closed by checkPeers,
+// is added again, up to droppedRedials times. Transmission 3.00 restarts a torrent, closing
+// every connection, as soon as it has a magnet's metadata, and it dials no peer at a
+// 127.0.0.0/8 address; a peer behind NAT cannot be dialled at all. Either way a seeder that
+// waited for the leecher to come back waited for its own next announce (60 s against the
+// test tracker, half an hour against many public ones): TestRealClientsLeech/transmission took
+// 2 minutes for 8 MiB, of which the transfer was 3 s.
+type seenConn struct {
+	since   time.Time // when checkPeers first saw it
+	leecher bool      // the peer lacked a piece when last looked at
+}
+
 type peerState struct {
 	listenPort  int       // the peer's listen port from its extended handshake, 0 if unknown
 	outstanding int       // our requests not yet answered or cancelled
@@ -130,13 +149,17 @@ func newPeerWatch() *peerWatch {
 		tcpDialed:  make(map[string]time.Time),
 		redial:     make(map[*Task]map[string]*redial),
 		tcpRetry:   make(map[string]*tcpRetry),
+		seen:       make(map[*Task]map[string]*seenConn),
 		now:        time.Now,
 	}
 }
 
 // install registers the watch's callbacks in the client config.
 func (w *peerWatch) install(cb *torrent.Callbacks) {
-	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) { w.sent(ev.Peer) })
+	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) {
+		w.sent(ev.Peer)
+		raiseRequestWindow(ev.Peer) // window.go
+	})
 	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) { w.deleted(ev.Peer) })
 	cb.PeerClosed = append(cb.PeerClosed, w.closed)
 	prevEH := cb.ReadExtendedHandshake
@@ -311,7 +334,13 @@ func (w *peerWatch) tcpRetryPeers(t *Task, connected map[string]string, now time
 }
 
 // tcpUseless reports whether the last TCP connection to addr, made more than
-// tcpHandshakeGrace ago and less than tcpRest ago, completed no BitTorrent handshake.
+// tcpHandshakeGrace ago and less than tcpRest ago, completed no BitTorrent handshake, and no
+// TCP handshake with addr completed within peerMemory before it. A peer whose TCP worked is
+// not one that has TCP turned off: when it refuses a connection it is for another reason, the
+// commonest being libtorrent's one connection per IP address while it still holds an old
+// connection from us that we closed without its knowing (a link cut both ways). Resting TCP
+// then while the dialer vetoes uTP for a peer whose TCP worked (errPreferTCP) left no way to
+// reach it at all for tcpRest (TestRealClientQBittorrentOneConnectionPerIP).
 func (w *peerWatch) tcpUseless(addr string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -320,7 +349,11 @@ func (w *peerWatch) tcpUseless(addr string) bool {
 		return false
 	}
 	since := w.now().Sub(dialed)
-	return since > tcpHandshakeGrace && since < tcpRest && !w.tcpOK[addr].After(dialed)
+	worked, ok := w.tcpOK[addr]
+	if ok && !worked.After(dialed) && dialed.Sub(worked) < peerMemory {
+		return false
+	}
+	return since > tcpHandshakeGrace && since < tcpRest && !worked.After(dialed)
 }
 
 // tcpHopeless reports whether TCP to addr is known not to work just now: its last dial
@@ -416,10 +449,14 @@ func (t *Task) checkPeers(now time.Time) {
 	for _, pc := range conns {
 		connected[w.dialAddr(pc)] = pc.Network
 	}
+	w.noteConns(t, conns, connected, now)
 	w.mu.Lock()
 	var again []torrent.PeerInfo
 	for a, r := range w.redial[t] {
 		switch {
+		case connected[a] == "" && r.maxTries > 0 && r.tries >= r.maxTries:
+			delete(w.redial[t], a)
+			t.e.log.Debug("dropped peer did not come back; giving up on it", "task", t.id, "remote_addr", a, "tries", r.tries)
 		case connected[a] != "" && !r.stalled:
 			delete(w.redial[t], a)
 		case connected[a] != "":
@@ -468,6 +505,63 @@ func (t *Task) checkPeers(now time.Time) {
 			"task", t.id, "infohash", t.key, "network", pc.Network, "remote_addr", addr, "dial_addr", dial,
 			"dur", d.Round(time.Millisecond), "prefer_tcp", utp && !w.tcpHopeless(dial))
 		w.drop(t, pc, dial, now)
+	}
+}
+
+// noteConns updates what the watch knows of task t's connections (see seenConn) and schedules
+// the leechers whose connections ended early to be added again. connected maps the dial
+// addresses of conns to their networks.
+func (w *peerWatch) noteConns(t *Task, conns []*torrent.PeerConn, connected map[string]string, now time.Time) {
+	// Whether a young connection's peer lacks pieces; asked outside w.mu (it takes the
+	// client's lock).
+	n := uint64(t.tor.NumPieces())
+	w.mu.Lock()
+	seen := w.seen[t]
+	if seen == nil {
+		seen = make(map[string]*seenConn)
+		w.seen[t] = seen
+	}
+	young := make(map[string]bool)
+	for a := range connected {
+		s := seen[a]
+		if s == nil {
+			s = &seenConn{since: now}
+			seen[a] = s
+		}
+		young[a] = now.Sub(s.since) <= droppedWithin
+	}
+	w.mu.Unlock()
+	lacks := make(map[string]bool)
+	for _, pc := range conns {
+		if a := w.dialAddr(pc); young[a] && pc.PeerPieces().GetCardinality() < n {
+			lacks[a] = true
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for a, s := range seen {
+		if connected[a] != "" {
+			if young[a] {
+				s.leecher = lacks[a]
+			}
+			continue
+		}
+		delete(seen, a)
+		if _, ok := w.redial[t][a]; ok || !s.leecher || now.Sub(s.since) > droppedWithin+maintainInterval {
+			continue
+		}
+		if w.redial[t] == nil {
+			w.redial[t] = make(map[string]*redial)
+		}
+		t.e.log.Debug("leecher closed its connection early; dialling it again", "task", t.id, "remote_addr", a,
+			"dur", now.Sub(s.since).Round(time.Second))
+		w.redial[t][a] = &redial{
+			info:     torrent.PeerInfo{Addr: torrent.StringAddr(a), Source: torrent.PeerSourceDirect},
+			maxTries: droppedRedials,
+			closedAt: now,
+			next:     now.Add(redialFirst),
+			interval: redialFirst,
+		}
 	}
 }
 
@@ -533,6 +627,7 @@ func (w *peerWatch) forget(t *Task) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.redial, t)
+	delete(w.seen, t)
 }
 
 func isUTP(network string) bool {

@@ -187,3 +187,32 @@ func TestPeerWatchTCPRetry(t *testing.T) {
 		t.Errorf("after tcpRetryFor: %d entries kept, want 0", len(w.tcpRetry))
 	}
 }
+
+// TestPeerWatchTCPRefusedAfterWorking: a peer whose TCP completed a handshake and then
+// refuses a new connection (libtorrent's one connection per IP while it holds the old one)
+// keeps being dialled over TCP; only a peer whose TCP never worked rests it (tcpUseless).
+func TestPeerWatchTCPRefusedAfterWorking(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	w := newPeerWatch()
+	w.now = clk.now
+	const worked, never = "192.0.2.1:6881", "192.0.2.2:6881"
+	w.tcpConnected(worked)
+	w.noteTCP(worked, true)
+	clk.add(time.Minute)
+	// The link was cut and the engine closed the connection; the new ones get no handshake.
+	w.tcpConnected(worked)
+	w.tcpConnected(never)
+	clk.add(tcpHandshakeGrace + time.Second)
+	if w.tcpUseless(worked) {
+		t.Errorf("tcpUseless(%s) = true after a refused connection, want false: its TCP worked a minute ago", worked)
+	}
+	if !w.tcpUseless(never) {
+		t.Errorf("tcpUseless(%s) = false, want true: its TCP never completed a handshake", never)
+	}
+	clk.add(peerMemory)
+	w.tcpConnected(worked)
+	clk.add(tcpHandshakeGrace + time.Second)
+	if !w.tcpUseless(worked) {
+		t.Errorf("tcpUseless(%s) = false, want true once its last working TCP is older than peerMemory", worked)
+	}
+}

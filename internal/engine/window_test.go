@@ -1,0 +1,30 @@
+package engine
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/anacrolix/torrent"
+)
+
+// TestRequestWindowFloorFound checks that the engine finds the torrent library's
+// per-connection request count (window.go) and that raising it writes that field: after a
+// library upgrade that moves it this fails, and window.go has to look again.
+func TestRequestWindowFloorFound(t *testing.T) {
+	if !peakRequestsFound {
+		t.Fatal("torrent.Peer has no int field peakRequests: the request window floor does nothing with this library version")
+	}
+	var p torrent.Peer
+	peak := reflect.ValueOf(&p).Elem().FieldByName("peakRequests")
+	raiseRequestWindow(&p)
+	if got := peak.Int(); got != requestWindowFloor/2 {
+		t.Fatalf("after raiseRequestWindow peakRequests = %d, want %d", got, requestWindowFloor/2)
+	}
+	// A window the library grew beyond the floor stays as it is.
+	raiseRequestWindow(&p) // idempotent
+	*(*int)(peak.Addr().UnsafePointer()) = 3 * requestWindowFloor
+	raiseRequestWindow(&p)
+	if got := peak.Int(); got != 3*requestWindowFloor {
+		t.Fatalf("raiseRequestWindow lowered peakRequests from %d to %d", 3*requestWindowFloor, got)
+	}
+}
