@@ -372,6 +372,83 @@ func TestRealClientQBittorrentOneConnectionPerIP(t *testing.T) {
 	t.Logf("full read of %d MiB after the reconnection: %v", size>>20, time.Since(t0).Round(time.Millisecond))
 }
 
+// TestRealClientTrickleReplaced streams from two qBittorrent seeders, one of them limited to
+// 16 kB/s by its own upload limit: a link that carries a block every second never looks
+// stalled, but holds the requests it is given. The engine must close that connection (and
+// only that one) as trickling, so the read does not wait on it, and read the file back byte
+// for byte.
+func TestRealClientTrickleReplaced(t *testing.T) {
+	if !clienttest.Isolate(t) {
+		return
+	}
+	clienttest.Need(t, "qbittorrent-nox")
+	const size, pieceLength = 24 << 20, 512 << 10
+	src := t.TempDir()
+	path, _ := enginetest.WriteRandomFile(t, src, "movie.mp4", size, 16)
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, pieceLength, func(string) string { return "" })
+	good := clienttest.StartQBittorrent(t, clienttest.Options{})
+	slow := clienttest.StartQBittorrent(t, clienttest.Options{UploadRateBytes: 16_000})
+	for _, cl := range []*clienttest.QBittorrent{good, slow} {
+		cl.AddTorrent(t, torrentPath, src)
+		clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
+	}
+	events := newLogEvents()
+	e := enginetest.NewEngine(t, func(o *engine.Options) {
+		*o = realEngineOptions(t)
+		o.Logger = slog.New(events)
+		// The whole file takes about 20 s: long enough for the trickle to be judged.
+		o.DownloadRateBytes = 1 << 20
+	})
+	task, err := e.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.AddPeers(good.PeerAddr().String(), slow.PeerAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := task.OpenFile(t.Context(), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	t0 := time.Now()
+	step(t, r, good, "full read", func() {
+		got, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("full read: %v", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("full read: %d bytes, differ from the file (%d bytes)", len(got), len(want))
+		}
+	})
+	t.Logf("full read of %d MiB from a good and a trickling seeder: %v", size>>20, time.Since(t0).Round(time.Millisecond))
+	var trickled []string
+	for {
+		select {
+		case m := <-events.ch:
+			if strings.HasPrefix(m, "peer connection trickles") {
+				trickled = append(trickled, m)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if len(trickled) == 0 {
+		t.Fatalf("no connection logged as trickling; the one to %s delivers 16 kB/s against the other's 1 MiB/s", slow.PeerAddr())
+	}
+	for _, m := range trickled {
+		t.Log(m)
+		if !strings.Contains(m, fmt.Sprintf("dial_addr=%s", slow.PeerAddr())) {
+			t.Errorf("a connection other than the limited seeder's (%s) was closed as trickling: %s", slow.PeerAddr(), m)
+		}
+	}
+}
+
 // stallSwarm starts a qBittorrent seeder (opts) of a random file of size bytes, without a
 // tracker, and an engine (download limited to 1 MiB/s) given only the seeder's address, and
 // reads the file's first 256 KiB. It returns the seeder, the task, its reader, the engine's
