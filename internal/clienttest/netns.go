@@ -84,8 +84,8 @@ func withSetFlags(args []string, names ...string) []string {
 
 // reexec runs this test binary again with args, as the child (childEnv=1) in a new network
 // namespace, killed when t ends or this process dies. It hands every line of the child's
-// combined output to relay as it comes, and returns the child's last lines (at least 32 KiB
-// of them) and its exit error. It skips (or fails, with TORRENTCLAW_E2E=required) when this
+// combined output to relay as it comes, and returns the end of that output (all of it, or
+// at least its last 32 KiB) and the child's exit error. It skips (or fails, with TORRENTCLAW_E2E=required) when this
 // process is not root or the child cannot start; what names the kind of run in that message.
 func reexec(t testing.TB, what string, args []string, relay func(line string)) (string, error) {
 	t.Helper()

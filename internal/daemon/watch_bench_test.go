@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,7 +211,32 @@ func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchS
 func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource) (load float64, seeks []float64, audioSwitch float64) {
 	b.Helper()
 	cfg := testConfig(b, b.TempDir())
-	r := startDaemon(b, cfg, nil, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) })
+	// TORRENTCLAW_BENCH_SEGSEC sets hls.segment_seconds (default 4), to
+	// measure what shorter segments change.
+	if v := os.Getenv("TORRENTCLAW_BENCH_SEGSEC"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("TORRENTCLAW_BENCH_SEGSEC=%q: %v", v, err)
+		}
+		cfg.HLS.SegmentSeconds = n
+	}
+	// TORRENTCLAW_BENCH_LOG names a file the daemon's debug log is
+	// appended to (when each ffmpeg started, each segment was ready), to
+	// see where a slow seek's time went.
+	var logTo io.Writer = io.Discard
+	level := slog.LevelInfo
+	if path := os.Getenv("TORRENTCLAW_BENCH_LOG"); path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = f.Close() })
+		logTo, level = f, slog.LevelDebug
+		fmt.Fprintf(f, "=== %s\n", b.Name())
+	}
+	r := startDaemon(b, cfg, nil, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: level}))
+	})
 	add := source(b, r)
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 	c := startCDP(b, chromium)
@@ -248,8 +274,14 @@ func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource) (loa
 			b.Fatalf("seek to %.0f s: no playback within 2 min", pos)
 		}
 		seeks = append(seeks, ms)
+		if testing.Verbose() {
+			b.Logf("seek to %3.0f s: %4.0f ms", pos, ms)
+		}
 	}
 	c.eval(s, benchAudioSwitchJS, 3*time.Minute, &audioSwitch)
+	if testing.Verbose() {
+		b.Logf("audio switch: %.0f ms", audioSwitch)
+	}
 	return load, seeks, audioSwitch
 }
 

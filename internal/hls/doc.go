@@ -77,9 +77,12 @@
 //     chosen among those keyframes (nearest to SegmentSeconds), and ffmpeg is
 //     given exactly those cut times. Real files with irregular GOPs get
 //     irregular but exact EXTINFs.
-//   - Otherwise video is transcoded (libx264 veryfast, High profile, at most
-//     1920x1080) with keyframes forced on a fixed SegmentSeconds grid, which
-//     is then the plan.
+//   - Otherwise video is transcoded (libx264 veryfast with -tune
+//     zerolatency, High profile, at most 1920x1080) with keyframes forced on
+//     a fixed SegmentSeconds grid, which is then the plan. zerolatency: a
+//     segment is complete only when the encoder emits the next one's first
+//     frame, and x264's lookahead would hold every segment (a seek's first
+//     one too) back by about 16 frames.
 //   - Audio is copied only when it is AAC-LC mono/stereo, otherwise encoded
 //     to AAC-LC stereo at 160 kb/s; audio never decides a cut.
 //

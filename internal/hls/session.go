@@ -133,6 +133,7 @@ type producer struct {
 	stopping   bool // killed on purpose: its exit is not a failure
 	cmd        *exec.Cmd
 	done       chan struct{}
+	started    time.Time // when the run was asked for (debug log)
 }
 
 // failure is a producer that died before finishing its segments.
@@ -599,7 +600,7 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 		}
 	}
 	s.runs++
-	p := &producer{run: s.runs, start: idx, end: end, next: idx, done: make(chan struct{})}
+	p := &producer{run: s.runs, start: idx, end: end, next: idx, done: make(chan struct{}), started: time.Now()}
 	spec := runSpec{
 		input:      s.ffInput(0),
 		plan:       s.plan,
@@ -800,6 +801,8 @@ func (s *Session) segmentDone(tr *track, p *producer, line string) {
 	}
 	s.broadcastLocked()
 	s.mu.Unlock()
+	s.log.Debug("hls segment ready", "run", p.run, "track", tr.id, "segment", idx,
+		"ms_since_start", time.Since(p.started).Milliseconds())
 	s.m.enforceDisk()
 }
 
