@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -63,6 +64,17 @@ const (
 	// droppedRedials times (see seenConn).
 	droppedWithin  = 30 * time.Second
 	droppedRedials = 3
+	// A connection trickles (see trickling) when, over the last trickleWindow, we were
+	// waiting for its blocks at least trickleBusy of the time, it delivered fewer than
+	// trickleMaxRate blocks a second, another connection of the task delivered at least
+	// trickleFactor times as fast and at least trickleMinBest blocks a second, and what it
+	// owes would take it longer than trickleDrain at its rate.
+	trickleWindow  = peerStallTimeout
+	trickleBusy    = 3 * time.Second
+	trickleDrain   = 2 * time.Second
+	trickleFactor  = 10
+	trickleMaxRate = 8.0 // blocks per second: 128 KiB/s
+	trickleMinBest = 4.0 // blocks per second: 64 KiB/s
 )
 
 var (
@@ -138,6 +150,19 @@ type peerState struct {
 	outstanding int       // our requests not yet answered or cancelled
 	choked      bool      // the peer chokes us (it owes us nothing then)
 	askedAt     time.Time // since when we wait for a block from it; zero when we wait for none
+	// For trickling: blocks received, time spent with requests outstanding (expecting, plus
+	// the open spell since expectSince), and checkPeers' samples of both.
+	blocks      int
+	expecting   time.Duration
+	expectSince time.Time
+	samples     []rateSample
+}
+
+// rateSample is a connection's block count and time spent expecting blocks at one moment.
+type rateSample struct {
+	at        time.Time
+	blocks    int
+	expecting time.Duration
 }
 
 func newPeerWatch() *peerWatch {
@@ -209,6 +234,9 @@ func (w *peerWatch) sent(p *torrent.Peer) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.state(p)
+	if s.outstanding == 0 {
+		s.expectSince = w.now()
+	}
 	s.outstanding++
 	if s.askedAt.IsZero() {
 		s.askedAt = w.now()
@@ -220,6 +248,10 @@ func (w *peerWatch) deleted(p *torrent.Peer) {
 	defer w.mu.Unlock()
 	if s := w.conns[p]; s != nil && s.outstanding > 0 {
 		s.outstanding--
+		if s.outstanding == 0 && !s.expectSince.IsZero() {
+			s.expecting += w.now().Sub(s.expectSince)
+			s.expectSince = time.Time{}
+		}
 	}
 }
 
@@ -241,6 +273,7 @@ func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType) {
 			s.askedAt = w.now()
 		}
 	case pp.Piece:
+		s.blocks++
 		// The library reports the message before it deletes the request the block answers,
 		// so that request is still counted here.
 		s.askedAt = time.Time{}
@@ -267,6 +300,75 @@ func (w *peerWatch) stalledFor(p *torrent.Peer, now time.Time) time.Duration {
 		return 0
 	}
 	return now.Sub(s.askedAt)
+}
+
+// rate samples p's delivery at now and returns, over the last trickleWindow or more: the
+// blocks it delivered, the time we spent waiting for its blocks, and the span covered (less
+// than trickleWindow while the connection is younger). It also reports whether p owes us
+// blocks and unchokes us, and how many requests are outstanding.
+func (w *peerWatch) rate(p *torrent.Peer, now time.Time) (blocks int, expecting, span time.Duration, owing int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.conns[p]
+	if s == nil {
+		return 0, 0, 0, 0
+	}
+	exp := s.expecting
+	if !s.expectSince.IsZero() {
+		exp += now.Sub(s.expectSince)
+	}
+	s.samples = append(s.samples, rateSample{at: now, blocks: s.blocks, expecting: exp})
+	// Keep the newest sample at least trickleWindow old, and the ones after it.
+	for len(s.samples) > 1 && now.Sub(s.samples[1].at) >= trickleWindow {
+		s.samples = s.samples[1:]
+	}
+	old := s.samples[0]
+	if !s.choked {
+		owing = s.outstanding
+	}
+	return s.blocks - old.blocks, exp - old.expecting, now.Sub(old.at), owing
+}
+
+// trickling returns the connections among conns that deliver far below what we ask of them
+// while another delivers well (see trickleWindow): a link that carries a block every second
+// or two never looks stalled, but holds its requests, the blocks a reader waits for among
+// them, for minutes. It samples every connection; call it once per checkPeers tick.
+func (w *peerWatch) trickling(conns []*torrent.PeerConn, now time.Time) map[*torrent.PeerConn]float64 {
+	type obs struct {
+		pc    *torrent.PeerConn
+		rate  float64 // blocks per second while expecting
+		judge bool    // long and busy enough to be judged
+		owing int
+	}
+	var all []obs
+	for _, pc := range conns {
+		blocks, exp, span, owing := w.rate(&pc.Peer, now)
+		o := obs{pc: pc, owing: owing}
+		if exp >= time.Second {
+			o.rate = float64(blocks) / exp.Seconds()
+		}
+		o.judge = span >= trickleWindow && exp >= trickleBusy && owing > 0
+		all = append(all, o)
+	}
+	var out map[*torrent.PeerConn]float64
+	for i, o := range all {
+		if !o.judge || o.rate >= trickleMaxRate || float64(o.owing) <= o.rate*trickleDrain.Seconds() {
+			continue
+		}
+		best := 0.0
+		for j, other := range all {
+			if j != i {
+				best = max(best, other.rate)
+			}
+		}
+		if best >= trickleMinBest && best >= trickleFactor*o.rate {
+			if out == nil {
+				out = make(map[*torrent.PeerConn]float64)
+			}
+			out[o.pc] = o.rate
+		}
+	}
+	return out
 }
 
 // markUTPStalled remembers that uTP to addr stalled.
@@ -484,9 +586,17 @@ func (t *Task) checkPeers(now time.Time) {
 	if len(again) > 0 {
 		t.tor.AddPeers(again)
 	}
+	slow := w.trickling(conns, now)
 	for _, pc := range conns {
 		addr, dial := addrString(pc.RemoteAddr), w.dialAddr(pc)
 		utp := isUTP(pc.Network)
+		if r, ok := slow[pc]; ok {
+			t.e.log.Info("peer connection trickles; closing it, giving its requests to other peers and dialling it again",
+				"task", t.id, "infohash", t.key, "network", pc.Network, "remote_addr", addr, "dial_addr", dial,
+				"blocks_per_sec", fmt.Sprintf("%.2f", r))
+			w.drop(t, pc, dial, now)
+			continue
+		}
 		if utp && (w.utpBlocked(addr) || w.utpBlocked(dial)) && w.recent(w.tcpOK, dial) {
 			// A peer whose uTP stalled came back over uTP although TCP to it works.
 			t.e.log.Debug("closing a uTP connection to a peer whose uTP stalled", "task", t.id, "remote_addr", addr)

@@ -216,3 +216,58 @@ func TestPeerWatchTCPRefusedAfterWorking(t *testing.T) {
 		t.Errorf("tcpUseless(%s) = false, want true once its last working TCP is older than peerMemory", worked)
 	}
 }
+
+// TestPeerWatchTrickling: a connection that owes many blocks and delivers one every second
+// or so, while another delivers a hundred a second, trickles once it has been watched for
+// trickleWindow; the fast one does not, nor a slow one when no other is faster.
+func TestPeerWatchTrickling(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	w := newPeerWatch()
+	w.now = clk.now
+	fast, slow := &torrent.PeerConn{}, &torrent.PeerConn{}
+	for _, pc := range []*torrent.PeerConn{fast, slow} {
+		w.read(&pc.Peer, pp.Unchoke)
+		for range 64 {
+			w.sent(&pc.Peer)
+		}
+	}
+	conns := []*torrent.PeerConn{fast, slow}
+	var got map[*torrent.PeerConn]float64
+	for i := range 10 {
+		got = w.trickling(conns, clk.t)
+		if i < 4 && len(got) != 0 {
+			t.Fatalf("after %d s: trickling = %v, want none before trickleWindow", i, got)
+		}
+		for range 100 { // the fast peer answers a request and gets another
+			w.read(&fast.Peer, pp.Piece)
+			w.deleted(&fast.Peer)
+			w.sent(&fast.Peer)
+		}
+		if i%2 == 0 { // the slow one, a block every 2 s
+			w.read(&slow.Peer, pp.Piece)
+			w.deleted(&slow.Peer)
+			w.sent(&slow.Peer)
+		}
+		clk.add(time.Second)
+	}
+	if _, ok := got[slow]; !ok || len(got) != 1 {
+		t.Fatalf("trickling after 10 s = %v, want only the slow connection", got)
+	}
+	if r := got[slow]; r < 0.4 || r > 0.6 {
+		t.Errorf("slow connection's rate = %.2f blocks/s, want about 0.5", r)
+	}
+	// Alone, the slow connection is all we have: it is not replaced.
+	w2 := newPeerWatch()
+	w2.now = clk.now
+	w2.read(&slow.Peer, pp.Unchoke)
+	for range 64 {
+		w2.sent(&slow.Peer)
+	}
+	for range 10 {
+		got = w2.trickling([]*torrent.PeerConn{slow}, clk.t)
+		clk.add(time.Second)
+	}
+	if len(got) != 0 {
+		t.Errorf("a lone slow connection trickles: %v, want none", got)
+	}
+}

@@ -11,6 +11,12 @@ import (
 // its delayed-ACK ("ping-pong") mode.
 func quickAckOn(t *testing.T, c *net.TCPConn) int {
 	t.Helper()
+	return sockoptInt(t, c, syscall.IPPROTO_TCP, syscall.TCP_QUICKACK)
+}
+
+// sockoptInt reads an integer socket option of c.
+func sockoptInt(t testing.TB, c syscall.Conn, level, opt int) int {
+	t.Helper()
 	rc, err := c.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -18,7 +24,7 @@ func quickAckOn(t *testing.T, c *net.TCPConn) int {
 	var v int
 	var gerr error
 	if err := rc.Control(func(fd uintptr) {
-		v, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK)
+		v, gerr = syscall.GetsockoptInt(int(fd), level, opt)
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -95,12 +95,7 @@ func TestRealClientsSeed(t *testing.T) {
 		return
 	}
 	clienttest.Need(t, "opentracker", "qbittorrent-nox", "transmission-daemon", "aria2c")
-	src := t.TempDir()
-	path, _ := enginetest.WriteRandomFile(t, src, "movie.mp4", realFileSize, 12)
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, path, want := realSource(t, realFileSize, 12)
 	var tr *clienttest.Tracker
 	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, realPieceLength, func(ih string) string {
 		tr = clienttest.StartTracker(t, ih)
@@ -126,12 +121,7 @@ func TestRealClientUTPOnly(t *testing.T) {
 		return
 	}
 	clienttest.Need(t, "opentracker", "qbittorrent-nox")
-	src := t.TempDir()
-	path, _ := enginetest.WriteRandomFile(t, src, "movie.mp4", realFileSize, 14)
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, path, want := realSource(t, realFileSize, 14)
 	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, realPieceLength, func(ih string) string {
 		return clienttest.StartTracker(t, ih).AnnounceURL()
 	})
@@ -220,20 +210,7 @@ func readFromClient(t *testing.T, cl clienttest.Client, torrentPath string, want
 	slices.Sort(took)
 	t.Logf("%d range reads of %d KiB from %s: %v (each: median %v, max %v)", realSeeks, realSeekRead>>10, cl.Name(),
 		time.Since(t1).Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
-	t2 := time.Now()
-	step(t, r, cl, "full read", func() {
-		if _, err := r.Seek(0, io.SeekStart); err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatalf("full read: %v", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("full read: %d bytes, differ from the file (%d bytes)", len(got), len(want))
-		}
-	})
-	t.Logf("full read of %d MiB from %s: %v", realFileSize>>20, cl.Name(), time.Since(t2).Round(time.Millisecond))
+	t.Logf("full read of %d MiB from %s: %v", realFileSize>>20, cl.Name(), fullRead(t, r, cl, want))
 }
 
 // step runs one read under realStepTimeout: the reader's context is cancelled when it runs
@@ -356,20 +333,54 @@ func TestRealClientQBittorrentOneConnectionPerIP(t *testing.T) {
 	const size, pieceLength = 16 << 20, 512 << 10
 	cl, task, r, events, want := stallSwarm(t, clienttest.Options{OneConnectionPerIP: true}, size, pieceLength)
 	stallAndRecover(t, task, r, events, want, size, pieceLength, func() { blockBoth(t, cl.PeerAddr().Port()) })
-	t0 := time.Now()
-	step(t, r, cl, "full read", func() {
-		if _, err := r.Seek(0, io.SeekStart); err != nil {
-			t.Fatal(err)
+	took := fullRead(t, r, cl, want)
+	t.Logf("full read of %d MiB after the reconnection: %v", size>>20, took)
+}
+
+// TestRealClientTrickleReplaced streams from two qBittorrent seeders, one of them limited to
+// 16 kB/s by its own upload limit: a link that carries a block every second never looks
+// stalled, but holds the requests it is given. The engine must close that connection (and
+// only that one) as trickling, so the read does not wait on it, and read the file back byte
+// for byte.
+func TestRealClientTrickleReplaced(t *testing.T) {
+	if !clienttest.Isolate(t) {
+		return
+	}
+	clienttest.Need(t, "qbittorrent-nox")
+	const size, pieceLength = 24 << 20, 512 << 10
+	src, path, want := realSource(t, size, 16)
+	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, pieceLength, func(string) string { return "" })
+	good := clienttest.StartQBittorrent(t, clienttest.Options{})
+	slow := clienttest.StartQBittorrent(t, clienttest.Options{UploadRateBytes: 16_000})
+	for _, cl := range []*clienttest.QBittorrent{good, slow} {
+		cl.AddTorrent(t, torrentPath, src)
+		clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
+	}
+	// The whole file takes about 20 s at 1 MiB/s: long enough for the trickle to be judged.
+	_, r, events := limitedTask(t, torrentPath, good.PeerAddr().String(), slow.PeerAddr().String())
+	took := fullRead(t, r, good, want)
+	t.Logf("full read of %d MiB from a good and a trickling seeder: %v", size>>20, took)
+	var trickled []string
+	for {
+		select {
+		case m := <-events.ch:
+			if strings.HasPrefix(m, "peer connection trickles") {
+				trickled = append(trickled, m)
+			}
+			continue
+		default:
 		}
-		got, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatalf("full read: %v", err)
+		break
+	}
+	if len(trickled) == 0 {
+		t.Fatalf("no connection logged as trickling; the one to %s delivers 16 kB/s against the other's 1 MiB/s", slow.PeerAddr())
+	}
+	for _, m := range trickled {
+		t.Log(m)
+		if !strings.Contains(m, fmt.Sprintf("dial_addr=%s", slow.PeerAddr())) {
+			t.Errorf("a connection other than the limited seeder's (%s) was closed as trickling: %s", slow.PeerAddr(), m)
 		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("full read: %d bytes, differ from the file (%d bytes)", len(got), len(want))
-		}
-	})
-	t.Logf("full read of %d MiB after the reconnection: %v", size>>20, time.Since(t0).Round(time.Millisecond))
+	}
 }
 
 // stallSwarm starts a qBittorrent seeder (opts) of a random file of size bytes, without a
@@ -378,37 +389,15 @@ func TestRealClientQBittorrentOneConnectionPerIP(t *testing.T) {
 // log and the file.
 func stallSwarm(t *testing.T, opts clienttest.Options, size, pieceLength int64) (*clienttest.QBittorrent, *engine.Task, *engine.Reader, *logEvents, []byte) {
 	t.Helper()
-	src := t.TempDir()
-	path, _ := enginetest.WriteRandomFile(t, src, "movie.mp4", size, 15)
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, path, want := realSource(t, size, 15)
 	// No tracker: the engine is given the seeder's address, and the seeder never dials us.
 	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, pieceLength, func(string) string { return "" })
 	cl := clienttest.StartQBittorrent(t, opts)
 	cl.AddTorrent(t, torrentPath, src)
 	clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
 
-	events := newLogEvents()
-	e := enginetest.NewEngine(t, func(o *engine.Options) {
-		*o = realEngineOptions(t)
-		o.Logger = slog.New(events)
-		// Slow enough that the end of the file is still missing when the link stalls.
-		o.DownloadRateBytes = 1 << 20
-	})
-	task, err := e.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.AddPeers(cl.PeerAddr().String()); err != nil {
-		t.Fatal(err)
-	}
-	r, err := task.OpenFile(t.Context(), -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	// 1 MiB/s: slow enough that the end of the file is still missing when the link stalls.
+	task, r, events := limitedTask(t, torrentPath, cl.PeerAddr().String())
 	buf := make([]byte, realSeekRead)
 	step(t, r, cl, "first read", func() {
 		if _, err := io.ReadFull(r, buf); err != nil {
@@ -615,4 +604,63 @@ func (h *logEvents) await(t *testing.T, prefix string, timeout time.Duration, wh
 			t.Fatalf("no %q logged within %v (%s)", prefix, timeout, why)
 		}
 	}
+}
+
+// realSource writes a random file of size bytes (seeded) into a new directory and returns
+// the directory, the file's path and its bytes.
+func realSource(t testing.TB, size int64, seed int64) (dir, path string, data []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	path, _ = enginetest.WriteRandomFile(t, dir, "movie.mp4", size, seed)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, path, data
+}
+
+// fullRead reads r from its start to its end under step, fails the test unless the bytes
+// are want, and returns how long the read took.
+func fullRead(t *testing.T, r *engine.Reader, cl clienttest.Client, want []byte) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	step(t, r, cl, "full read", func() {
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("full read: %v", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("full read: %d bytes, differ from the file (%d bytes)", len(got), len(want))
+		}
+	})
+	return time.Since(t0).Round(time.Millisecond)
+}
+
+// limitedTask starts an engine whose downloads are limited to 1 MiB/s and that logs into
+// the returned events, adds the torrent at torrentPath as a stream, hands it the peers and
+// opens a reader of its file (closed when the test ends).
+func limitedTask(t *testing.T, torrentPath string, peers ...string) (*engine.Task, *engine.Reader, *logEvents) {
+	t.Helper()
+	events := newLogEvents()
+	e := enginetest.NewEngine(t, func(o *engine.Options) {
+		*o = realEngineOptions(t)
+		o.Logger = slog.New(events)
+		o.DownloadRateBytes = 1 << 20
+	})
+	task, err := e.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.AddPeers(peers...); err != nil {
+		t.Fatal(err)
+	}
+	r, err := task.OpenFile(t.Context(), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return task, r, events
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -26,12 +25,7 @@ func BenchmarkRealTransmissionSeek(b *testing.B) {
 	}
 	clienttest.Need(b, "transmission-daemon")
 	const size, pieceLength, seeks = 64 << 20, 1 << 20, 20
-	src := b.TempDir()
-	path, _ := enginetest.WriteRandomFile(b, src, "movie.mp4", size, 21)
-	want, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
+	src, path, want := realSource(b, size, 21)
 	torrentPath, ih := writeRealTorrent(b, b.TempDir(), path, pieceLength, func(string) string { return "" })
 	cl := clienttest.StartTransmission(b, clienttest.Options{})
 	cl.AddTorrent(b, torrentPath, src)

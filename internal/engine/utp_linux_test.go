@@ -57,21 +57,7 @@ func grantedRecvBuffer(t testing.TB, want int) int {
 
 func sockRecvBuffer(t testing.TB, c *net.UDPConn) int {
 	t.Helper()
-	rc, err := c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		n, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if serr != nil {
-		t.Fatal(serr)
-	}
-	return n
+	return sockoptInt(t, c, syscall.SOL_SOCKET, syscall.SO_RCVBUF)
 }
 
 // TestEngineUTPRecvBuffer starts engines with uTP on and off: with it on, the library's uTP
