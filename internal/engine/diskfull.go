@@ -39,6 +39,9 @@ import (
 // onStoreError is the torrent's chunk-write error handler. Errors of writes that started
 // before the last resume are stale (the user has freed space since) and ignored.
 func (t *Task) onStoreError(err error) {
+	if errors.Is(err, errStorageClosed) {
+		return // the task is being removed or the engine closed: nothing to report
+	}
 	serr := t.storeError(err)
 	var we *writeError
 	t.mu.Lock()
@@ -174,7 +177,7 @@ func (s reserveStorage) OpenTorrent(ctx context.Context, info *metainfo.Info, ih
 	closeImpl := impl.Close
 	impl.Close = func() error {
 		// The library calls this after it marked the torrent closed (see ReadAt).
-		r.dropped.Store(true)
+		r.markClosed()
 		if closeImpl == nil {
 			return nil
 		}
@@ -206,6 +209,9 @@ type reserver struct {
 
 	// dropped is set once the library closed the torrent (see reservedPiece.ReadAt).
 	dropped atomic.Bool
+	// closeMu is held for reading by every write and taken for writing by markClosed, so
+	// that no write is under way once the storage is closed (see reservedPiece.WriteAt).
+	closeMu sync.RWMutex
 
 	mu          sync.Mutex // guards the fields below
 	reserved    []bool     // by piece: allocated
@@ -336,7 +342,27 @@ func (rp reservedPiece) ReadAt(b []byte, off int64) (int, error) {
 	return n, err
 }
 
+// markClosed marks the storage closed once no write is under way; later writes fail.
+func (r *reserver) markClosed() {
+	r.closeMu.Lock()
+	r.dropped.Store(true)
+	r.closeMu.Unlock()
+}
+
+// errStorageClosed fails a write that reaches a closed torrent's storage.
+var errStorageClosed = errors.New("the torrent's storage is closed")
+
+// WriteAt writes a received block. The library writes blocks without its lock, so a write
+// can still be under way while a torrent is dropped or the engine closed. Closing the
+// storage waits for such a write, and a write after the close fails without touching the
+// disk: otherwise it could recreate a file that Remove is deleting, or write into a
+// directory after the engine was closed.
 func (rp reservedPiece) WriteAt(b []byte, off int64) (int, error) {
+	rp.r.closeMu.RLock()
+	defer rp.r.closeMu.RUnlock()
+	if rp.r.dropped.Load() {
+		return 0, errStorageClosed
+	}
 	gen := rp.r.gen.Load()
 	if err := rp.r.reserve(rp.p); err != nil {
 		return 0, &writeError{gen: gen, err: err}
