@@ -23,14 +23,16 @@ func TestRemoveWhileUploading(t *testing.T) {
 	enginetest.WriteRandomFile(t, src, "film.mkv", 8<<20, 41)
 	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{PieceLength: pieceLen})
 	si := seeder.Add(t, src)
-	up := enginetest.NewEngine(t)
+	// A seeding engine: an engine that does not seed stops uploading a task once it is
+	// complete, and whether the downloader connected before that was a race.
+	up := enginetest.NewEngine(t, func(o *engine.Options) { o.Seed = true })
 	dumpOnFailure(t, up, seeder.Engine())
 	for round := range 2 {
 		task, err := up.Add(t.Context(), engine.AddSpec{Source: si.Magnet, FileIndex: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		enginetest.WaitStatus(t, task, 2*time.Minute, func(s engine.Status) bool { return s.State == engine.StateCompleted })
+		enginetest.WaitStatus(t, task, 2*time.Minute, func(s engine.Status) bool { return s.State == engine.StateSeeding })
 
 		// From now on every piece read waits until the files are deleted.
 		var held atomic.Int32
