@@ -309,10 +309,7 @@ func TestRealClientUTPOnlyStallRecovers(t *testing.T) {
 	if !clienttest.Isolate(t) {
 		return
 	}
-	clienttest.Need(t, "qbittorrent-nox", "nft")
-	const size, pieceLength = 16 << 20, 512 << 10
-	cl, task, r, events, want := stallSwarm(t, clienttest.Options{UTPOnly: true}, size, pieceLength)
-	r2 := stallAndRecover(t, task, r, events, want, size, pieceLength, func() { blockFrom(t, cl.PeerAddr().Port()) })
+	_, _, _, r2 := cutAndRestore(t, clienttest.Options{UTPOnly: true}, blockFrom)
 	if !strings.Contains(r2, "network=udp") {
 		t.Errorf("reconnected over %q, want uTP (the seeder speaks nothing else)", r2)
 	}
@@ -329,12 +326,9 @@ func TestRealClientQBittorrentOneConnectionPerIP(t *testing.T) {
 	if !clienttest.Isolate(t) {
 		return
 	}
-	clienttest.Need(t, "qbittorrent-nox", "nft")
-	const size, pieceLength = 16 << 20, 512 << 10
-	cl, task, r, events, want := stallSwarm(t, clienttest.Options{OneConnectionPerIP: true}, size, pieceLength)
-	stallAndRecover(t, task, r, events, want, size, pieceLength, func() { blockBoth(t, cl.PeerAddr().Port()) })
+	cl, r, want, _ := cutAndRestore(t, clienttest.Options{OneConnectionPerIP: true}, blockBoth)
 	took := fullRead(t, r, cl, want)
-	t.Logf("full read of %d MiB after the reconnection: %v", size>>20, took)
+	t.Logf("full read of %d MiB after the reconnection: %v", len(want)>>20, took)
 }
 
 // TestRealClientTrickleReplaced streams from two qBittorrent seeders, one of them limited to
@@ -663,4 +657,17 @@ func limitedTask(t *testing.T, torrentPath string, peers ...string) (*engine.Tas
 	}
 	t.Cleanup(func() { r.Close() })
 	return task, r, events
+}
+
+// cutAndRestore starts a qBittorrent seeder (opts) of a 16 MiB file and an engine reading
+// it (stallSwarm), then cuts the link with block(t, the seeder's port) until the engine
+// reports the stall and checks the recovery (stallAndRecover). It returns the seeder, the
+// reader, the file and the engine's reconnection message.
+func cutAndRestore(t *testing.T, opts clienttest.Options, block func(t *testing.T, port uint16)) (*clienttest.QBittorrent, *engine.Reader, []byte, string) {
+	t.Helper()
+	clienttest.Need(t, "qbittorrent-nox", "nft")
+	const size, pieceLength = 16 << 20, 512 << 10
+	cl, task, r, events, want := stallSwarm(t, opts, size, pieceLength)
+	msg := stallAndRecover(t, task, r, events, want, size, pieceLength, func() { block(t, cl.PeerAddr().Port()) })
+	return cl, r, want, msg
 }
