@@ -524,8 +524,20 @@ func (t *optTime) UnmarshalJSON(b []byte) error {
 }
 
 // The UnmarshalJSON methods below decode an entry as usual except for
-// streamTokenExpiresAt, which goes through optTime (the shallower field
-// shadows the embedded one).
+// streamTokenExpiresAt, which goes through optTime: each embeds the entry's
+// method-less copy as plain (so error field paths read "plain.…", see
+// describeJSONError) beside an optTime field, which is shallower and so
+// shadows the entry's own, and hands both to decodeExpiring.
+
+// decodeExpiring decodes b into w, the wrapper of an entry described above, and
+// stores the expiry its exp field received in *dst.
+func decodeExpiring(b []byte, w any, exp *optTime, dst *time.Time) error {
+	if err := json.Unmarshal(b, w); err != nil {
+		return err
+	}
+	*dst = time.Time(*exp)
+	return nil
+}
 
 // UnmarshalJSON decodes a newTasks entry.
 func (t *NewTask) UnmarshalJSON(b []byte) error {
@@ -534,11 +546,7 @@ func (t *NewTask) UnmarshalJSON(b []byte) error {
 		*plain
 		Exp optTime `json:"streamTokenExpiresAt"`
 	}{plain: (*plain)(t)}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	t.StreamTokenExpiresAt = time.Time(w.Exp)
-	return nil
+	return decodeExpiring(b, &w, &w.Exp, &t.StreamTokenExpiresAt)
 }
 
 // UnmarshalJSON decodes a controls entry.
@@ -548,11 +556,7 @@ func (c *Control) UnmarshalJSON(b []byte) error {
 		*plain
 		Exp optTime `json:"streamTokenExpiresAt"`
 	}{plain: (*plain)(c)}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	c.StreamTokenExpiresAt = time.Time(w.Exp)
-	return nil
+	return decodeExpiring(b, &w, &w.Exp, &c.StreamTokenExpiresAt)
 }
 
 // UnmarshalJSON decodes a streamRequests entry.
@@ -562,11 +566,7 @@ func (s *StreamRequest) UnmarshalJSON(b []byte) error {
 		*plain
 		Exp optTime `json:"streamTokenExpiresAt"`
 	}{plain: (*plain)(s)}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	s.StreamTokenExpiresAt = time.Time(w.Exp)
-	return nil
+	return decodeExpiring(b, &w, &w.Exp, &s.StreamTokenExpiresAt)
 }
 
 // UnmarshalJSON decodes a streamSessions entry.
@@ -576,11 +576,7 @@ func (s *StreamSession) UnmarshalJSON(b []byte) error {
 		*plain
 		Exp optTime `json:"streamTokenExpiresAt"`
 	}{plain: (*plain)(s)}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	s.StreamTokenExpiresAt = time.Time(w.Exp)
-	return nil
+	return decodeExpiring(b, &w, &w.Exp, &s.StreamTokenExpiresAt)
 }
 
 // UnmarshalJSON decodes a status results entry.
@@ -590,11 +586,7 @@ func (r *StatusResult) UnmarshalJSON(b []byte) error {
 		*plain
 		Exp optTime `json:"streamTokenExpiresAt"`
 	}{plain: (*plain)(r)}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	r.StreamTokenExpiresAt = time.Time(w.Exp)
-	return nil
+	return decodeExpiring(b, &w, &w.Exp, &r.StreamTokenExpiresAt)
 }
 
 // describeJSONError names the kind of a decoding error without quoting the
