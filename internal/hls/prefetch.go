@@ -68,7 +68,8 @@ func (si *seekIndex) byteRange(from, to float64) (off, n int64) {
 		}
 		i = k
 	}
-	off, end := si.offsets[i], off+maxPrefetchBytes
+	off = si.offsets[i]
+	end := off + maxPrefetchBytes
 	if to >= 0 {
 		for k := i + 1; k < len(si.times); k++ {
 			if si.times[k] >= to-cutEpsilon {

@@ -304,3 +304,31 @@ func TestPrefetchStopsWhenSuperseded(t *testing.T) {
 		return s.pf == nil || s.pf.off != off
 	})
 }
+
+func TestSeekIndexByteRange(t *testing.T) {
+	si := newSeekIndex(&keyframeIndex{
+		times:   []float64{1, 3, 5, 9},
+		offsets: []int64{100, 1000, 5000, 9000},
+	}, 1) // a stream starting at 1 s: relative times 0, 2, 4, 8
+	tests := []struct {
+		from, to float64
+		off, n   int64
+	}{
+		{0, 2, 100, 900 + prefetchTailBytes},
+		{2, 4, 1000, 4000 + prefetchTailBytes},
+		{2.5, 4, 1000, 4000 + prefetchTailBytes}, // a grid cut between keyframes: from the one before
+		{2, 6, 1000, 8000 + prefetchTailBytes},   // the next keyframe at or after the end
+		{4, 8 - cutEpsilon/2, 5000, 4000 + prefetchTailBytes},
+		{8, -1, 9000, maxPrefetchBytes}, // the last segment: to the end, bounded
+		{9, 12, 9000, maxPrefetchBytes}, // no keyframe after: bounded
+	}
+	for _, tc := range tests {
+		off, n := si.byteRange(tc.from, tc.to)
+		if off != tc.off || n != tc.n {
+			t.Errorf("byteRange(%v, %v) = %d, %d; want %d, %d", tc.from, tc.to, off, n, tc.off, tc.n)
+		}
+	}
+	if newSeekIndex(&keyframeIndex{times: []float64{0, 2}}, 0) != nil {
+		t.Error("a seek index from an index without offsets")
+	}
+}
