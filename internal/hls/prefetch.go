@@ -21,6 +21,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +33,15 @@ const (
 	prefetchTailBytes = 64 << 10
 	// maxPrefetchBytes bounds one prefetch (a last segment, a huge GOP).
 	maxPrefetchBytes = 32 << 20
+	// prefetchChunkBytes and maxPrefetchStreams split one prefetch into
+	// parallel reads. A torrent reader asks for the piece under a read
+	// that jumped at once, but for the pieces after it only once it has
+	// waited on them a while (see the engine's urgent mode): parallel reads
+	// from several offsets make every piece of the segment one a reader
+	// is waiting for. 256 KiB is the smallest usual piece size; larger
+	// pieces only get two readers on one piece.
+	prefetchChunkBytes = 256 << 10
+	maxPrefetchStreams = 8
 	// prefetchUserAgent marks the session's own reads of the input.
 	prefetchUserAgent = "torrentclaw-hls-prefetch"
 )
@@ -128,25 +139,41 @@ func (s *Session) endPrefetchLocked(idx int) {
 	}
 }
 
-// runPrefetch reads n bytes at pf.off and discards them.
+// runPrefetch reads n bytes at pf.off, in up to maxPrefetchStreams
+// parallel ranges, and discards them.
 func (s *Session) runPrefetch(ctx context.Context, pf *prefetchRun, n int64) {
 	defer s.wg.Done()
 	defer pf.cancel()
 	start := time.Now()
-	got, err := s.readDiscard(ctx, pf.off, n)
+	streams := min((n+prefetchChunkBytes-1)/prefetchChunkBytes, maxPrefetchStreams)
+	size := (n + streams - 1) / streams
+	var got atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	for off := pf.off; off < pf.off+n; off += size {
+		wg.Go(func() {
+			k, err := s.readDiscard(ctx, off, min(size, pf.off+n-off))
+			got.Add(k)
+			if err != nil {
+				errOnce.Do(func() { firstErr = err })
+			}
+		})
+	}
+	wg.Wait()
 	s.mu.Lock()
 	if s.pf == pf {
 		s.pf = nil
 	}
 	s.mu.Unlock()
 	s.m.prefetches.Add(1)
-	attrs := []any{"segment", pf.segment, "offset", pf.off, "bytes", got, "want_bytes", n,
-		"ms", time.Since(start).Milliseconds()}
+	attrs := []any{"segment", pf.segment, "offset", pf.off, "bytes", got.Load(), "want_bytes", n,
+		"streams", streams, "ms", time.Since(start).Milliseconds()}
 	switch {
 	case ctx.Err() != nil:
 		s.log.Debug("hls prefetch stopped", attrs...)
-	case err != nil:
-		s.log.Debug("hls prefetch failed", append(attrs, "err", err)...)
+	case firstErr != nil:
+		s.log.Debug("hls prefetch failed", append(attrs, "err", firstErr)...)
 	default:
 		s.log.Debug("hls prefetch done", attrs...)
 	}
