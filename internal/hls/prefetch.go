@@ -94,28 +94,31 @@ func (si *seekIndex) byteRange(from, to float64) (off, n int64) {
 
 // prefetchRun is one prefetch of a session.
 type prefetchRun struct {
-	segment int   // the segment it reads for
-	off     int64 // first byte
+	segment int   // the last segment it reads for
+	off, n  int64 // its bytes
 	cancel  context.CancelFunc
 }
 
-// prefetchLocked starts reading the bytes of segment idx unless a prefetch
-// of the same bytes is running; a running prefetch of other bytes is
-// cancelled (the player moved on). Called with s.mu held, after the closed
-// check, by every run start: the video's and the audio renditions' runs at
-// one segment share one prefetch.
-func (s *Session) prefetchLocked(idx int) {
+// prefetchLocked starts reading the bytes of segments [from, last] unless
+// a prefetch from the same byte reaching as far is running; a running
+// prefetch of other bytes is cancelled (the player moved on). Called with
+// s.mu held, after the closed check: by every run start (from == last ==
+// the run's first segment; the video's and the audio renditions' runs at
+// one segment share one prefetch), and by a request for a segment a little
+// ahead of the running ffmpeg, which it waits for (from: the segment
+// ffmpeg makes next).
+func (s *Session) prefetchLocked(from, last int) {
 	si := s.seekIdx
 	if si == nil {
 		return
 	}
 	to := -1.0
-	if idx+1 < s.plan.n() {
-		to = s.plan.starts[idx+1]
+	if last+1 < s.plan.n() {
+		to = s.plan.starts[last+1]
 	}
-	off, n := si.byteRange(s.plan.starts[idx], to)
+	off, n := si.byteRange(s.plan.starts[from], to)
 	if pf := s.pf; pf != nil {
-		if pf.off == off {
+		if pf.off == off && pf.n >= n {
 			return
 		}
 		pf.cancel()
@@ -125,13 +128,14 @@ func (s *Session) prefetchLocked(idx int) {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	pf := &prefetchRun{segment: idx, off: off, cancel: cancel}
+	pf := &prefetchRun{segment: last, off: off, n: n, cancel: cancel}
 	s.pf = pf
 	s.wg.Add(1)
 	go s.runPrefetch(ctx, pf, n)
 }
 
-// endPrefetchLocked cancels the prefetch for segment idx, which is done.
+// endPrefetchLocked cancels the prefetch whose last segment is idx, which
+// is done.
 func (s *Session) endPrefetchLocked(idx int) {
 	if pf := s.pf; pf != nil && pf.segment == idx {
 		pf.cancel()

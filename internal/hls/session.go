@@ -516,6 +516,12 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 		if p := tr.prod; s.coversLocked(p, idx) {
 			waitRun = p.run
 			s.resumeLocked(tr)
+			if idx > p.next {
+				// A short jump ahead: ffmpeg reads on to it, but
+				// the input is asked for those bytes only as it
+				// gets there.
+				s.prefetchLocked(p.next, idx)
+			}
 			ch := s.changed
 			s.mu.Unlock()
 			select {
@@ -644,7 +650,7 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 	tr.prod = p
 	s.wg.Add(1)
 	go s.produce(tr, p)
-	s.prefetchLocked(idx)
+	s.prefetchLocked(idx, idx)
 	s.log.Debug("ffmpeg start", "run", p.run, "track", tr.id, "segment", idx, "end", end)
 	return p.run, nil
 }
