@@ -357,3 +357,57 @@ func TestSeekIndexByteRange(t *testing.T) {
 		t.Error("a seek index from an index without offsets")
 	}
 }
+
+// A request a couple of segments ahead of a running ffmpeg waits for that
+// ffmpeg rather than restarting it; the bytes between are then prefetched,
+// not left for ffmpeg to ask for as it reaches them.
+func TestPrefetchAheadOfRunningFFmpeg(t *testing.T) {
+	path := media(t, mediaIrregular)
+	m := newTestManager(t, Options{SegmentSeconds: 2})
+	probe := serveMedia(t, path, serverOptions{})
+	s0, err := m.Create(t.Context(), Spec{InputURL: probe.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetchPlaylist(t, s0)
+	s0.mu.Lock()
+	si := s0.seekIdx
+	s0.mu.Unlock()
+	if si == nil || s0.plan.n() < 4 {
+		t.Fatalf("seek index %v, %d segments", si, s0.plan.n())
+	}
+	// Segment 2's bytes are held back from ffmpeg: the run from 0 makes
+	// segment 0 (and 1 only once segment 2's first keyframe arrives).
+	off, n := si.byteRange(s0.plan.starts[2], s0.plan.starts[3])
+	if off0, n0 := si.byteRange(0, s0.plan.starts[1]); off0+n0 > off {
+		t.Fatalf("segment 0's range [%d, %d) reaches segment 2's at %d", off0, off0+n0, off)
+	}
+	_ = s0.Close()
+
+	g := serveGated(t, path, off, off+n, false)
+	s, err := m.Create(t.Context(), Spec{InputURL: g.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetchPlaylist(t, s)
+	if _, err := s.Segment(t.Context(), segmentName(0)); err != nil {
+		t.Fatalf("Segment(0) = %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Segment(t.Context(), segmentName(2))
+		done <- err
+	}()
+	waitFor(t, "a prefetch to read segment 2's bytes", eventWait, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.prefetchedLocked()
+	})
+	g.release()
+	if err := <-done; err != nil {
+		t.Fatalf("Segment(2) = %v", err)
+	}
+	if got := m.starts.Load(); got != 1 {
+		t.Errorf("ffmpeg started %d times, want 1 (the request waits for the running one)", got)
+	}
+}
