@@ -302,6 +302,10 @@ func (t *Task) writeRecord(r *reserver) error {
 		if err != nil || !st.Mode().IsRegular() || st.ModTime().UnixNano() > vf.checkedAt {
 			continue
 		}
+		if err := syncFile(f.path); err != nil { // flush.go
+			t.e.log.Warn("file not synced to disk: its pieces are verified again at the next start", "task", t.id, "err", err)
+			continue
+		}
 		rec.Files = append(rec.Files, fileRecord{Path: f.rel, Size: st.Size(), MtimeNs: st.ModTime().UnixNano()})
 	}
 	b, err := json.Marshal(rec)
