@@ -51,6 +51,16 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# Every package, tests included, must compile on the other systems the release ships for
+# (the real-client tests are Linux's and skip there): vet each one. .ci/run runs it.
+.PHONY: vet-cross
+CROSS_GOOS ?= darwin windows freebsd
+vet-cross:
+	@set -e; for os in $(CROSS_GOOS); do \
+		echo "== GOOS=$$os go vet ./..."; \
+		GOOS=$$os CGO_ENABLED=0 $(GO) vet ./...; \
+	done
+
 # Every fuzz target, one after the other (FUZZTIME each). Counts, not seconds, avoid a
 # Go fuzz-coordinator race at the end of a timed run (golang/go#75804).
 FUZZTIME ?= 200000x

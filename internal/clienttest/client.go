@@ -110,7 +110,7 @@ func startProc(t testing.TB, logPath string, name string, args ...string) *proc 
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = clientProcAttr() // sysproc_*.go
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		t.Fatalf("start %s: %v", name, err)

@@ -8,6 +8,7 @@
 // test in such a namespace (made with CLONE_NEWNET, which needs root) and every Start
 // function refuses to run outside one. A test that cannot get a namespace, or a client, is
 // skipped with the reason; TORRENTCLAW_E2E=required turns such a skip into a failure.
+// Namespaces are Linux's: on other systems the package builds and such tests skip.
 //
 // It imports nothing internal, only the standard library, and must be imported only from
 // _test.go files.

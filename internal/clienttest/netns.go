@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -89,12 +88,15 @@ func withSetFlags(args []string, names ...string) []string {
 // process is not root or the child cannot start; what names the kind of run in that message.
 func reexec(t testing.TB, what string, args []string, relay func(line string)) (string, error) {
 	t.Helper()
+	if !namespacesSupported {
+		skipOrFail(t, "real BitTorrent clients run only in Linux network namespaces")
+	}
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "creating a network namespace for real BitTorrent clients needs root")
 	}
 	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = namespaceProcAttr() // sysproc_*.go
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

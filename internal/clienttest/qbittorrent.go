@@ -196,3 +196,11 @@ func (q *QBittorrent) getJSON(t testing.TB, path string, out any) {
 		t.Fatalf("qbittorrent-nox %s: decode: %v", path, err)
 	}
 }
+
+// AddPeers makes qBittorrent connect to each peer ("host:port") for the torrent infoHash
+// (40 hex digits), which it must already have (a magnet without metadata will do): it dials
+// them, as a client dials the peers a tracker returns.
+func (q *QBittorrent) AddPeers(t testing.TB, infoHash string, peers ...string) {
+	t.Helper()
+	q.form(t, "torrents/addPeers", url.Values{"hashes": {strings.ToLower(infoHash)}, "peers": {strings.Join(peers, "|")}})
+}

@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -255,8 +254,7 @@ func startServer(t *testing.T, b Backend) (string, *Client) {
 func TestListenSocketMode(t *testing.T) {
 	checkGoroutines(t)
 	// A permissive umask must not leak into the socket's mode.
-	old := syscall.Umask(0)
-	t.Cleanup(func() { syscall.Umask(old) })
+	setUmask(t, 0)
 
 	dir := filepath.Join(t.TempDir(), "data")
 	path := filepath.Join(dir, "control.sock")

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -144,7 +143,7 @@ func e2eChromium(t *testing.T, bin, pageURL string) (<-chan struct{}, *lockedBuf
 		"--autoplay-policy=no-user-gesture-required",
 		pageURL)...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	inOwnGroup(cmd) // sysproc_*_test.go
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
@@ -156,7 +155,7 @@ func e2eChromium(t *testing.T, bin, pageURL string) (<-chan struct{}, *lockedBuf
 	t.Cleanup(func() {
 		// The group is Chromium's own (Setpgid): the browser, its zygote,
 		// renderers and utility processes.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(cmd)
 		<-exited
 	})
 	return exited, out

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -89,7 +88,7 @@ func vlcCommand(ctx context.Context, cvlc, home string, asNobody bool, url strin
 	}
 	cmd.Dir = home
 	if asNobody {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyID, Gid: nobodyID}}
+		runAs(cmd, nobodyID, nobodyID) // sysproc_*_test.go
 	}
 	cmd.WaitDelay = 5 * time.Second
 	return cmd

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,7 +64,7 @@ func startCDP(t testing.TB, bin string) *cdp {
 		"about:blank")...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = []*os.File{chromeRead, chromeWrite}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	inOwnGroup(cmd) // sysproc_*_test.go
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
@@ -103,7 +102,7 @@ func startCDP(t testing.TB, bin string) *cdp {
 	}()
 	t.Cleanup(func() {
 		// The group is Chromium's own (Setpgid): browser, zygote, renderers.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(cmd)
 		<-c.exited
 		ourWrite.Close()
 		ourRead.Close()

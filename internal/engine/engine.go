@@ -105,6 +105,7 @@ type Engine struct {
 	log        *slog.Logger
 	tlog       *slog.Logger // for the torrent library
 	cl         *torrent.Client
+	tcp        []*tcpListener // the client's TCP listeners, ours to close (listen.go)
 	completion storage.PieceCompletion
 	cache      metaCache
 	peers      *peerWatch
@@ -247,8 +248,7 @@ func New(opts Options) (*Engine, error) {
 	e.peers.install(&cfg.Callbacks)
 	e.upLimit, e.downLimit = newRateLimiters(opts.UploadRateBytes, opts.DownloadRateBytes)
 	cfg.UploadRateLimiter, cfg.DownloadRateLimiter = e.upLimit, e.downLimit
-	e.cl, err = torrent.NewClient(cfg)
-	if err != nil {
+	if err = e.startClient(cfg); err != nil { // listen.go
 		return nil, errors.Join(
 			fmt.Errorf("engine: start torrent client on %s port %d: %w", hostOrAll(opts.ListenHost), opts.ListenPort, err),
 			e.completion.Close())
@@ -267,7 +267,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.listen = netip.AddrPortFrom(host, uint16(e.cl.LocalPort()))
 	if err := e.startIntegrity(); err != nil {
-		return nil, errors.Join(err, errors.Join(e.cl.Close()...), e.completion.Close())
+		return nil, errors.Join(err, e.closeClient(), e.completion.Close())
 	}
 	e.wg.Go(e.loop)
 	e.log.Info("engine started", "listen", e.listen.String(), "download_dir", opts.DownloadDir)
@@ -305,7 +305,7 @@ func (e *Engine) Close() error {
 		t.shutdown()
 	}
 	var errs []error
-	errs = append(errs, e.cl.Close()...)
+	errs = append(errs, e.closeClient())
 	e.wg.Wait()
 	// Nothing is written any more: record which files match their verified pieces.
 	for _, t := range tasks {

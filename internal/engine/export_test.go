@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"net"
+)
 
 // Hooks for the external tests.
 
@@ -95,3 +98,11 @@ func SetReadGate(gate func()) (restore func()) {
 // RequestWindowFloorFound reports whether the engine found the library's request-window
 // count (window.go).
 func RequestWindowFloorFound() bool { return peakRequestsFound }
+
+// SetQuickAckReadHook makes every quick-ack connection (quickack.go) of every engine in the
+// process call hook after each read that returned data, before (after=false) and after it
+// switches the socket to quick-ack mode, until the returned function is called.
+func SetQuickAckReadHook(hook func(c *net.TCPConn, after bool)) (restore func()) {
+	quickAckReadHook.Store(&hook)
+	return func() { quickAckReadHook.Store(nil) }
+}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/torrentclaw/cli/internal/engine"
@@ -49,7 +48,7 @@ func TestAddRemoteRefusesLocalFiles(t *testing.T) {
 	existing, _ := enginetest.WriteTorrentFile(t, dir, data, 16<<10)
 	missing := filepath.Join(dir, "missing.torrent")
 	fifo := filepath.Join(dir, "fifo.torrent")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+	if err := mkfifo(fifo); err != nil {
 		t.Fatalf("mkfifo: %v", err)
 	}
 	if _, err := os.Stat(existing); err != nil {

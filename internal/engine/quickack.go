@@ -1,6 +1,9 @@
 package engine
 
-import "net"
+import (
+	"net"
+	"sync/atomic"
+)
 
 // Delayed acknowledgements.
 //
@@ -18,7 +21,8 @@ import "net"
 // socket is switched to quick-ack mode (TCP_QUICKACK, which Linux keeps only until its own
 // heuristics change it, hence after every read), which also sends an acknowledgement that
 // is pending. It costs one setsockopt per read; the library reads through a 128 KiB buffer.
-// Connections the library accepts itself are not wrapped (it does not hand them out).
+// Connections peers open to us get the same: the engine binds the TCP listeners itself and
+// wraps what they accept (listen.go).
 
 // quickAckConn is a TCP connection that acknowledges received data at once.
 type quickAckConn struct {
@@ -43,10 +47,22 @@ func withQuickAck(c net.Conn) net.Conn {
 func (c *quickAckConn) Read(p []byte) (int, error) {
 	n, err := c.TCPConn.Read(p)
 	if n > 0 && !c.off {
+		h := quickAckReadHook.Load()
+		if h != nil {
+			(*h)(c.TCPConn, false)
+		}
 		c.quickAck()
+		if h != nil {
+			(*h)(c.TCPConn, true)
+		}
 	}
 	return n, err
 }
+
+// quickAckReadHook, set only by tests, sees every wrapped connection of every engine after
+// each read that returned data: before (after=false) and after it is switched to quick-ack
+// mode.
+var quickAckReadHook atomic.Pointer[func(c *net.TCPConn, after bool)]
 
 func (c *quickAckConn) quickAck() {
 	rc, err := c.SyscallConn()

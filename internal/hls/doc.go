@@ -63,6 +63,15 @@
 // minute ahead of the player's last request is paused with SIGSTOP and
 // continued when the player catches up.
 //
+// When a run starts at a segment, or a request waits for one a few
+// segments ahead of the running ffmpeg, and the input is Matroska (whose
+// Cues give each keyframe's cluster position), the session reads those
+// segments' bytes itself, in a few parallel Range requests, while ffmpeg is
+// still starting (prefetch.go): a torrent input is asked for the bytes at
+// once instead of after ffmpeg's start, and for all of their pieces at once
+// instead of one at a time. The prefetch is cancelled when the player moves
+// elsewhere, when its last segment is done, or on Close.
+//
 // # Truthful playlists: copy versus transcode
 //
 // Each EXTINF must equal the duration of the segment ffmpeg actually

@@ -100,7 +100,9 @@ type Manager struct {
 	// restarts counts ffmpeg processes replaced by one at another position
 	// (see Stats).
 	restarts atomic.Int64
-	peak     atomic.Int32 // most ffmpeg processes alive at once (tests)
+	// prefetches counts finished prefetch reads (tests).
+	prefetches atomic.Int64
+	peak       atomic.Int32 // most ffmpeg processes alive at once (tests)
 	// readaheadSec is readaheadSeconds; tests lower it.
 	readaheadSec float64
 	evictMu      sync.Mutex    // one evictor at a time

@@ -7,6 +7,7 @@ package hls
 // index with HTTP Range requests, never the media data in between.
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -117,7 +118,12 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 // keyframeIndex is what fetchKeyframes learns from the container.
 type keyframeIndex struct {
 	times []float64 // keyframe presentation times, seconds, stream timeline, ascending
-	avcC  []byte    // AVCDecoderConfigurationRecord, when found
+	// offsets[i] is the byte offset in the input where reading for
+	// times[i] begins (Matroska: its cluster), or nil when the container's
+	// index does not say. It tells the prefetch (prefetch.go) which bytes
+	// a run started there will read first.
+	offsets []int64
+	avcC    []byte // AVCDecoderConfigurationRecord, when found
 }
 
 // fetchKeyframes reads the keyframe index of the chosen video stream.
@@ -554,6 +560,7 @@ const (
 	mkvIDCueTime      = 0xB3
 	mkvIDCueTrackPos  = 0xB7
 	mkvIDCueTrack     = 0xF7
+	mkvIDCueClusterPs = 0xF1
 )
 
 // mkvHeadBytes is how much of the file head is read to find the SeekHead,
@@ -768,43 +775,69 @@ func mkvKeyframes(ctx context.Context, src byteSource, videoNth int) (*keyframeI
 	if cues == nil {
 		return nil, fmt.Errorf("%w: no cues", errNoIndex)
 	}
-	var times []float64
+	type cue struct {
+		t   float64
+		off int64 // -1: no cluster position
+	}
+	var points []cue
 	err = eachElement(cues, func(id uint32, p []byte) error {
 		if id != mkvIDCuePoint {
 			return nil
 		}
 		var t uint64
 		var mine bool
+		off := int64(-1)
 		if err := eachElement(p, func(id uint32, p []byte) error {
 			switch id {
 			case mkvIDCueTime:
 				t = ebmlUint(p)
 			case mkvIDCueTrackPos:
-				return eachElement(p, func(id uint32, p []byte) error {
-					if id == mkvIDCueTrack && ebmlUint(p) == video.number {
-						mine = true
+				var track uint64
+				pos := int64(-1)
+				if err := eachElement(p, func(id uint32, p []byte) error {
+					switch id {
+					case mkvIDCueTrack:
+						track = ebmlUint(p)
+					case mkvIDCueClusterPs:
+						if v := ebmlUint(p); v < 1<<62 {
+							pos = segStart + int64(v)
+						}
 					}
 					return nil
-				})
+				}); err != nil {
+					return err
+				}
+				if track == video.number {
+					mine, off = true, pos
+				}
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
 		if mine {
-			times = append(times, float64(t)*float64(scale)/1e9)
+			points = append(points, cue{float64(t) * float64(scale) / 1e9, off})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(times) == 0 {
+	if len(points) == 0 {
 		return nil, fmt.Errorf("%w: no cues for the video track", errNoIndex)
 	}
-	slices.Sort(times)
-	times = slices.Compact(times)
-	return &keyframeIndex{times: times, avcC: video.codecPrivate}, nil
+	slices.SortStableFunc(points, func(a, b cue) int { return cmp.Compare(a.t, b.t) })
+	points = slices.CompactFunc(points, func(a, b cue) bool { return a.t == b.t })
+	times := make([]float64, len(points))
+	offsets := make([]int64, len(points))
+	for i, c := range points {
+		times[i], offsets[i] = c.t, c.off
+	}
+	// The prefetch needs every point's position, in time order on disk.
+	if slices.Min(offsets) < 0 || !slices.IsSorted(offsets) {
+		offsets = nil
+	}
+	return &keyframeIndex{times: times, offsets: offsets, avcC: video.codecPrivate}, nil
 }
 
 var errStop = errors.New("stop")

@@ -67,6 +67,23 @@ func TestFetchKeyframes(t *testing.T) {
 			if c, ok := avc1FromRecord(idx.avcC); !ok || c != tc.codec {
 				t.Errorf("codec from avcC = %q, %v; want %q", c, ok, tc.codec)
 			}
+			// Matroska's cue points say where each keyframe's cluster
+			// begins: at or before the keyframe's packet, after the
+			// previous keyframe's.
+			if tc.format == "matroska,webm" {
+				pos := keyframePositions(t, path)
+				if len(idx.offsets) != len(idx.times) {
+					t.Fatalf("%d offsets for %d keyframes", len(idx.offsets), len(idx.times))
+				}
+				for i, ts := range idx.times {
+					p := posAt(t, pos, ts)
+					if idx.offsets[i] > p || (i > 0 && idx.offsets[i] <= posAt(t, pos, idx.times[i-1]) && idx.offsets[i] != idx.offsets[i-1]) {
+						t.Errorf("keyframe %.3f s at byte %d: cluster offset %d", ts, p, idx.offsets[i])
+					}
+				}
+			} else if idx.offsets != nil {
+				t.Errorf("offsets %v from an MP4 index, want none", idx.offsets)
+			}
 			if srv.served.Load() > srv.size/10 {
 				t.Errorf("read %d of %d bytes for the index", srv.served.Load(), srv.size)
 			}
@@ -147,7 +164,19 @@ func FuzzMKVIndex(f *testing.F) {
 	f.Add([]byte{0x1A, 0x45, 0xDF, 0xA3, 0x80, 0x18, 0x53, 0x80, 0x67, 0xFF})
 	f.Add([]byte{0x1A, 0x45, 0xDF, 0xA3, 0x80, 0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = mkvKeyframes(t.Context(), memSource(data), 0)
+		idx, err := mkvKeyframes(t.Context(), memSource(data), 0)
+		if err == nil && idx.offsets != nil {
+			if len(idx.offsets) != len(idx.times) || !slices.IsSorted(idx.offsets) || idx.offsets[0] < 0 {
+				t.Fatalf("offsets %v for times %v", idx.offsets, idx.times)
+			}
+			si := newSeekIndex(idx, 0)
+			for _, at := range []float64{-1, 0, idx.times[len(idx.times)-1], 1e9} {
+				off, n := si.byteRange(at, at+4)
+				if off < 0 || n > maxPrefetchBytes {
+					t.Fatalf("byteRange(%v) = %d, %d", at, off, n)
+				}
+			}
+		}
 		seeks := map[uint32]int64{}
 		parseSeekHead(data, seeks)
 	})

@@ -80,6 +80,10 @@ type Session struct {
 	runs      int
 	diskBytes int64
 	subState  []subtitleState // by text subtitle number
+	// seekIdx maps segment starts to input bytes for the prefetch (nil:
+	// unknown); set by probeAndPlan (copy) or loadSeekIndex (transcode).
+	seekIdx *seekIndex
+	pf      *prefetchRun // the running prefetch, or nil
 
 	wg        sync.WaitGroup // prepare and producer goroutines
 	closeOnce sync.Once
@@ -267,6 +271,13 @@ func (s *Session) prepare() {
 			"subtitle_tracks", len(s.textSubs), "burnt_subtitles", s.burn != nil)
 	}
 	close(s.ready)
+	if err == nil && !s.variant.copyVideo {
+		// A transcode run reads from the keyframe before its start, as a
+		// copy run does: learn where those are for the prefetch, without
+		// holding the playlists back.
+		s.wg.Add(1)
+		go s.loadSeekIndex()
+	}
 	if err == nil && s.startSec > 0 {
 		idx := s.plan.indexAt(s.startSec)
 		if _, err := s.restart(s.ctx, s.tracks[0], idx); err != nil && s.ctx.Err() == nil {
@@ -311,6 +322,7 @@ func (s *Session) probeAndPlan() error {
 	// Burning subtitles in means drawing on every frame: transcode.
 	copyVideo := mi.canCopyVideo() && burn == nil
 	var avcC []byte
+	var seekIdx *seekIndex
 	if copyVideo {
 		// Stream copy cuts only on source keyframes: copy only when
 		// the container says where they are, so the playlist is exact.
@@ -324,13 +336,14 @@ func (s *Session) probeAndPlan() error {
 			}
 			pl, err = keyframePlan(rel, mi.duration, segSec)
 			avcC = idx.avcC
+			seekIdx = newSeekIndex(idx, mi.startTime)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			s.log.Info("hls keyframe index unusable, transcoding video", "err", err)
-			copyVideo, pl = false, nil
+			copyVideo, pl, seekIdx = false, nil, nil
 		}
 	}
 	if !copyVideo && s.m.opts.CopyOnly {
@@ -346,6 +359,9 @@ func (s *Session) probeAndPlan() error {
 		}
 	}
 	s.media, s.variant, s.plan = mi, v, pl
+	s.mu.Lock()
+	s.seekIdx = seekIdx
+	s.mu.Unlock()
 	s.audios, s.subs, s.burn = audios, subs, burn
 	s.tracks = []*track{{id: 0, startGate: make(chan struct{}, 1)}}
 	for i, a := range audios {
@@ -500,6 +516,12 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 		if p := tr.prod; s.coversLocked(p, idx) {
 			waitRun = p.run
 			s.resumeLocked(tr)
+			if idx > p.next {
+				// A short jump ahead: ffmpeg reads on to it, but
+				// the input is asked for those bytes only as it
+				// gets there.
+				s.prefetchLocked(p.next, idx)
+			}
 			ch := s.changed
 			s.mu.Unlock()
 			select {
@@ -628,6 +650,7 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 	tr.prod = p
 	s.wg.Add(1)
 	go s.produce(tr, p)
+	s.prefetchLocked(idx, idx)
 	s.log.Debug("ffmpeg start", "run", p.run, "track", tr.id, "segment", idx, "end", end)
 	return p.run, nil
 }
@@ -783,6 +806,9 @@ func (s *Session) segmentDone(tr *track, p *producer, line string) {
 		delta -= old.size
 	}
 	tr.segs[idx] = segInfo{done: true, size: size, used: time.Now()}
+	if tr.audio == nil {
+		s.endPrefetchLocked(idx)
+	}
 	s.diskBytes += delta
 	s.m.disk.Add(delta)
 	p.next = idx + 1

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -24,7 +23,7 @@ func localPaths(t *testing.T) (existing, missing, fifo string) {
 	}
 	missing = filepath.Join(dir, "missing.torrent")
 	fifo = filepath.Join(dir, "fifo.torrent")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+	if err := mkfifo(fifo); err != nil {
 		t.Fatalf("mkfifo: %v", err)
 	}
 	return existing, missing, fifo

@@ -1,0 +1,9 @@
+//go:build unix
+
+package origin
+
+import "syscall"
+
+// mkfifo makes a FIFO at path: opening it for reading blocks until a writer comes, so a
+// test that finishes proves nothing opened it.
+func mkfifo(path string) error { return syscall.Mkfifo(path, 0o600) }
