@@ -95,7 +95,7 @@ const (
 	defaultFetchTimeout = 30 * time.Second
 	maintainInterval    = time.Second
 	maxPeerRequestData  = 1024 * 16 << 10
-	writerWakeInterval  = 250 * time.Millisecond
+	writerWakeInterval  = 6 * time.Second // see cfg.KeepAliveTimeout
 )
 
 // Engine is a torrent client with a task table. It is safe for concurrent use.
@@ -239,8 +239,12 @@ func New(opts Options) (*Engine, error) {
 	cfg.MaxAllocPeerRequestDataPerConn = maxPeerRequestData
 	// A connection's writer can miss the wake-up for a request update (the library signals it
 	// before the writer waits) and then sleeps until its keep-alive timer: a stalled transfer.
-	// A short timer bounds such a stall; the cost is a 4-byte keep-alive per idle connection
-	// this often.
+	// Another connection's finished piece wakes it (a have goes to every peer), so the timer
+	// matters most with a single peer. It cannot be short: each time it runs out on a quiet
+	// connection the library writes a keep-alive, and aria2 (1.36) closes a connection on
+	// which it gets two keep-alives within 5 s as flooding. At 250 ms that cost the mixed
+	// benchmark swarm its aria2 seeder a few seconds into every phase, and a read from aria2
+	// alone at a limited rate stalled for good (TestRealClientAria2SlowRead).
 	cfg.KeepAliveTimeout = writerWakeInterval
 	// Stalled connections are closed and uTP is the fallback to TCP (peers.go): the engine
 	// adds its own dialers after the client starts and watches requests through callbacks.

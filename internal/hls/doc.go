@@ -64,8 +64,8 @@
 // continued when the player catches up.
 //
 // When a run starts at a segment, or a request waits for one a few
-// segments ahead of the running ffmpeg, and the input is Matroska (whose
-// Cues give each keyframe's cluster position), the session reads those
+// segments ahead of the running ffmpeg, and the input is Matroska or MP4
+// (whose Cues, or chunk tables, give each keyframe's position), the session reads those
 // segments' bytes itself, in a few parallel Range requests, while ffmpeg is
 // still starting (prefetch.go): a torrent input is asked for the bytes at
 // once instead of after ffmpeg's start, and for all of their pieces at once

@@ -119,8 +119,8 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 type keyframeIndex struct {
 	times []float64 // keyframe presentation times, seconds, stream timeline, ascending
 	// offsets[i] is the byte offset in the input where reading for
-	// times[i] begins (Matroska: its cluster), or nil when the container's
-	// index does not say. It tells the prefetch (prefetch.go) which bytes
+	// times[i] begins (Matroska: its cluster; MP4: the keyframe sample),
+	// or nil when the container's index does not say. It tells the prefetch (prefetch.go) which bytes
 	// a run started there will read first.
 	offsets []int64
 	avcC    []byte // AVCDecoderConfigurationRecord, when found
@@ -231,6 +231,10 @@ type mp4Track struct {
 	stss      []byte
 	hasStss   bool
 	avcC      []byte
+	stsc      []byte
+	stsz      []byte
+	stco      []byte
+	co64      []byte
 }
 
 func parseMoov(moov []byte, trackID int) (*keyframeIndex, error) {
@@ -266,11 +270,123 @@ func parseMoov(moov []byte, trackID int) (*keyframeIndex, error) {
 	if t == nil || t.handler != "vide" {
 		return nil, fmt.Errorf("%w: video track not found", errNoIndex)
 	}
-	times, err := t.keyframeTimes(movieTimescale)
+	times, sync, err := t.keyframeTimes(movieTimescale)
 	if err != nil {
 		return nil, err
 	}
-	return &keyframeIndex{times: times, avcC: t.avcC}, nil
+	idx := &keyframeIndex{times: times, avcC: t.avcC}
+	if offsets := t.sampleOffsets(sync); offsets != nil {
+		// Pair each keyframe's time with its sample's position, in time
+		// order; positions out of order leave the prefetch without a range.
+		order := make([]int, len(times))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(times[a], times[b]) })
+		idx.offsets = make([]int64, len(order))
+		for i, k := range order {
+			idx.offsets[i] = offsets[k]
+		}
+		if !slices.IsSorted(idx.offsets) {
+			idx.offsets = nil
+		}
+	}
+	slices.Sort(idx.times)
+	return idx, nil
+}
+
+// sampleOffsets returns the byte position of each of the given samples
+// (0-based, ascending) from the chunk tables (stsc, stco or co64, stsz),
+// or nil when the tables are missing or disagree. This is where ffmpeg's
+// mov demuxer starts reading the video after a seek to that keyframe; the
+// audio of the same moment is interleaved nearby.
+func (t *mp4Track) sampleOffsets(samples []uint64) []int64 {
+	if t.stsc == nil || t.stsz == nil || (t.stco == nil) == (t.co64 == nil) || len(samples) == 0 {
+		return nil
+	}
+	var chunks []int64
+	if t.stco != nil {
+		if len(t.stco) < 8 {
+			return nil
+		}
+		n := uint64(binary.BigEndian.Uint32(t.stco[4:]))
+		if uint64(len(t.stco)-8) < n*4 {
+			return nil
+		}
+		chunks = make([]int64, n)
+		for i := range chunks {
+			chunks[i] = int64(binary.BigEndian.Uint32(t.stco[8+i*4:]))
+		}
+	} else {
+		if len(t.co64) < 8 {
+			return nil
+		}
+		n := uint64(binary.BigEndian.Uint32(t.co64[4:]))
+		if uint64(len(t.co64)-8) < n*8 {
+			return nil
+		}
+		chunks = make([]int64, n)
+		for i := range chunks {
+			v := binary.BigEndian.Uint64(t.co64[8+i*8:])
+			if v > 1<<62 {
+				return nil
+			}
+			chunks[i] = int64(v)
+		}
+	}
+	if len(t.stsz) < 12 {
+		return nil
+	}
+	fixed := int64(binary.BigEndian.Uint32(t.stsz[4:]))
+	count := uint64(binary.BigEndian.Uint32(t.stsz[8:]))
+	if fixed == 0 && uint64(len(t.stsz)-12) < count*4 {
+		return nil
+	}
+	size := func(i uint64) int64 {
+		if fixed != 0 {
+			return fixed
+		}
+		return int64(binary.BigEndian.Uint32(t.stsz[12+i*4:]))
+	}
+	if len(t.stsc) < 8 {
+		return nil
+	}
+	runs := uint64(binary.BigEndian.Uint32(t.stsc[4:]))
+	if uint64(len(t.stsc)-8) < runs*12 || runs == 0 {
+		return nil
+	}
+	out := make([]int64, 0, len(samples))
+	var first uint64 // first sample of chunk c
+	k := 0
+	for r := uint64(0); r < runs && k < len(samples); r++ {
+		e := t.stsc[8+r*12:]
+		from, per := uint64(binary.BigEndian.Uint32(e)), uint64(binary.BigEndian.Uint32(e[4:]))
+		to := uint64(len(chunks)) + 1 // chunks of this run: [from, to), 1-based
+		if r+1 < runs {
+			to = uint64(binary.BigEndian.Uint32(t.stsc[8+(r+1)*12:]))
+		}
+		if from == 0 || to < from || to > uint64(len(chunks))+1 {
+			return nil
+		}
+		for c := from; c < to && k < len(samples); c++ {
+			for k < len(samples) && samples[k] < first+per {
+				if samples[k] < first || samples[k] >= count {
+					return nil
+				}
+				off := chunks[c-1]
+				for i := first; i < samples[k]; i++ {
+					off += size(i)
+				}
+				out = append(out, off)
+				k++
+			}
+			first += per
+		}
+	}
+	if len(out) != len(samples) {
+		return nil
+	}
+	return out
 }
 
 // fullBoxTimescale reads the timescale of an mvhd or mdhd box.
@@ -335,6 +451,14 @@ func parseTrak(p []byte, t *mp4Track) error {
 								t.stss, t.hasStss = p, true
 							case "stsd":
 								t.avcC = findAVCC(p)
+							case "stsc":
+								t.stsc = p
+							case "stsz":
+								t.stsz = p
+							case "stco":
+								t.stco = p
+							case "co64":
+								t.co64 = p
 							}
 							return nil
 						})
@@ -454,18 +578,19 @@ const maxAllSyncSamples = 2_000_000
 // keyframeTimes computes the presentation time of every sync sample the
 // way ffmpeg's mov demuxer does: dts (stts) + composition offset (ctts) -
 // edit list media time + leading empty edit.
-func (t *mp4Track) keyframeTimes(movieTimescale uint32) ([]float64, error) {
+// The times are in sample order, with the sync samples' numbers.
+func (t *mp4Track) keyframeTimes(movieTimescale uint32) ([]float64, []uint64, error) {
 	if t.timescale == 0 || t.stts == nil {
-		return nil, fmt.Errorf("%w: no sample table", errNoIndex)
+		return nil, nil, fmt.Errorf("%w: no sample table", errNoIndex)
 	}
 	stts, err := tableRuns(t.stts, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var ctts []sttsRun
 	if t.ctts != nil {
 		if ctts, err = tableRuns(t.ctts, true); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	var total uint64
@@ -473,28 +598,28 @@ func (t *mp4Track) keyframeTimes(movieTimescale uint32) ([]float64, error) {
 		total += uint64(r.count)
 	}
 	if total == 0 {
-		return nil, fmt.Errorf("%w: no samples (fragmented file)", errNoIndex)
+		return nil, nil, fmt.Errorf("%w: no samples (fragmented file)", errNoIndex)
 	}
 	var sync []uint64 // 0-based sample numbers
 	if t.hasStss {
 		if len(t.stss) < 8 {
-			return nil, fmt.Errorf("%w: short stss", errNoIndex)
+			return nil, nil, fmt.Errorf("%w: short stss", errNoIndex)
 		}
 		n := binary.BigEndian.Uint32(t.stss[4:])
 		if uint64(len(t.stss)-8) < uint64(n)*4 {
-			return nil, fmt.Errorf("%w: short stss", errNoIndex)
+			return nil, nil, fmt.Errorf("%w: short stss", errNoIndex)
 		}
 		sync = make([]uint64, 0, n)
 		for i := range n {
 			s := uint64(binary.BigEndian.Uint32(t.stss[8+i*4:]))
 			if s == 0 || s > total || (len(sync) > 0 && s-1 <= sync[len(sync)-1]) {
-				return nil, fmt.Errorf("%w: bad stss", errNoIndex)
+				return nil, nil, fmt.Errorf("%w: bad stss", errNoIndex)
 			}
 			sync = append(sync, s-1)
 		}
 	} else {
 		if total > maxAllSyncSamples {
-			return nil, fmt.Errorf("%w: too many samples", errNoIndex)
+			return nil, nil, fmt.Errorf("%w: too many samples", errNoIndex)
 		}
 		sync = make([]uint64, total)
 		for i := range sync {
@@ -503,7 +628,7 @@ func (t *mp4Track) keyframeTimes(movieTimescale uint32) ([]float64, error) {
 	}
 	mediaTicks, emptySec, err := editShift(t.elst, movieTimescale)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	times := make([]float64, 0, len(sync))
@@ -520,7 +645,7 @@ func (t *mp4Track) keyframeTimes(movieTimescale uint32) ([]float64, error) {
 			sIdx++
 		}
 		if sIdx >= len(stts) {
-			return nil, fmt.Errorf("%w: stts shorter than stss", errNoIndex)
+			return nil, nil, fmt.Errorf("%w: stts shorter than stss", errNoIndex)
 		}
 		si = s - runStart
 		d := dts + int64(si)*stts[sIdx].value
@@ -534,8 +659,7 @@ func (t *mp4Track) keyframeTimes(movieTimescale uint32) ([]float64, error) {
 		}
 		times = append(times, float64(d+off-mediaTicks)/float64(t.timescale)+emptySec)
 	}
-	slices.Sort(times)
-	return times, nil
+	return times, sync, nil
 }
 
 // ---- Matroska ----

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -69,20 +70,22 @@ func TestFetchKeyframes(t *testing.T) {
 			}
 			// Matroska's cue points say where each keyframe's cluster
 			// begins: at or before the keyframe's packet, after the
-			// previous keyframe's.
-			if tc.format == "matroska,webm" {
-				pos := keyframePositions(t, path)
-				if len(idx.offsets) != len(idx.times) {
-					t.Fatalf("%d offsets for %d keyframes", len(idx.offsets), len(idx.times))
-				}
-				for i, ts := range idx.times {
-					p := posAt(t, pos, ts)
-					if idx.offsets[i] > p || (i > 0 && idx.offsets[i] <= posAt(t, pos, idx.times[i-1]) && idx.offsets[i] != idx.offsets[i-1]) {
-						t.Errorf("keyframe %.3f s at byte %d: cluster offset %d", ts, p, idx.offsets[i])
+			// previous keyframe's. MP4's chunk tables give the packet's
+			// own position.
+			pos := keyframePositions(t, path)
+			if len(idx.offsets) != len(idx.times) {
+				t.Fatalf("%d offsets for %d keyframes", len(idx.offsets), len(idx.times))
+			}
+			for i, ts := range idx.times {
+				p := posAt(t, pos, ts)
+				switch {
+				case tc.format != "matroska,webm":
+					if idx.offsets[i] != p {
+						t.Errorf("keyframe %.3f s at byte %d: sample offset %d", ts, p, idx.offsets[i])
 					}
+				case idx.offsets[i] > p || (i > 0 && idx.offsets[i] <= posAt(t, pos, idx.times[i-1]) && idx.offsets[i] != idx.offsets[i-1]):
+					t.Errorf("keyframe %.3f s at byte %d: cluster offset %d", ts, p, idx.offsets[i])
 				}
-			} else if idx.offsets != nil {
-				t.Errorf("offsets %v from an MP4 index, want none", idx.offsets)
 			}
 			if srv.served.Load() > srv.size/10 {
 				t.Errorf("read %d of %d bytes for the index", srv.served.Load(), srv.size)
@@ -151,10 +154,29 @@ func FuzzParseMoov(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0, 0, 0, 8, 't', 'r', 'a', 'k'})
 	f.Add([]byte{0, 0, 0, 16, 'm', 'v', 'h', 'd', 1, 0, 0, 0, 0, 0, 0, 0})
+	if _, err := exec.LookPath("ffmpeg"); err == nil {
+		// A real moov (the test media's), so the fuzzer starts from
+		// sample tables that parse.
+		raw, err := os.ReadFile(media(f, mediaFaststart))
+		if err != nil {
+			f.Fatal(err)
+		}
+		_ = eachBox(raw, func(typ string, p []byte) error {
+			if typ == "moov" {
+				f.Add(p)
+			}
+			return nil
+		})
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		idx, err := parseMoov(data, 0)
 		if err == nil && idx == nil {
 			t.Fatal("nil index without error")
+		}
+		if err == nil && idx.offsets != nil {
+			if len(idx.offsets) != len(idx.times) || !slices.IsSorted(idx.offsets) || idx.offsets[0] < 0 {
+				t.Fatalf("offsets %v for times %v", idx.offsets, idx.times)
+			}
 		}
 		_, _ = mp4Keyframes(t.Context(), memSource(data), 0)
 	})

@@ -4,7 +4,8 @@ package hls
 // downloading) waits for two things in a row: ffmpeg's start (0.2-0.6 s of
 // loading shared libraries before its first request) and then the bytes.
 // When a run starts at a segment and the container's index says where that
-// segment's bytes are (Matroska: the cluster of each cue point), the
+// segment's bytes are (Matroska: the cluster of each cue point; MP4: the
+// keyframe sample's position from the chunk tables), the
 // session reads that byte range itself, at once, through the same input
 // ffmpeg reads: the input (in the daemon, a torrent reader) starts fetching
 // those bytes while ffmpeg is still loading. The prefetch reads one segment
@@ -208,12 +209,13 @@ func (s *Session) readDiscard(ctx context.Context, off, n int64) (int64, error) 
 }
 
 // loadSeekIndex reads the keyframe index of a transcode session's input
-// for the prefetch. Only Matroska's index gives byte positions; a failure
-// only means no prefetch.
+// (MP4 or Matroska) for the prefetch; a failure only means no prefetch.
 func (s *Session) loadSeekIndex() {
 	defer s.wg.Done()
 	formats := strings.Split(s.media.format, ",")
-	if !slices.Contains(formats, "matroska") && !slices.Contains(formats, "webm") {
+	if !slices.ContainsFunc(formats, func(f string) bool {
+		return f == "matroska" || f == "webm" || f == "mp4" || f == "mov"
+	}) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, probeTimeout)

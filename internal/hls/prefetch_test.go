@@ -197,7 +197,13 @@ func posAt(t *testing.T, kf map[float64]int64, at float64) int64 {
 // ffprobe's packet positions show the range runs from the segment's
 // keyframe to the next segment's.
 func TestPrefetchReadsTargetFirst(t *testing.T) {
-	path := media(t, mediaIrregular)
+	for _, name := range []string{mediaIrregular, mediaCopy} {
+		t.Run(name, func(t *testing.T) { testPrefetchReadsTargetFirst(t, name) })
+	}
+}
+
+func testPrefetchReadsTargetFirst(t *testing.T, name string) {
+	path := media(t, name)
 	kf := keyframePositions(t, path)
 	// Segment 2 is [4.605, 9.005): learn the range from a first session.
 	m := newTestManager(t, Options{SegmentSeconds: 2})
@@ -215,7 +221,7 @@ func TestPrefetchReadsTargetFirst(t *testing.T) {
 	si := s0.seekIdx
 	s0.mu.Unlock()
 	if si == nil {
-		t.Fatal("no seek index for a Matroska input with Cues")
+		t.Fatal("no seek index")
 	}
 	from, to := s0.plan.starts[target], s0.plan.starts[target+1]
 	off, n := si.byteRange(from, to)
