@@ -190,6 +190,25 @@ func posAt(t *testing.T, kf map[float64]int64, at float64) int64 {
 	return 0
 }
 
+// learnPlan opens a first session on path (segments of 2 s) and returns it,
+// fetched up to its playlists, with its seek index; the caller closes it.
+func learnPlan(t *testing.T, m *Manager, path string) (*Session, *seekIndex) {
+	t.Helper()
+	probe := serveMedia(t, path, serverOptions{})
+	s0, err := m.Create(t.Context(), Spec{InputURL: probe.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetchPlaylist(t, s0)
+	s0.mu.Lock()
+	si := s0.seekIdx
+	s0.mu.Unlock()
+	if si == nil {
+		t.Fatal("no seek index")
+	}
+	return s0, si
+}
+
 // A run started at a segment whose bytes have not arrived makes the
 // session read those bytes itself, without waiting for ffmpeg: the input
 // holds ffmpeg's reads of the segment's bytes until a prefetch has read all
@@ -207,21 +226,10 @@ func testPrefetchReadsTargetFirst(t *testing.T, name string) {
 	kf := keyframePositions(t, path)
 	// Segment 2 is [4.605, 9.005): learn the range from a first session.
 	m := newTestManager(t, Options{SegmentSeconds: 2})
-	probe := serveMedia(t, path, serverOptions{})
-	s0, err := m.Create(t.Context(), Spec{InputURL: probe.inputURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetchPlaylist(t, s0)
+	s0, si := learnPlan(t, m, path)
 	target := s0.plan.indexAt(0.7 * s0.plan.duration)
 	if target+1 >= s0.plan.n() {
 		t.Fatalf("target %d has no next segment", target)
-	}
-	s0.mu.Lock()
-	si := s0.seekIdx
-	s0.mu.Unlock()
-	if si == nil {
-		t.Fatal("no seek index")
 	}
 	from, to := s0.plan.starts[target], s0.plan.starts[target+1]
 	off, n := si.byteRange(from, to)
@@ -268,19 +276,8 @@ func testPrefetchReadsTargetFirst(t *testing.T, name string) {
 func TestPrefetchStopsWhenSuperseded(t *testing.T) {
 	path := media(t, mediaIrregular)
 	m := newTestManager(t, Options{SegmentSeconds: 2})
-	probe := serveMedia(t, path, serverOptions{})
-	s0, err := m.Create(t.Context(), Spec{InputURL: probe.inputURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetchPlaylist(t, s0)
+	s0, si := learnPlan(t, m, path)
 	target := s0.plan.indexAt(0.7 * s0.plan.duration)
-	s0.mu.Lock()
-	si := s0.seekIdx
-	s0.mu.Unlock()
-	if si == nil {
-		t.Fatal("no seek index")
-	}
 	off, n := si.byteRange(s0.plan.starts[target], s0.plan.starts[target+1])
 	off0, n0 := si.byteRange(0, s0.plan.starts[1])
 	if off0+n0 > off {
@@ -370,17 +367,9 @@ func TestSeekIndexByteRange(t *testing.T) {
 func TestPrefetchAheadOfRunningFFmpeg(t *testing.T) {
 	path := media(t, mediaIrregular)
 	m := newTestManager(t, Options{SegmentSeconds: 2})
-	probe := serveMedia(t, path, serverOptions{})
-	s0, err := m.Create(t.Context(), Spec{InputURL: probe.inputURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetchPlaylist(t, s0)
-	s0.mu.Lock()
-	si := s0.seekIdx
-	s0.mu.Unlock()
-	if si == nil || s0.plan.n() < 4 {
-		t.Fatalf("seek index %v, %d segments", si, s0.plan.n())
+	s0, si := learnPlan(t, m, path)
+	if s0.plan.n() < 4 {
+		t.Fatalf("%d segments, want at least 4", s0.plan.n())
 	}
 	// Segment 2's bytes are held back from ffmpeg: the run from 0 makes
 	// segment 0 (and 1 only once segment 2's first keyframe arrives).
