@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/engine/classicio"
 	"github.com/torrentclaw/cli/internal/enginetest"
 )
@@ -25,15 +24,7 @@ func TestStorageDoesNotMap(t *testing.T) {
 	src, sum := enginetest.WriteRandomFile(t, t.TempDir(), "film.mkv", 3<<20, 42)
 	info := enginetest.NewSeeder(t, enginetest.SeederOptions{}).Add(t, src)
 	leech := enginetest.NewEngine(t)
-	task, err := leech.Add(t.Context(), engine.AddSpec{Source: info.Magnet, FileIndex: -1, Stream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := task.OpenFile(t.Context(), -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	_, r := enginetest.OpenStream(t, leech, info.Magnet)
 	if got := enginetest.SHA256Reader(t, io.Reader(r)); got != sum {
 		t.Fatalf("read sha256 = %s, want %s", got, sum)
 	}

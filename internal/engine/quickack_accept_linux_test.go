@@ -129,18 +129,7 @@ func TestQuickAckAcceptedConnection(t *testing.T) {
 	w := watchAccepted(t, seeder.ListenAddr().Port())
 	torrentPath, _ := enginetest.WriteTorrentFile(t, t.TempDir(), path, pieceLength)
 	le := enginetest.NewEngine(t, func(o *engine.Options) { o.WarmGrace = time.Minute })
-	task, err := le.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.AddPeers(si.Peer.String()); err != nil {
-		t.Fatal(err)
-	}
-	r, err := task.OpenFile(t.Context(), -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	_, r := enginetest.OpenStream(t, le, torrentPath, si.Peer.String())
 	if got := enginetest.SHA256Reader(t, io.LimitReader(r, size)); got != sum {
 		t.Fatalf("leecher read sha256 %s, want %s", got, sum)
 	}
@@ -169,15 +158,7 @@ func TestRealClientDialsEngine(t *testing.T) {
 		clienttest.WaitSeeding(t, qb, ih, time.Minute)
 		e := enginetest.NewEngine(t, func(o *engine.Options) { o.WarmGrace = time.Minute })
 		w := watchAccepted(t, e.ListenAddr().Port())
-		task, err := e.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := task.OpenFile(t.Context(), -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
+		_, r := enginetest.OpenStream(t, e, torrentPath)
 		qb.AddPeers(t, ih, e.ListenAddr().String())
 		t0 := time.Now()
 		got, err := io.ReadAll(io.LimitReader(r, size))

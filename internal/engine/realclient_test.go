@@ -180,15 +180,7 @@ func seekOffsets() []int64 {
 func readFromClient(t *testing.T, cl clienttest.Client, torrentPath string, want []byte, offsets []int64) {
 	t.Helper()
 	e := enginetest.NewEngine(t, func(o *engine.Options) { *o = realEngineOptions(t) })
-	task, err := e.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := task.OpenFile(t.Context(), -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	_, r := enginetest.OpenStream(t, e, torrentPath)
 	buf := make([]byte, realSeekRead)
 	t1 := time.Now()
 	took := make([]time.Duration, 0, len(offsets))
@@ -647,18 +639,7 @@ func limitedTask(t *testing.T, torrentPath string, peers ...string) (*engine.Tas
 		o.Logger = slog.New(events)
 		o.DownloadRateBytes = 1 << 20
 	})
-	task, err := e.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.AddPeers(peers...); err != nil {
-		t.Fatal(err)
-	}
-	r, err := task.OpenFile(t.Context(), -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	task, r := enginetest.OpenStream(t, e, torrentPath, peers...)
 	return task, r, events
 }
 

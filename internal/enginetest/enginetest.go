@@ -264,3 +264,25 @@ func WriteUnsafeTorrent(t testing.TB, dir string) string {
 	path, _ := WriteInfo(t, dir, &info)
 	return path
 }
+
+// OpenStream adds source (a magnet, infohash or .torrent path) to e as a streaming task of
+// its largest video file, hands the task peers (host:port; none is fine) and opens a reader
+// of that file, closed when the test ends.
+func OpenStream(t testing.TB, e *engine.Engine, source string, peers ...string) (*engine.Task, *engine.Reader) {
+	t.Helper()
+	task, err := e.Add(t.Context(), engine.AddSpec{Source: source, FileIndex: -1, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(peers) > 0 {
+		if err := task.AddPeers(peers...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := task.OpenFile(t.Context(), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return task, r
+}

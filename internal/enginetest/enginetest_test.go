@@ -60,18 +60,7 @@ func TestSeederServesALeecher(t *testing.T) {
 		t.Errorf("WriteTorrentFile infohash %s, seeder says %s", ih, si.InfoHash)
 	}
 	le := enginetest.NewEngine(t, func(o *engine.Options) { o.WarmGrace = time.Minute })
-	task, err := le.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.AddPeers(si.Peer.String()); err != nil {
-		t.Fatal(err)
-	}
-	r, err := task.OpenFile(t.Context(), -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	task, r := enginetest.OpenStream(t, le, torrentPath, si.Peer.String())
 	if got := enginetest.SHA256Reader(t, io.LimitReader(r, 1<<20)); got != sum {
 		t.Errorf("sha256 = %s, want %s", got, sum)
 	}
