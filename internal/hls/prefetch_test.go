@@ -190,6 +190,19 @@ func posAt(t *testing.T, kf map[float64]int64, at float64) int64 {
 	return 0
 }
 
+// gatedSession serves path through serveGated and opens a session on it,
+// fetched up to its playlists.
+func gatedSession(t *testing.T, m *Manager, path string, from, to int64, holdPrefetch bool) (*gatedServer, *Session) {
+	t.Helper()
+	g := serveGated(t, path, from, to, holdPrefetch)
+	s, err := m.Create(t.Context(), Spec{InputURL: g.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetchPlaylist(t, s)
+	return g, s
+}
+
 // learnPlan opens a first session on path (segments of 2 s) and returns it,
 // fetched up to its playlists, with its seek index; the caller closes it.
 func learnPlan(t *testing.T, m *Manager, path string) (*Session, *seekIndex) {
@@ -239,12 +252,7 @@ func testPrefetchReadsTargetFirst(t *testing.T, name string) {
 	}
 	_ = s0.Close()
 
-	g := serveGated(t, path, off, off+n, false)
-	s, err := m.Create(t.Context(), Spec{InputURL: g.inputURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetchPlaylist(t, s)
+	g, s := gatedSession(t, m, path, off, off+n, false)
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.Segment(t.Context(), segmentName(target))
@@ -286,12 +294,7 @@ func TestPrefetchStopsWhenSuperseded(t *testing.T) {
 	_ = s0.Close()
 
 	// Nobody gets segment target's bytes, the prefetch included.
-	g := serveGated(t, path, off, off+n, true)
-	s, err := m.Create(t.Context(), Spec{InputURL: g.inputURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetchPlaylist(t, s)
+	g, s := gatedSession(t, m, path, off, off+n, true)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -379,12 +382,7 @@ func TestPrefetchAheadOfRunningFFmpeg(t *testing.T) {
 	}
 	_ = s0.Close()
 
-	g := serveGated(t, path, off, off+n, false)
-	s, err := m.Create(t.Context(), Spec{InputURL: g.inputURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetchPlaylist(t, s)
+	g, s := gatedSession(t, m, path, off, off+n, false)
 	if _, err := s.Segment(t.Context(), segmentName(0)); err != nil {
 		t.Fatalf("Segment(0) = %v", err)
 	}
