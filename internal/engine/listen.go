@@ -78,28 +78,28 @@ func (l *tcpListener) DialerNetwork() string { return l.network }
 
 // startClient binds the TCP listeners on opts.ListenHost and opts.ListenPort, starts the
 // torrent client with cfg on the same port (for uTP and DHT) and registers the listeners
-// with it. When the port is 0 and the UDP port is taken, it tries other ports.
+// with it. When the port is 0 and the port found is taken for another family or for UDP,
+// it tries other ports.
 func (e *Engine) startClient(cfg *torrent.ClientConfig) error {
 	cfg.DisableTCP = true // listening on TCP is ours (see above)
 	for attempt := 1; ; attempt++ {
 		lns, err := listenTCP(e.opts.ListenHost, !cfg.DisableIPv4, !cfg.DisableIPv6, e.opts.ListenPort)
-		if err != nil {
-			return err
-		}
-		cfg.ListenPort = lns[0].Addr().(*net.TCPAddr).Port
-		cl, err := torrent.NewClient(cfg)
-		if err != nil {
-			closeListeners(lns)
-			if e.opts.ListenPort == 0 && errors.Is(err, syscall.EADDRINUSE) && attempt < listenRetries {
-				continue
+		if err == nil {
+			cfg.ListenPort = lns[0].Addr().(*net.TCPAddr).Port
+			var cl *torrent.Client
+			if cl, err = torrent.NewClient(cfg); err == nil {
+				e.cl, e.tcp = cl, lns
+				for _, l := range lns {
+					cl.AddListener(l)
+				}
+				return nil
 			}
-			return err
+			closeListeners(lns)
 		}
-		e.cl, e.tcp = cl, lns
-		for _, l := range lns {
-			cl.AddListener(l)
+		if e.opts.ListenPort == 0 && errors.Is(err, syscall.EADDRINUSE) && attempt < listenRetries {
+			continue
 		}
-		return nil
+		return err
 	}
 }
 
@@ -116,9 +116,9 @@ func closeListeners(lns []*tcpListener) {
 	}
 }
 
-// listenTCP binds a TCP listener on host:port for each wanted address family, all on the
-// port of the first (a free one when port is 0). It skips a family whose address cannot be
-// assigned here, as the library does, and fails when none is left.
+// listenTCP binds a TCP listener on host:port for each wanted address family, in order, all
+// on the port of the first (a free one when port is 0). It skips a family whose address
+// cannot be assigned here, as the library does, and fails when none is left.
 func listenTCP(host string, ipv4, ipv6 bool, port int) ([]*tcpListener, error) {
 	var networks []string
 	if ipv4 {
@@ -127,24 +127,6 @@ func listenTCP(host string, ipv4, ipv6 bool, port int) ([]*tcpListener, error) {
 	if ipv6 {
 		networks = append(networks, "tcp6")
 	}
-	for attempt := 1; ; attempt++ {
-		lns, err := listenTCPOnce(host, networks, port)
-		if err != nil && port == 0 && len(lns) > 0 && errors.Is(err, syscall.EADDRINUSE) && attempt < listenRetries {
-			// The first family's free port is taken in the second: try another.
-			closeListeners(lns)
-			continue
-		}
-		if err != nil {
-			closeListeners(lns)
-			return nil, err
-		}
-		return lns, nil
-	}
-}
-
-// listenTCPOnce binds networks in order on host and port, then on the first one's port. On
-// error it returns the listeners bound so far with it.
-func listenTCPOnce(host string, networks []string, port int) ([]*tcpListener, error) {
 	lc := net.ListenConfig{KeepAlive: -1} // BitTorrent has its own keep-alives
 	var lns []*tcpListener
 	var skipped error
@@ -156,7 +138,8 @@ func listenTCPOnce(host string, networks []string, port int) ([]*tcpListener, er
 				skipped = err
 				continue
 			}
-			return lns, err // names the network and address
+			closeListeners(lns)
+			return nil, err // names the network and address
 		}
 		l := &tcpListener{
 			TCPListener: ln.(*net.TCPListener),

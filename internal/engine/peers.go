@@ -304,8 +304,8 @@ func (w *peerWatch) stalledFor(p *torrent.Peer, now time.Time) time.Duration {
 
 // rate samples p's delivery at now and returns, over the last trickleWindow or more: the
 // blocks it delivered, the time we spent waiting for its blocks, and the span covered (less
-// than trickleWindow while the connection is younger). It also reports whether p owes us
-// blocks and unchokes us, and how many requests are outstanding.
+// than trickleWindow while the connection is younger), and how many blocks p owes us (0
+// while it chokes us).
 func (w *peerWatch) rate(p *torrent.Peer, now time.Time) (blocks int, expecting, span time.Duration, owing int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -49,18 +49,9 @@ func (r *rangeSource) readAt(ctx context.Context, off, n int64) ([]byte, error) 
 	if n <= 0 || (r.size >= 0 && off >= r.size) {
 		return nil, io.EOF
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
+	resp, err := getRange(ctx, r.client, r.url, off, n, "")
 	if err != nil {
-		return nil, errors.New("read input: bad url")
-	}
-	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
-	resp, err := r.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("read input: %w", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -86,6 +77,28 @@ func (r *rangeSource) readAt(ctx context.Context, off, n int64) ([]byte, error) 
 		return nil, fmt.Errorf("read input: %w", err)
 	}
 	return buf[:m], nil
+}
+
+// getRange asks url for the n bytes at off (with userAgent, when not
+// empty). Errors never contain the URL.
+func getRange(ctx context.Context, client *http.Client, u string, off, n int64, userAgent string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, errors.New("read input: bad url")
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	if userAgent != "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the url.Error names the URL
+		}
+		return nil, fmt.Errorf("read input: %w", err)
+	}
+	return resp, nil
 }
 
 // parseContentRange parses "bytes a-b/total" (total may be "*": -1).
@@ -306,33 +319,12 @@ func (t *mp4Track) sampleOffsets(samples []uint64) []int64 {
 	}
 	var chunks []int64
 	if t.stco != nil {
-		if len(t.stco) < 8 {
-			return nil
-		}
-		n := uint64(binary.BigEndian.Uint32(t.stco[4:]))
-		if uint64(len(t.stco)-8) < n*4 {
-			return nil
-		}
-		chunks = make([]int64, n)
-		for i := range chunks {
-			chunks[i] = int64(binary.BigEndian.Uint32(t.stco[8+i*4:]))
-		}
+		chunks = chunkOffsets(t.stco, 4)
 	} else {
-		if len(t.co64) < 8 {
-			return nil
-		}
-		n := uint64(binary.BigEndian.Uint32(t.co64[4:]))
-		if uint64(len(t.co64)-8) < n*8 {
-			return nil
-		}
-		chunks = make([]int64, n)
-		for i := range chunks {
-			v := binary.BigEndian.Uint64(t.co64[8+i*8:])
-			if v > 1<<62 {
-				return nil
-			}
-			chunks[i] = int64(v)
-		}
+		chunks = chunkOffsets(t.co64, 8)
+	}
+	if chunks == nil {
+		return nil
 	}
 	if len(t.stsz) < 12 {
 		return nil
@@ -369,13 +361,15 @@ func (t *mp4Track) sampleOffsets(samples []uint64) []int64 {
 			return nil
 		}
 		for c := from; c < to && k < len(samples); c++ {
+			// Walk the chunk's samples once, whatever number of
+			// keyframes it holds.
+			off, at := chunks[c-1], first
 			for k < len(samples) && samples[k] < first+per {
 				if samples[k] < first || samples[k] >= count {
 					return nil
 				}
-				off := chunks[c-1]
-				for i := first; i < samples[k]; i++ {
-					off += size(i)
+				for ; at < samples[k]; at++ {
+					off += size(at)
 				}
 				out = append(out, off)
 				k++
@@ -387,6 +381,31 @@ func (t *mp4Track) sampleOffsets(samples []uint64) []int64 {
 		return nil
 	}
 	return out
+}
+
+// chunkOffsets returns the chunk positions of an stco (width 4) or co64
+// (width 8) box, or nil when the box is short or a position is absurd.
+func chunkOffsets(box []byte, width int) []int64 {
+	if len(box) < 8 {
+		return nil
+	}
+	n := uint64(binary.BigEndian.Uint32(box[4:]))
+	if uint64(len(box)-8) < n*uint64(width) {
+		return nil
+	}
+	chunks := make([]int64, n)
+	for i := range chunks {
+		e := box[8+i*width:]
+		v := uint64(binary.BigEndian.Uint32(e))
+		if width == 8 {
+			v = binary.BigEndian.Uint64(e)
+		}
+		if v > 1<<62 {
+			return nil
+		}
+		chunks[i] = int64(v)
+	}
+	return chunks
 }
 
 // fullBoxTimescale reads the timescale of an mvhd or mdhd box.

@@ -21,7 +21,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,15 +186,9 @@ func (s *Session) runPrefetch(ctx context.Context, pf *prefetchRun, n int64) {
 // readDiscard reads up to n bytes of the input at off and throws them
 // away, returning how many arrived. Errors never contain the URL.
 func (s *Session) readDiscard(ctx context.Context, off, n int64) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.input, nil)
+	resp, err := getRange(ctx, s.m.client, s.input, off, n, prefetchUserAgent)
 	if err != nil {
-		return 0, errors.New("read input: bad url")
-	}
-	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
-	req.Header.Set("User-Agent", prefetchUserAgent)
-	resp, err := s.m.client.Do(req)
-	if err != nil {
-		return 0, errors.New("read input: request failed") // err names the URL
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusPartialContent {
@@ -212,15 +205,9 @@ func (s *Session) readDiscard(ctx context.Context, off, n int64) (int64, error) 
 // (MP4 or Matroska) for the prefetch; a failure only means no prefetch.
 func (s *Session) loadSeekIndex() {
 	defer s.wg.Done()
-	formats := strings.Split(s.media.format, ",")
-	if !slices.ContainsFunc(formats, func(f string) bool {
-		return f == "matroska" || f == "webm" || f == "mp4" || f == "mov"
-	}) {
-		return
-	}
 	ctx, cancel := context.WithTimeout(s.ctx, probeTimeout)
 	defer cancel()
-	idx, err := fetchKeyframes(ctx, s.m.client, s.input, s.media)
+	idx, err := fetchKeyframes(ctx, s.m.client, s.input, s.media) // no I/O for other containers
 	if err != nil {
 		if s.ctx.Err() == nil {
 			s.log.Debug("hls seek index unusable, no prefetch", "err", err)
