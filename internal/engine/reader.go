@@ -16,6 +16,9 @@ const (
 	defaultReadaheadBytes = 8 << 20
 	maxReadaheadBytes     = 256 << 20
 	readaheadSeconds      = 30
+	// maxSpanBytes bounds how much of a bounded read (SetSpan) is wanted at once at the
+	// top priority.
+	maxSpanBytes = 8 << 20
 )
 
 // OpenFile opens file index of the task for streaming; index -1 is the selected file. It
@@ -87,6 +90,9 @@ type Reader struct {
 	// jumped is set by Seek (and open) until the next read: a read after a jump to a piece
 	// that is not there puts the task in urgent mode at once.
 	jumped bool
+	// spanStart and spanEnd are the file bytes [spanStart, spanEnd) the caller said it will
+	// read (SetSpan); spanEnd 0: none.
+	spanStart, spanEnd int64
 
 	closeOnce sync.Once
 }
@@ -102,6 +108,30 @@ func (r *Reader) SetContext(ctx context.Context) {
 	r.lr.SetContext(ctx)
 }
 
+// SetSpan tells the reader that the caller will read file bytes [off, end) and no further
+// (a bounded HTTP range). While the position is inside them, up to maxSpanBytes of what is
+// left of them are wanted at once at the top priority, as the piece under the position is,
+// and a read that jumped waits in urgent mode for all of those pieces, not only the one it
+// reads first. Without it, urgent mode asks peers only for the piece under each reader, and
+// a short range read by a player or a prefetch after a seek would fetch its pieces one at a
+// time. end <= off clears the span.
+func (r *Reader) SetSpan(off, end int64) {
+	if end <= off || off < 0 {
+		off, end = 0, 0
+	}
+	r.spanStart, r.spanEnd = off, min(end, r.length)
+	r.claimWindow()
+}
+
+// spanLeft returns how many bytes of the span lie ahead of the position (at most
+// maxSpanBytes), 0 outside it.
+func (r *Reader) spanLeft() int64 {
+	if r.pos < r.spanStart || r.pos >= r.spanEnd {
+		return 0
+	}
+	return min(r.spanEnd-r.pos, maxSpanBytes)
+}
+
 // Read reads from the current position, blocking until the data is verified.
 func (r *Reader) Read(p []byte) (int, error) {
 	if r.pos >= r.length {
@@ -115,8 +145,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if rem := r.length - r.pos; int64(len(p)) > rem {
 		p = p[:rem]
 	}
-	// Urgency covers what this read needs, up to two pieces.
-	if missing := r.missing(min(int64(len(p)), 2*r.pieceLen)); len(missing) > 0 {
+	// Urgency covers what this read needs, up to two pieces, and the rest of a span.
+	if missing := r.missing(max(min(int64(len(p)), 2*r.pieceLen), r.spanLeft())); len(missing) > 0 {
 		defer func(start time.Time) { r.t.e.wait.add(time.Since(start)) }(time.Now())
 		if r.jumped {
 			r.t.urge(r, missing)
@@ -240,7 +270,11 @@ func (r *Reader) claimWindow() {
 		r.t.prio.claim(r, nil)
 		return
 	}
-	r.t.prio.claim(r, window(r.offset+r.pos, r.offset+r.length, r.pieceLen, r.readahead()))
+	c := window(r.offset+r.pos, r.offset+r.length, r.pieceLen, r.readahead())
+	if n := r.spanLeft(); n > 0 {
+		c = merge(c, span(r.offset+r.pos, n, r.pieceLen, prioNow))
+	}
+	r.t.prio.claim(r, c)
 }
 
 // readahead returns how far ahead of the position the reader wants data: about

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// firstRead is a ReadSeeker of size zero bytes that records where it is first read.
+// firstRead is a ReadSeeker of size zero bytes that records where it is first read, and
+// where reading ended.
 type firstRead struct {
 	size, pos, first int64
 	read             bool
@@ -43,8 +44,9 @@ func (f *firstRead) Seek(off int64, whence int) (int64, error) {
 	return off, nil
 }
 
-// serveFirstByte is the reference: where http.ServeContent really starts reading (-1: never).
-func serveFirstByte(rangeHdr, ifRange, etag string, size int64) int64 {
+// serveSpan is the reference: where http.ServeContent really starts and stops reading (-1,
+// -1: never).
+func serveSpan(rangeHdr, ifRange, etag string, size int64) (start, end int64) {
 	r := httptest.NewRequest(http.MethodGet, "/stream", nil)
 	if rangeHdr != "" {
 		r.Header.Set("Range", rangeHdr)
@@ -59,9 +61,9 @@ func serveFirstByte(rangeHdr, ifRange, etag string, size int64) int64 {
 	c := &firstRead{size: size}
 	http.ServeContent(w, r, "", time.Time{}, c)
 	if !c.read || w.Code >= 300 {
-		return -1
+		return -1, -1
 	}
-	return c.first
+	return c.first, c.pos
 }
 
 const testETag = `"abc-0"`
@@ -78,20 +80,20 @@ var rangeCases = []struct {
 	{"bytes=0-", "", 0}, {"", "", 0},
 }
 
-func TestFirstByte(t *testing.T) {
+func TestReadSpan(t *testing.T) {
 	for _, tc := range rangeCases {
-		want := serveFirstByte(tc.rng, tc.ifRange, testETag, tc.size)
+		wantStart, wantEnd := serveSpan(tc.rng, tc.ifRange, testETag, tc.size)
 		r := httptest.NewRequest(http.MethodGet, "/stream", nil)
 		r.Header.Set("Range", tc.rng)
 		dropMultiRange(r) // as the handler does first
-		if got := firstByte(r.Header.Get("Range"), tc.ifRange, testETag, tc.size); got != want {
-			t.Errorf("firstByte(%q, %q, size %d) = %d, want %d (what ServeContent reads)", tc.rng, tc.ifRange, tc.size, got, want)
+		if start, end := readSpan(r.Header.Get("Range"), tc.ifRange, testETag, tc.size); start != wantStart || end != wantEnd {
+			t.Errorf("readSpan(%q, %q, size %d) = %d, %d, want %d, %d (what ServeContent reads)", tc.rng, tc.ifRange, tc.size, start, end, wantStart, wantEnd)
 		}
 	}
 }
 
-// FuzzFirstByte checks firstByte against http.ServeContent itself, the reference.
-func FuzzFirstByte(f *testing.F) {
+// FuzzReadSpan checks readSpan against http.ServeContent itself, the reference.
+func FuzzReadSpan(f *testing.F) {
 	for _, tc := range rangeCases {
 		f.Add(tc.rng, tc.ifRange == testETag, tc.size)
 	}
@@ -108,11 +110,11 @@ func FuzzFirstByte(f *testing.F) {
 		if r.Header.Get("Range") != rng {
 			return // not a header value net/http would pass on
 		}
-		want := serveFirstByte(rng, ifRange, testETag, size)
+		wantStart, wantEnd := serveSpan(rng, ifRange, testETag, size)
 		dropMultiRange(r) // as the handler does first
 		rng = r.Header.Get("Range")
-		if got := firstByte(rng, ifRange, testETag, size); got != want {
-			t.Errorf("firstByte(%q, %q, size %d) = %d, want %d (what ServeContent reads)", rng, ifRange, size, got, want)
+		if start, end := readSpan(rng, ifRange, testETag, size); start != wantStart || end != wantEnd {
+			t.Errorf("readSpan(%q, %q, size %d) = %d, %d, want %d, %d (what ServeContent reads)", rng, ifRange, size, start, end, wantStart, wantEnd)
 		}
 	})
 }

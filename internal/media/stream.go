@@ -83,7 +83,8 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	}
 	// A range whose first byte cannot come (the task stopped on a full disk, or is paused)
 	// gets 503 + Retry-After now, not a 206 header and then nothing.
-	if off := firstByte(r.Header.Get("Range"), r.Header.Get("If-Range"), h.Get("ETag"), f.Length); off >= 0 {
+	off, end := readSpan(r.Header.Get("Range"), r.Header.Get("If-Range"), h.Get("ETag"), f.Length)
+	if off >= 0 {
 		if err := task.Unavailable(f.Index, off); err != nil {
 			clearContentHeaders(h)
 			s.writeError(w, r, err)
@@ -108,6 +109,11 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	defer rd.Close()
 	// A player that hangs up cancels r.Context, which ends a wait for pieces.
 	rd.SetContext(r.Context())
+	if off >= 0 && end < f.Length {
+		// A bounded range (a prefetch's, a player's that reads in chunks): ask for all
+		// of it at once.
+		rd.SetSpan(off, end)
+	}
 	http.ServeContent(s.measureSeek(w, r), r, "", time.Time{}, rd)
 }
 
