@@ -44,7 +44,25 @@ type runSpec struct {
 	segSec     float64
 	start, end int
 	pattern    string // output file pattern with one %05d
+	// exactSeek: the run's first segment starts on a keyframe that is
+	// more than lead (+ cutEpsilon) before the next one, so the run can
+	// make the demuxer land on it (see landArgs).
+	exactSeek bool
+	lead      float64 // mediaInfo.seekLead of the input
 }
+
+// landTime returns the -ss time of a run whose first segment starts on a
+// keyframe at start, with exactSeek: just past the keyframe, plus the
+// demuxer's lead. ffmpeg seeks its demuxer back to the last keyframe at or
+// before -ss minus the lead, which is then this keyframe itself, not the
+// one before it: a run reads from its own segment's first byte, not a whole
+// GOP earlier (with a 10 s GOP at 8 Mbit/s, 10 MB a seek would otherwise
+// wait for). Since -ss lies past the keyframe, the packets between the two
+// must not be dropped: the caller copies them (-copypriorss 1) or, when
+// audio is decoded, keeps what the decoder returns (-noaccurate_seek).
+// Matroska starts every track at the keyframe's time after such a seek, and
+// MP4 seeks each track to its own sample at -ss (the lead is 0 there).
+func landTime(start, lead float64) float64 { return start + lead + cutEpsilon }
 
 // ffmpegArgs builds the command line of a video run. Video segments carry
 // no audio: every audio track is its own rendition (audioArgs).
@@ -62,11 +80,16 @@ func ffmpegArgs(r runSpec) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"}
 	args = append(args, inputOptions(r.input)...)
 	seek := 0.0
+	exact := r.start > 0 && v.copyVideo && r.exactSeek
 	if r.start > 0 {
 		seek = r.plan.starts[r.start]
-		if v.copyVideo {
+		switch {
+		case exact:
+			seek = landTime(seek, r.lead)
+		case v.copyVideo:
 			// Land just before the keyframe; -copypriorss 0 drops the
 			// packets before the seek point, so output starts on it.
+			// The demuxer then reads from the keyframe before.
 			seek -= cutEpsilon
 		}
 		args = append(args, "-ss", ftoa(seek))
@@ -84,7 +107,11 @@ func ffmpegArgs(r runSpec) []string {
 	}
 	args = append(args, "-an", "-sn", "-dn")
 	if v.copyVideo {
-		args = append(args, "-c:v", "copy", "-copypriorss", "0")
+		prior := "0"
+		if exact {
+			prior = "1" // from the keyframe the demuxer landed on
+		}
+		args = append(args, "-c:v", "copy", "-copypriorss", prior)
 	} else {
 		seg := ftoa(r.segSec)
 		// -tune zerolatency: no lookahead, no B-frames, sliced threads.
@@ -123,13 +150,23 @@ func audioArgs(r runSpec) []string {
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"}
 	args = append(args, inputOptions(r.input)...)
 	seek := 0.0
+	// Only with a lead does an audio run's seek land a keyframe early.
+	exact := r.start > 0 && r.exactSeek && r.lead > 0
 	if r.start > 0 {
 		seek = r.plan.starts[r.start]
+		if exact {
+			seek = landTime(seek, r.lead)
+			args = append(args, "-noaccurate_seek")
+		}
 		args = append(args, "-ss", ftoa(seek))
 	}
 	args = append(args, "-i", r.input, "-map", fmt.Sprintf("0:%d", r.audioIndex), "-vn", "-sn", "-dn")
 	if r.audioCopy {
-		args = append(args, "-c:a", "copy", "-copypriorss", "0")
+		prior := "0"
+		if exact {
+			prior = "1"
+		}
+		args = append(args, "-c:a", "copy", "-copypriorss", prior)
 	} else {
 		args = append(args, "-c:a", "aac", "-ac", "2", "-b:a", audioBitrateK)
 	}

@@ -191,11 +191,13 @@ func FuzzMKVIndex(f *testing.F) {
 			if len(idx.offsets) != len(idx.times) || !slices.IsSorted(idx.offsets) || idx.offsets[0] < 0 {
 				t.Fatalf("offsets %v for times %v", idx.offsets, idx.times)
 			}
-			si := newSeekIndex(idx, 0)
+			si := newSeekIndex(idx, 0, ffmpegSeekLead)
 			for _, at := range []float64{-1, 0, idx.times[len(idx.times)-1], 1e9} {
-				off, n := si.byteRange(at, at+4)
-				if off < 0 || n > maxPrefetchBytes {
-					t.Fatalf("byteRange(%v) = %d, %d", at, off, n)
+				for _, exact := range []bool{false, true} {
+					off, n := si.byteRange(at, at+4, exact)
+					if off < 0 || n > maxPrefetchBytes {
+						t.Fatalf("byteRange(%v, %v) = %d, %d", at, exact, off, n)
+					}
 				}
 			}
 		}

@@ -51,30 +51,62 @@ const (
 type seekIndex struct {
 	times   []float64 // keyframe times relative to the input's start time, ascending
 	offsets []int64   // byte offset where reading for times[i] begins, ascending
+	lead    float64   // how far before a run's start ffmpeg's demuxer seeks (mediaInfo.seekLead)
 }
 
 // newSeekIndex returns the seek index of a keyframe index whose times are
-// on the stream timeline starting at startTime, or nil when the index has
-// no byte positions.
-func newSeekIndex(idx *keyframeIndex, startTime float64) *seekIndex {
+// on the stream timeline starting at startTime, for an input where ffmpeg's
+// demuxer seek lands lead seconds before the time asked for, or nil when the
+// index has no byte positions.
+func newSeekIndex(idx *keyframeIndex, startTime, lead float64) *seekIndex {
 	if idx == nil || len(idx.offsets) == 0 || len(idx.offsets) != len(idx.times) {
 		return nil
 	}
-	si := &seekIndex{times: make([]float64, len(idx.times)), offsets: slices.Clone(idx.offsets)}
+	si := &seekIndex{times: make([]float64, len(idx.times)), offsets: slices.Clone(idx.offsets), lead: lead}
 	for i, t := range idx.times {
 		si.times[i] = t - startTime
 	}
 	return si
 }
 
+// exactAt reports whether a copy run starting at from (seconds) can make
+// ffmpeg's demuxer land on the keyframe at from (landTime): there is one
+// there, and the next keyframe is far enough after it.
+func (si *seekIndex) exactAt(from float64) bool {
+	for k, t := range si.times {
+		if t < from-cutEpsilon {
+			continue
+		}
+		if t > from+cutEpsilon {
+			return false
+		}
+		return k+1 == len(si.times) || si.times[k+1] > landTime(from, si.lead)+cutEpsilon
+	}
+	return false
+}
+
+// exactSeekLocked reports whether the runs starting at segment idx land on
+// its first keyframe (landTime): copy sessions whose index says they can.
+func (s *Session) exactSeekLocked(idx int) bool {
+	return idx > 0 && s.variant.copyVideo && s.seekIdx != nil && s.seekIdx.exactAt(s.plan.starts[idx])
+}
+
 // byteRange returns the bytes a run needs to make the segment [from, to)
 // (seconds; to < 0: to the end of the input): from the position of the
-// last keyframe at or before from to the position of the first keyframe at
-// or after to, plus prefetchTailBytes, at most maxPrefetchBytes.
-func (si *seekIndex) byteRange(from, to float64) (off, n int64) {
+// keyframe ffmpeg's read starts at to the position of the first keyframe at
+// or after to, plus prefetchTailBytes, at most maxPrefetchBytes. With
+// exact, that is the last keyframe at or before from (a run that lands on
+// it, or ffmpeg already reading its way there); otherwise a run's -ss, up
+// to cutEpsilon before from, less the demuxer's lead, makes it the last
+// keyframe at or before from - cutEpsilon - lead.
+func (si *seekIndex) byteRange(from, to float64, exact bool) (off, n int64) {
+	limit := from + cutEpsilon
+	if !exact {
+		limit = from - cutEpsilon - si.lead
+	}
 	i := 0
 	for k, t := range si.times {
-		if t > from+cutEpsilon {
+		if t > limit {
 			break
 		}
 		i = k
@@ -116,7 +148,9 @@ func (s *Session) prefetchLocked(from, last int) {
 	if last+1 < s.plan.n() {
 		to = s.plan.starts[last+1]
 	}
-	off, n := si.byteRange(s.plan.starts[from], to)
+	// A run starts at from (from == last), unless ffmpeg already runs up to it.
+	exact := from != last || s.exactSeekLocked(from)
+	off, n := si.byteRange(s.plan.starts[from], to, exact)
 	if pf := s.pf; pf != nil {
 		if pf.off == off && pf.n >= n {
 			return
@@ -214,7 +248,7 @@ func (s *Session) loadSeekIndex() {
 		}
 		return
 	}
-	if si := newSeekIndex(idx, s.media.startTime); si != nil {
+	if si := newSeekIndex(idx, s.media.startTime, s.media.seekLead()); si != nil {
 		s.mu.Lock()
 		s.seekIdx = si
 		s.mu.Unlock()

@@ -36,6 +36,8 @@ type gatedServer struct {
 	// furthest byte it was served, and whether its context ended before
 	// the response was finished.
 	prefetch []*gatedRead
+	// reads records where each of ffmpeg's requests was first read.
+	reads []int64
 }
 
 type gatedRead struct {
@@ -112,10 +114,11 @@ func (g *gatedServer) snapshot() []gatedRead {
 }
 
 type gatedReader struct {
-	r   *bytes.Reader
-	g   *gatedServer
-	pf  *gatedRead // nil: not the prefetch
-	ctx context.Context
+	r    *bytes.Reader
+	g    *gatedServer
+	pf   *gatedRead // nil: not the prefetch
+	ctx  context.Context
+	read bool // ffmpeg's request has been read from
 }
 
 func (rd *gatedReader) Seek(off int64, whence int) (int64, error) { return rd.r.Seek(off, whence) }
@@ -129,13 +132,15 @@ func (rd *gatedReader) Read(p []byte) (int, error) {
 	if len(p) > 32<<10 {
 		p = p[:32<<10]
 	}
-	if rd.pf != nil {
-		g.mu.Lock()
-		if rd.pf.start < 0 {
-			rd.pf.start = pos
-		}
-		g.mu.Unlock()
+	g.mu.Lock()
+	if rd.pf != nil && rd.pf.start < 0 {
+		rd.pf.start = pos
 	}
+	if rd.pf == nil && !rd.read {
+		rd.read = true
+		g.reads = append(g.reads, pos)
+	}
+	g.mu.Unlock()
 	if pos >= g.from && pos < g.to {
 		if rd.pf == nil || g.holdPrefetch {
 			select {
@@ -239,13 +244,13 @@ func testPrefetchReadsTargetFirst(t *testing.T, name string) {
 	kf := keyframePositions(t, path)
 	// Segment 2 is [4.605, 9.005): learn the range from a first session.
 	m := newTestManager(t, Options{SegmentSeconds: 2})
-	s0, si := learnPlan(t, m, path)
+	s0, _ := learnPlan(t, m, path)
 	target := s0.plan.indexAt(0.7 * s0.plan.duration)
 	if target+1 >= s0.plan.n() {
 		t.Fatalf("target %d has no next segment", target)
 	}
 	from, to := s0.plan.starts[target], s0.plan.starts[target+1]
-	off, n := si.byteRange(from, to)
+	off, n := s0.runRange(target)
 	first, next := posAt(t, kf, from+s0.media.startTime), posAt(t, kf, to+s0.media.startTime)
 	if off > first || off+n <= next {
 		t.Fatalf("prefetch range [%d, %d) does not hold the keyframes at %d and %d", off, off+n, first, next)
@@ -276,6 +281,23 @@ func testPrefetchReadsTargetFirst(t *testing.T, name string) {
 			t.Errorf("prefetch read [%d, %d) outside the segment's [%d, %d)", r.start, r.reached, off, off+n)
 		}
 	}
+	// ffmpeg's seek lands in the range: its last request that starts
+	// before the range's end (the one after the header, the index and the
+	// probe's first packets) starts at the range's first byte or later. A
+	// range that started after ffmpeg's seek point would leave the bytes
+	// between to arrive only as ffmpeg reaches them.
+	g.mu.Lock()
+	ffReads := slices.Clone(g.reads)
+	g.mu.Unlock()
+	seekAt := int64(-1)
+	for _, at := range ffReads {
+		if at < off+n {
+			seekAt = at
+		}
+	}
+	if seekAt < off {
+		t.Errorf("ffmpeg's seek read from %d, before the prefetch's range [%d, %d) (its reads %v)", seekAt, off, off+n, ffReads)
+	}
 }
 
 // A prefetch whose bytes do not come is cancelled when the player moves
@@ -284,10 +306,10 @@ func testPrefetchReadsTargetFirst(t *testing.T, name string) {
 func TestPrefetchStopsWhenSuperseded(t *testing.T) {
 	path := media(t, mediaIrregular)
 	m := newTestManager(t, Options{SegmentSeconds: 2})
-	s0, si := learnPlan(t, m, path)
+	s0, _ := learnPlan(t, m, path)
 	target := s0.plan.indexAt(0.7 * s0.plan.duration)
-	off, n := si.byteRange(s0.plan.starts[target], s0.plan.starts[target+1])
-	off0, n0 := si.byteRange(0, s0.plan.starts[1])
+	off, n := s0.runRange(target)
+	off0, n0 := s0.runRange(0)
 	if off0+n0 > off {
 		t.Fatalf("segment 0's range [%d, %d) reaches segment %d's at %d", off0, off0+n0, target, off)
 	}
@@ -340,7 +362,7 @@ func TestSeekIndexByteRange(t *testing.T) {
 	si := newSeekIndex(&keyframeIndex{
 		times:   []float64{1, 3, 5, 9},
 		offsets: []int64{100, 1000, 5000, 9000},
-	}, 1) // a stream starting at 1 s: relative times 0, 2, 4, 8
+	}, 1, 0) // a stream starting at 1 s: relative times 0, 2, 4, 8
 	tests := []struct {
 		from, to float64
 		off, n   int64
@@ -354,12 +376,31 @@ func TestSeekIndexByteRange(t *testing.T) {
 		{9, 12, 9000, maxPrefetchBytes}, // no keyframe after: bounded
 	}
 	for _, tc := range tests {
-		off, n := si.byteRange(tc.from, tc.to)
+		off, n := si.byteRange(tc.from, tc.to, true)
 		if off != tc.off || n != tc.n {
 			t.Errorf("byteRange(%v, %v) = %d, %d; want %d, %d", tc.from, tc.to, off, n, tc.off, tc.n)
 		}
 	}
-	if newSeekIndex(&keyframeIndex{times: []float64{0, 2}}, 0) != nil {
+	// With B-frames in Matroska, ffmpeg's demuxer seeks 3/23 s early: a cut
+	// on a keyframe starts reading at the keyframe before it.
+	si.lead = ffmpegSeekLead
+	for _, tc := range []struct {
+		from, to float64
+		off, n   int64
+	}{
+		{0, 2, 100, 900 + prefetchTailBytes},
+		{2, 4, 100, 4900 + prefetchTailBytes},
+		{2.5, 4, 1000, 4000 + prefetchTailBytes},
+		{2 + ffmpegSeekLead, 4, 100, 4900 + prefetchTailBytes},
+		{2 + ffmpegSeekLead + 2*cutEpsilon, 4, 1000, 4000 + prefetchTailBytes},
+		{8, -1, 5000, maxPrefetchBytes},
+	} {
+		off, n := si.byteRange(tc.from, tc.to, false)
+		if off != tc.off || n != tc.n {
+			t.Errorf("lead %.3f: byteRange(%v, %v) = %d, %d; want %d, %d", si.lead, tc.from, tc.to, off, n, tc.off, tc.n)
+		}
+	}
+	if newSeekIndex(&keyframeIndex{times: []float64{0, 2}}, 0, 0) != nil {
 		t.Error("a seek index from an index without offsets")
 	}
 }
@@ -370,14 +411,14 @@ func TestSeekIndexByteRange(t *testing.T) {
 func TestPrefetchAheadOfRunningFFmpeg(t *testing.T) {
 	path := media(t, mediaIrregular)
 	m := newTestManager(t, Options{SegmentSeconds: 2})
-	s0, si := learnPlan(t, m, path)
+	s0, _ := learnPlan(t, m, path)
 	if s0.plan.n() < 4 {
 		t.Fatalf("%d segments, want at least 4", s0.plan.n())
 	}
 	// Segment 2's bytes are held back from ffmpeg: the run from 0 makes
 	// segment 0 (and 1 only once segment 2's first keyframe arrives).
-	off, n := si.byteRange(s0.plan.starts[2], s0.plan.starts[3])
-	if off0, n0 := si.byteRange(0, s0.plan.starts[1]); off0+n0 > off {
+	off, n := s0.runRange(2)
+	if off0, n0 := s0.runRange(0); off0+n0 > off {
 		t.Fatalf("segment 0's range [%d, %d) reaches segment 2's at %d", off0, off0+n0, off)
 	}
 	_ = s0.Close()
@@ -403,4 +444,15 @@ func TestPrefetchAheadOfRunningFFmpeg(t *testing.T) {
 	if got := m.starts.Load(); got != 1 {
 		t.Errorf("ffmpeg started %d times, want 1 (the request waits for the running one)", got)
 	}
+}
+
+// runRange returns the bytes a run starting at segment idx of s prefetches.
+func (s *Session) runRange(idx int) (off, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	to := -1.0
+	if idx+1 < s.plan.n() {
+		to = s.plan.starts[idx+1]
+	}
+	return s.seekIdx.byteRange(s.plan.starts[idx], to, s.exactSeekLocked(idx))
 }

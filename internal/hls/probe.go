@@ -9,6 +9,7 @@ import (
 	"math"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,7 @@ type probeStream struct {
 	AvgFrameRate string            `json:"avg_frame_rate"`
 	RFrameRate   string            `json:"r_frame_rate"`
 	Channels     int               `json:"channels"`
+	HasBFrames   int               `json:"has_b_frames"` // frames of decoding delay (ffmpeg's video_delay)
 	BitRate      string            `json:"bit_rate"`
 	Disposition  map[string]int    `json:"disposition"`
 	Tags         map[string]string `json:"tags"`
@@ -157,6 +159,31 @@ func mediaInfoFrom(res *probeResult) (*mediaInfo, error) {
 		return nil, errNoVideo
 	}
 	return mi, nil
+}
+
+// ffmpegSeekLead is how far before an input -ss time ffmpeg (5.x to 7.x) asks the demuxer to
+// seek when the container does not seek by presentation time (Matroska, WebM, MPEG-TS, AVI;
+// MP4 does) and a stream has decoding delay (B-frames): 3/23 s, to land before the frames
+// whose decode time precedes their presentation time. With backward seeking to a keyframe,
+// a cut on a keyframe then makes the demuxer start at the keyframe before.
+const ffmpegSeekLead = 3.0 / 23
+
+// seekLead returns how far before a run's start time ffmpeg's demuxer seek lands for this
+// input: ffmpegSeekLead when the rule above applies, else 0.
+func (mi *mediaInfo) seekLead() float64 {
+	formats := strings.Split(mi.format, ",")
+	if slices.Contains(formats, "mp4") || slices.Contains(formats, "mov") {
+		return 0
+	}
+	if mi.video.HasBFrames > 0 {
+		return ffmpegSeekLead
+	}
+	for _, st := range append(mi.audios, mi.subs...) {
+		if st.HasBFrames > 0 {
+			return ffmpegSeekLead
+		}
+	}
+	return 0
 }
 
 // frameRate returns the video frame rate, 0 when unknown.

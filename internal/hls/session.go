@@ -336,7 +336,7 @@ func (s *Session) probeAndPlan() error {
 			}
 			pl, err = keyframePlan(rel, mi.duration, segSec)
 			avcC = idx.avcC
-			seekIdx = newSeekIndex(idx, mi.startTime)
+			seekIdx = newSeekIndex(idx, mi.startTime, mi.seekLead())
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -634,6 +634,8 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 		start:      idx,
 		end:        end,
 		pattern:    filepath.Join(escapePattern(s.dir), "part-"+strconv.Itoa(p.run)+"-%05d.ts"),
+		exactSeek:  s.exactSeekLocked(idx),
+		lead:       s.media.seekLead(),
 	}
 	var args []string
 	if video {
