@@ -2,6 +2,7 @@ package hls
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -48,21 +49,39 @@ type runSpec struct {
 	// more than lead (+ cutEpsilon) before the next one, so the run can
 	// make the demuxer land on it (see landArgs).
 	exactSeek bool
-	lead      float64 // mediaInfo.seekLead of the input
+	land      landing
 }
 
-// landTime returns the -ss time of a run whose first segment starts on a
-// keyframe at start, with exactSeek: just past the keyframe, plus the
-// demuxer's lead. ffmpeg seeks its demuxer back to the last keyframe at or
-// before -ss minus the lead, which is then this keyframe itself, not the
-// one before it: a run reads from its own segment's first byte, not a whole
-// GOP earlier (with a 10 s GOP at 8 Mbit/s, 10 MB a seek would otherwise
-// wait for). Since -ss lies past the keyframe, the packets between the two
-// must not be dropped: the caller copies them (-copypriorss 1) or, when
-// audio is decoded, keeps what the decoder returns (-noaccurate_seek).
-// Matroska starts every track at the keyframe's time after such a seek, and
-// MP4 seeks each track to its own sample at -ss (the lead is 0 there).
-func landTime(start, lead float64) float64 { return start + lead + cutEpsilon }
+// landing is how a run makes ffmpeg's demuxer land on the keyframe its
+// first segment starts on (exactSeek).
+//
+// ffmpeg seeks its demuxer back to the last keyframe at or before -ss minus
+// lead, so a -ss just past the keyframe plus the lead lands on the keyframe
+// itself, not the one before it: a run reads from its own segment's first
+// byte, not a whole GOP earlier (with a 10 s GOP at 4 Mbit/s, 5 MB a seek
+// would otherwise wait for). Since -ss then lies past the keyframe, the
+// packets between the two must not be dropped: the caller copies them
+// (-copypriorss 1) or, when audio is decoded, keeps what the decoder returns
+// (-noaccurate_seek). Matroska starts every track at the keyframe's time
+// after such a seek; MP4 seeks each track to its own sample at -ss (its lead
+// is 0).
+type landing struct {
+	lead float64 // mediaInfo.seekLead
+	// stepUS: -ss is a whole number of these microseconds. ffmpeg shifts
+	// packet timestamps by -ss in each stream's own time base and back by
+	// -output_ts_offset in MPEG-TS's 90 kHz; a -ss that is not a whole
+	// number of ticks of both is rounded differently on the way in and out,
+	// leaving the run's timestamps a tick off every other run's.
+	stepUS int64
+}
+
+// time returns the -ss of a run whose first segment starts on the keyframe
+// at start.
+func (l landing) time(start float64) float64 {
+	step := max(l.stepUS, 1)
+	us := int64(math.Ceil((start+l.lead+cutEpsilon)*1e6-1e-3)) + step - 1
+	return float64(us/step*step) / 1e6
+}
 
 // ffmpegArgs builds the command line of a video run. Video segments carry
 // no audio: every audio track is its own rendition (audioArgs).
@@ -85,7 +104,7 @@ func ffmpegArgs(r runSpec) []string {
 		seek = r.plan.starts[r.start]
 		switch {
 		case exact:
-			seek = landTime(seek, r.lead)
+			seek = r.land.time(seek)
 		case v.copyVideo:
 			// Land just before the keyframe; -copypriorss 0 drops the
 			// packets before the seek point, so output starts on it.
@@ -151,11 +170,11 @@ func audioArgs(r runSpec) []string {
 	args = append(args, inputOptions(r.input)...)
 	seek := 0.0
 	// Only with a lead does an audio run's seek land a keyframe early.
-	exact := r.start > 0 && r.exactSeek && r.lead > 0
+	exact := r.start > 0 && r.exactSeek && r.land.lead > 0
 	if r.start > 0 {
 		seek = r.plan.starts[r.start]
 		if exact {
-			seek = landTime(seek, r.lead)
+			seek = r.land.time(seek)
 			args = append(args, "-noaccurate_seek")
 		}
 		args = append(args, "-ss", ftoa(seek))

@@ -191,7 +191,7 @@ func FuzzMKVIndex(f *testing.F) {
 			if len(idx.offsets) != len(idx.times) || !slices.IsSorted(idx.offsets) || idx.offsets[0] < 0 {
 				t.Fatalf("offsets %v for times %v", idx.offsets, idx.times)
 			}
-			si := newSeekIndex(idx, 0, ffmpegSeekLead)
+			si := newSeekIndex(idx, 0, landing{lead: ffmpegSeekLead, stepUS: 1000})
 			for _, at := range []float64{-1, 0, idx.times[len(idx.times)-1], 1e9} {
 				for _, exact := range []bool{false, true} {
 					off, n := si.byteRange(at, at+4, exact)

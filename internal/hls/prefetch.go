@@ -51,18 +51,18 @@ const (
 type seekIndex struct {
 	times   []float64 // keyframe times relative to the input's start time, ascending
 	offsets []int64   // byte offset where reading for times[i] begins, ascending
-	lead    float64   // how far before a run's start ffmpeg's demuxer seeks (mediaInfo.seekLead)
+	land    landing   // how ffmpeg's demuxer seeks in this input
 }
 
 // newSeekIndex returns the seek index of a keyframe index whose times are
 // on the stream timeline starting at startTime, for an input where ffmpeg's
 // demuxer seek lands lead seconds before the time asked for, or nil when the
 // index has no byte positions.
-func newSeekIndex(idx *keyframeIndex, startTime, lead float64) *seekIndex {
+func newSeekIndex(idx *keyframeIndex, startTime float64, land landing) *seekIndex {
 	if idx == nil || len(idx.offsets) == 0 || len(idx.offsets) != len(idx.times) {
 		return nil
 	}
-	si := &seekIndex{times: make([]float64, len(idx.times)), offsets: slices.Clone(idx.offsets), lead: lead}
+	si := &seekIndex{times: make([]float64, len(idx.times)), offsets: slices.Clone(idx.offsets), land: land}
 	for i, t := range idx.times {
 		si.times[i] = t - startTime
 	}
@@ -70,7 +70,7 @@ func newSeekIndex(idx *keyframeIndex, startTime, lead float64) *seekIndex {
 }
 
 // exactAt reports whether a copy run starting at from (seconds) can make
-// ffmpeg's demuxer land on the keyframe at from (landTime): there is one
+// ffmpeg's demuxer land on the keyframe at from (landing): there is one
 // there, and the next keyframe is far enough after it.
 func (si *seekIndex) exactAt(from float64) bool {
 	for k, t := range si.times {
@@ -80,13 +80,13 @@ func (si *seekIndex) exactAt(from float64) bool {
 		if t > from+cutEpsilon {
 			return false
 		}
-		return k+1 == len(si.times) || si.times[k+1] > landTime(from, si.lead)+cutEpsilon
+		return k+1 == len(si.times) || si.times[k+1] > si.land.time(from)+cutEpsilon
 	}
 	return false
 }
 
 // exactSeekLocked reports whether the runs starting at segment idx land on
-// its first keyframe (landTime): copy sessions whose index says they can.
+// its first keyframe (landing): copy sessions whose index says they can.
 func (s *Session) exactSeekLocked(idx int) bool {
 	return idx > 0 && s.variant.copyVideo && s.seekIdx != nil && s.seekIdx.exactAt(s.plan.starts[idx])
 }
@@ -102,7 +102,7 @@ func (s *Session) exactSeekLocked(idx int) bool {
 func (si *seekIndex) byteRange(from, to float64, exact bool) (off, n int64) {
 	limit := from + cutEpsilon
 	if !exact {
-		limit = from - cutEpsilon - si.lead
+		limit = from - cutEpsilon - si.land.lead
 	}
 	i := 0
 	for k, t := range si.times {
@@ -248,7 +248,7 @@ func (s *Session) loadSeekIndex() {
 		}
 		return
 	}
-	if si := newSeekIndex(idx, s.media.startTime, s.media.seekLead()); si != nil {
+	if si := newSeekIndex(idx, s.media.startTime, s.media.landing()); si != nil {
 		s.mu.Lock()
 		s.seekIdx = si
 		s.mu.Unlock()

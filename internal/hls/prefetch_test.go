@@ -362,7 +362,7 @@ func TestSeekIndexByteRange(t *testing.T) {
 	si := newSeekIndex(&keyframeIndex{
 		times:   []float64{1, 3, 5, 9},
 		offsets: []int64{100, 1000, 5000, 9000},
-	}, 1, 0) // a stream starting at 1 s: relative times 0, 2, 4, 8
+	}, 1, landing{stepUS: 1000}) // a stream starting at 1 s: relative times 0, 2, 4, 8
 	tests := []struct {
 		from, to float64
 		off, n   int64
@@ -383,7 +383,7 @@ func TestSeekIndexByteRange(t *testing.T) {
 	}
 	// With B-frames in Matroska, ffmpeg's demuxer seeks 3/23 s early: a cut
 	// on a keyframe starts reading at the keyframe before it.
-	si.lead = ffmpegSeekLead
+	si.land.lead = ffmpegSeekLead
 	for _, tc := range []struct {
 		from, to float64
 		off, n   int64
@@ -397,10 +397,10 @@ func TestSeekIndexByteRange(t *testing.T) {
 	} {
 		off, n := si.byteRange(tc.from, tc.to, false)
 		if off != tc.off || n != tc.n {
-			t.Errorf("lead %.3f: byteRange(%v, %v) = %d, %d; want %d, %d", si.lead, tc.from, tc.to, off, n, tc.off, tc.n)
+			t.Errorf("lead %.3f: byteRange(%v, %v) = %d, %d; want %d, %d", si.land.lead, tc.from, tc.to, off, n, tc.off, tc.n)
 		}
 	}
-	if newSeekIndex(&keyframeIndex{times: []float64{0, 2}}, 0, 0) != nil {
+	if newSeekIndex(&keyframeIndex{times: []float64{0, 2}}, 0, landing{}) != nil {
 		t.Error("a seek index from an index without offsets")
 	}
 }

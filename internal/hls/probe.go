@@ -44,6 +44,7 @@ type probeStream struct {
 	RFrameRate   string            `json:"r_frame_rate"`
 	Channels     int               `json:"channels"`
 	HasBFrames   int               `json:"has_b_frames"` // frames of decoding delay (ffmpeg's video_delay)
+	TimeBase     string            `json:"time_base"`    // "1/1000"
 	BitRate      string            `json:"bit_rate"`
 	Disposition  map[string]int    `json:"disposition"`
 	Tags         map[string]string `json:"tags"`
@@ -185,6 +186,40 @@ func (mi *mediaInfo) seekLead() float64 {
 	}
 	return 0
 }
+
+// landing returns how runs land on a keyframe in this input (see landing):
+// the lead, and a step that is a whole number of ticks of every audio and
+// video stream's time base and of MPEG-TS's 90 kHz.
+func (mi *mediaInfo) landing() landing {
+	step := int64(100) // 90 kHz: 9 ticks per 100 us
+	for _, st := range append([]*probeStream{mi.video}, mi.audios...) {
+		step = lcm(step, tickStepUS(st.TimeBase))
+	}
+	return landing{lead: mi.seekLead(), stepUS: step}
+}
+
+// tickStepUS returns the least number of microseconds that is a whole
+// number of ticks of time base tb ("1/12800": 625); 1000 (Matroska's
+// default) when tb is not "1/n".
+func tickStepUS(tb string) int64 {
+	num, den, ok := strings.Cut(tb, "/")
+	d, err := strconv.ParseInt(den, 10, 64)
+	if !ok || num != "1" || err != nil || d <= 0 || d > 1e9 {
+		return 1000
+	}
+	return 1e6 / gcd(1e6, d)
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// lcm is the least common multiple, at most 1 s (a step beyond that would
+// move -ss past the next keyframe anyway; exactAt then says no).
+func lcm(a, b int64) int64 { return min(a/gcd(a, b)*b, 1e6) }
 
 // frameRate returns the video frame rate, 0 when unknown.
 func (mi *mediaInfo) frameRate() float64 {

@@ -336,7 +336,7 @@ func (s *Session) probeAndPlan() error {
 			}
 			pl, err = keyframePlan(rel, mi.duration, segSec)
 			avcC = idx.avcC
-			seekIdx = newSeekIndex(idx, mi.startTime, mi.seekLead())
+			seekIdx = newSeekIndex(idx, mi.startTime, mi.landing())
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -635,7 +635,7 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 		end:        end,
 		pattern:    filepath.Join(escapePattern(s.dir), "part-"+strconv.Itoa(p.run)+"-%05d.ts"),
 		exactSeek:  s.exactSeekLocked(idx),
-		lead:       s.media.seekLead(),
+		land:       s.media.landing(),
 	}
 	var args []string
 	if video {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -737,5 +738,95 @@ func TestNewCleansStaleSessionDirs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(keep, "seg-00000.ts")); err != nil {
 		t.Errorf("unmarked dir was touched: %v", err)
+	}
+}
+
+// A copy run started at a segment (a seek) lands on that segment's own
+// keyframe (landTime) and makes the same video packets, with the same
+// timestamps, as a run that reached the segment from the start: MP4, and
+// Matroska with B-frames (whose demuxer seeks 3/23 s early).
+func TestSeekRunMatchesSequentialRun(t *testing.T) {
+	for _, name := range []string{mediaCopy, mediaIrregular} {
+		t.Run(name, func(t *testing.T) {
+			srv := serveMedia(t, media(t, name), serverOptions{})
+			m := newTestManager(t, Options{SegmentSeconds: 2})
+			seq, err := m.Create(t.Context(), Spec{ID: "sequential", InputURL: srv.inputURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fetchPlaylist(t, seq)
+			target := seq.plan.n() - 2
+			if target < 2 {
+				t.Fatalf("%d segments, want at least 4", seq.plan.n())
+			}
+			seq.mu.Lock()
+			exact := seq.exactSeekLocked(target)
+			seq.mu.Unlock()
+			if !exact {
+				t.Fatalf("segment %d (at %.3f s) does not start on a keyframe far from the next", target, seq.plan.starts[target])
+			}
+			var want string
+			for i := 0; i <= target; i++ {
+				p, err := seq.Segment(t.Context(), segmentName(i))
+				if err != nil {
+					t.Fatalf("sequential Segment(%d) = %v", i, err)
+				}
+				want = segmentPackets(t, p)
+			}
+			if got := m.starts.Load(); got != 1 {
+				t.Fatalf("the sequential session started ffmpeg %d times, want 1", got)
+			}
+			jump, err := m.Create(t.Context(), Spec{ID: "jump", InputURL: srv.inputURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fetchPlaylist(t, jump)
+			p, err := jump.Segment(t.Context(), segmentName(target))
+			if err != nil {
+				t.Fatalf("Segment(%d) after a jump = %v", target, err)
+			}
+			if got := segmentPackets(t, p); got != want {
+				t.Errorf("segment %d from a run started there:\n%s\nfrom a run started at 0:\n%s", target, got, want)
+			}
+		})
+	}
+}
+
+// segmentPackets lists the video packets of a segment: timestamps, key flag
+// and size, one per line.
+func segmentPackets(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
+		"packet=pts,dts,flags,size", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", filepath.Base(path), err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestLandingTime(t *testing.T) {
+	for _, tc := range []struct {
+		tb   string
+		step int64
+	}{{"1/1000", 1000}, {"1/12800", 625}, {"1/90000", 100}, {"1/24000", 125}, {"1/48000", 125}, {"1/600", 5000}, {"", 1000}, {"2/50", 1000}, {"1/0", 1000}, {"1/x", 1000}} {
+		if got := tickStepUS(tc.tb); got != tc.step {
+			t.Errorf("tickStepUS(%q) = %d, want %d", tc.tb, got, tc.step)
+		}
+	}
+	mkv := &mediaInfo{format: "matroska,webm", video: &probeStream{TimeBase: "1/1000", HasBFrames: 2}, audios: []*probeStream{{TimeBase: "1/1000"}}}
+	mp4 := &mediaInfo{format: "mov,mp4,m4a,3gp,3g2,mj2", video: &probeStream{TimeBase: "1/12800", HasBFrames: 2}, audios: []*probeStream{{TimeBase: "1/48000"}}}
+	for _, tc := range []struct {
+		mi          *mediaInfo
+		start, want float64
+	}{
+		// 40.021 + 3/23 s + 1 ms, up to the next millisecond.
+		{mkv, 40.021, 40.153},
+		// No lead in MP4; 8.001 up to a whole 2.5 ms (625 us of 1/12800, 125 of 1/48000, 100 of 90 kHz).
+		{mp4, 8, 8.0025},
+		{mp4, 0.96, 0.9625},
+	} {
+		if got := tc.mi.landing().time(tc.start); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: landing time of %v = %.6f, want %.6f", tc.mi.format, tc.start, got, tc.want)
+		}
 	}
 }
