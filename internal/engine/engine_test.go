@@ -398,6 +398,75 @@ func TestReaderCloseReleasesPriorities(t *testing.T) {
 	}
 }
 
+// TestReaderSpan: a reader told the bounded range it will read (a player's or
+// the hls prefetch's Range request) wants every piece of it at once, and a
+// read there that waits puts all of them, and only them, in urgent mode; a
+// reader without a span wants only the piece under it there.
+func TestReaderSpan(t *testing.T) {
+	dataPath, _ := enginetest.WriteRandomFile(t, t.TempDir(), "movie.mp4", 8<<20, 8)
+	torrentPath, _ := enginetest.WriteTorrentFile(t, t.TempDir(), dataPath, pieceLen)
+	le := enginetest.NewEngine(t)
+	dumpOnFailure(t, le)
+	task := addStream(t, le, torrentPath) // no peers: nothing completes
+
+	r := openFile(t, task, t.Context(), -1)
+	off := int64(4<<20) + 100
+	r.SetSpan(off, off+3*pieceLen) // pieces 16 to 19
+	if _, err := r.Seek(off, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	prios := engine.PiecePriorities(task)
+	for p := 16; p <= 19; p++ {
+		if prios[p] != engine.PrioNow {
+			t.Errorf("piece %d of the span: priority %d, want Now", p, prios[p])
+		}
+	}
+	if prios[20] == engine.PrioNow {
+		t.Error("piece 20, past the span, wanted Now")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	r.SetContext(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Read(make([]byte, 32<<10))
+		done <- err
+	}()
+	enginetest.WaitFor(t, 30*time.Second, "the read to go urgent", func() bool { return engine.Urgent(task) })
+	for p := 16; p <= 21; p++ {
+		want := engine.PrioNone
+		if p <= 19 {
+			want = engine.PrioNow
+		}
+		if got := engine.LibraryPiecePriority(task, p); got != want {
+			t.Errorf("urgent: library priority of piece %d = %d, want %d", p, got, want)
+		}
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Error("a read of missing pieces returned no error when cancelled")
+	}
+
+	// Without a span, urgency covers the piece under the read only.
+	r2 := openFile(t, task, t.Context(), -1)
+	if _, err := r2.Seek(6<<20, io.SeekStart); err != nil { // piece 24
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	r2.SetContext(ctx2)
+	go func() {
+		_, err := r2.Read(make([]byte, 32<<10))
+		done <- err
+	}()
+	enginetest.WaitFor(t, 30*time.Second, "the read to go urgent", func() bool {
+		return engine.Urgent(task) && engine.LibraryPiecePriority(task, 24) == engine.PrioNow
+	})
+	if got := engine.LibraryPiecePriority(task, 25); got != engine.PrioNone {
+		t.Errorf("urgent without a span: library priority of piece 25 = %d, want None", got)
+	}
+	cancel2()
+	<-done
+}
+
 // TestDownloadAll downloads a whole multi-file torrent (not a stream task).
 func TestDownloadAll(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "Album")
