@@ -106,3 +106,17 @@ func SetQuickAckReadHook(hook func(c *net.TCPConn, after bool)) (restore func())
 	quickAckReadHook.Store(&hook)
 	return func() { quickAckReadHook.Store(nil) }
 }
+
+// RequestCeilings returns, per connection the engine watches, its request ceiling (0: none
+// yet), the most requests outstanding in a batch that started under a ceiling, and how many
+// such batches there were.
+func RequestCeilings(e *Engine) [][3]int {
+	w := e.peers
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out [][3]int
+	for _, s := range w.conns {
+		out = append(out, [3]int{s.ceiling, s.ceiledMax, s.ceiledBatches})
+	}
+	return out
+}

@@ -156,6 +156,13 @@ type peerState struct {
 	expecting   time.Duration
 	expectSince time.Time
 	samples     []rateSample
+	// ceiling bounds the connection's request window (window.go), 0 while its rate is unknown;
+	// set from the samples. For tests: the most requests outstanding in a batch that started
+	// under a ceiling, and how many such batches there were.
+	ceiling       int
+	batchCeiled   bool
+	ceiledMax     int
+	ceiledBatches int
 }
 
 // rateSample is a connection's block count and time spent expecting blocks at one moment.
@@ -182,8 +189,9 @@ func newPeerWatch() *peerWatch {
 // install registers the watch's callbacks in the client config.
 func (w *peerWatch) install(cb *torrent.Callbacks) {
 	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) {
-		w.sent(ev.Peer)
-		raiseRequestWindow(ev.Peer) // window.go
+		ceiling := w.sent(ev.Peer)
+		raiseRequestWindow(ev.Peer)          // window.go
+		limitRequestWindow(ev.Peer, ceiling) // window.go
 	})
 	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) { w.deleted(ev.Peer) })
 	cb.PeerClosed = append(cb.PeerClosed, w.closed)
@@ -228,19 +236,28 @@ func (w *peerWatch) state(p *torrent.Peer) *peerState {
 	return s
 }
 
-// sent starts the wait for a block unless one is under way. Requests cancelled and issued
-// again (urgent mode's kicks) keep the wait's start: a kick must not hide a stall.
-func (w *peerWatch) sent(p *torrent.Peer) {
+// sent starts the wait for a block unless one is under way, and returns the connection's
+// request ceiling (0: none). Requests cancelled and issued again (urgent mode's kicks) keep
+// the wait's start: a kick must not hide a stall.
+func (w *peerWatch) sent(p *torrent.Peer) (ceiling int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.state(p)
 	if s.outstanding == 0 {
 		s.expectSince = w.now()
+		s.batchCeiled = s.ceiling > 0
+		if s.batchCeiled {
+			s.ceiledBatches++
+		}
 	}
 	s.outstanding++
+	if s.batchCeiled {
+		s.ceiledMax = max(s.ceiledMax, s.outstanding)
+	}
 	if s.askedAt.IsZero() {
 		s.askedAt = w.now()
 	}
+	return s.ceiling
 }
 
 func (w *peerWatch) deleted(p *torrent.Peer) {
@@ -325,6 +342,9 @@ func (w *peerWatch) rate(p *torrent.Peer, now time.Time) (blocks int, expecting,
 	old := s.samples[0]
 	if !s.choked {
 		owing = s.outstanding
+	}
+	if c := requestQueueCeiling(s.blocks-old.blocks, exp-old.expecting); c > 0 {
+		s.ceiling = c
 	}
 	return s.blocks - old.blocks, exp - old.expecting, now.Sub(old.at), owing
 }

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"math"
 	"reflect"
+	"time"
 	"unsafe"
 
 	"github.com/anacrolix/torrent"
@@ -53,5 +55,49 @@ func raiseRequestWindow(p *torrent.Peer) {
 	peak := (*int)(unsafe.Add(unsafe.Pointer(p), peakRequestsOffset))
 	if *peak < requestWindowFloor/2 {
 		*peak = requestWindowFloor / 2
+	}
+}
+
+// The request queue's ceiling.
+//
+// The window above only grows: the library doubles it batch after batch up to the peer's reqq
+// (250 to 500 for most clients) or about 960, whatever the peer delivers. Against a seeder
+// limited to 2 MB/s (the /watch benchmark's qBittorrent) 500 queued blocks are four seconds of
+// its upload, and a seek's new piece, asked for after them, waits for all of them: the seeder
+// serves requests in the order they came, and cancelling them makes libtorrent reject each,
+// after which the library asks that connection for nothing more (urgent.go). So once a
+// connection's rate is known the engine also holds its window under what the peer delivers
+// in requestQueueTime, never below requestWindowFloor. A fast peer is not held back: its
+// rate is measured while requests are outstanding, so as long as requestQueueTime is longer
+// than a round trip (or Transmission's 500 ms pulse, which the floor covers at 2 MB/s), a
+// window that limits the rate lets the measured rate, and so the ceiling, grow; on loopback
+// an unlimited qBittorrent's ceiling is above the library's own bound.
+const (
+	requestQueueTime = 500 * time.Millisecond
+	// queueRateMinBlocks is how many blocks a connection must have delivered, over at least
+	// a second of waiting for them, before its rate sets a ceiling.
+	queueRateMinBlocks = 32
+)
+
+// requestQueueCeiling returns the ceiling for a connection that delivered blocks while
+// requests were outstanding for expecting, or 0 (no ceiling) while that is too little to tell.
+func requestQueueCeiling(blocks int, expecting time.Duration) int {
+	if blocks < queueRateMinBlocks || expecting < time.Second {
+		return 0
+	}
+	c := int(math.Ceil(float64(blocks) / expecting.Seconds() * requestQueueTime.Seconds()))
+	return max(c, requestWindowFloor)
+}
+
+// limitRequestWindow holds p's request window at or under ceiling (0: no ceiling). Like
+// raiseRequestWindow it runs in the SentRequest callback with the client's lock held; the
+// update under way sees the lowered window from its next request on.
+func limitRequestWindow(p *torrent.Peer, ceiling int) {
+	if !peakRequestsFound || p == nil || ceiling <= 0 {
+		return
+	}
+	peak := (*int)(unsafe.Add(unsafe.Pointer(p), peakRequestsOffset))
+	if *peak > ceiling/2 {
+		*peak = ceiling / 2
 	}
 }
