@@ -69,7 +69,8 @@ func raiseRequestWindow(p *torrent.Peer) {
 // connection's rate is known the engine also holds its window under what the peer delivers
 // in requestQueueTime, never below requestWindowFloor. A fast peer is not held back: its
 // rate is measured while requests are outstanding, so as long as requestQueueTime is longer
-// than a round trip (or Transmission's 500 ms pulse, which the floor covers at 2 MB/s), a
+// than a round trip (or Transmission's 500 ms pulse, or the 500 ms tick on which a rate-limited
+// libtorrent hands out upload quota: the floor covers both at 2 MB/s), a
 // window that limits the rate lets the measured rate, and so the ceiling, grow; on loopback
 // an unlimited qBittorrent's ceiling is above the library's own bound.
 const (
