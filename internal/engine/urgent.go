@@ -33,6 +33,14 @@ import (
 // kick and the steady pokes the window grows as blocks arrive, and a seek there takes a
 // few tens of ms (docs/benchmarks.md). A connection that really stops delivering is closed
 // by the peer watchdog instead (peers.go), which hands its requests to the other peers.
+//
+// The poke wakes only connections with nothing outstanding, by making a piece urgent mode
+// holds back wanted and unwanted again (see poke); it used to toggle uploads, which ran an
+// update on every connection and so also shrank the busy ones' windows to one request.
+// Neither way sends anything aria2 1.36 counts as flooding (two in 5 s close the
+// connection): it counts every keep-alive, but a choke or unchoke only when, after applying
+// it, its record of our choking still differs from the message, which happens only while it
+// fetches a magnet's metadata and skips applying them (TestRealClientPokedSeeks).
 const (
 	urgentWatchInterval = 25 * time.Millisecond
 	// urgentQuiet is how long the task may receive no block while urgent before the
