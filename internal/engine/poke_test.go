@@ -2,12 +2,15 @@ package engine_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/torrentclaw/cli/internal/clienttest"
 	"github.com/torrentclaw/cli/internal/engine"
+	"github.com/torrentclaw/cli/internal/enginetest"
 )
 
 // pokeEvery is how often the poke tests poke: faster than urgent mode does (urgentQuiet,
@@ -98,4 +101,67 @@ func pokedSeeks(t *testing.T, start startClient) {
 		t.Fatalf("none of %d pokes pulsed a piece: every one toggled uploads", n.pokes)
 	}
 	t.Logf("%d pokes, %d of them pulsed a piece; %s's connection stayed up", n.pokes, n.pulses, cl.Name())
+}
+
+// TestPokePulseRestoresPriorities puts a task in urgent mode (a read after a seek, from an
+// in-process seeder slowed to 32 KiB/s so that the piece stays missing) and pokes it: the
+// poke must pulse a piece (the seeder has every piece and urgent mode holds all but the
+// waited-for one back), and every missing piece's priority in the torrent library and in the
+// task's ledger must be what it was before the poke.
+func TestPokePulseRestoresPriorities(t *testing.T) {
+	const size, pieceLength = 8 << 20, 256 << 10
+	src, _ := enginetest.WriteRandomFile(t, t.TempDir(), "movie.mkv", size, 31)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{PieceLength: pieceLength, UploadRateBytes: 32 << 10})
+	si := seeder.Add(t, src)
+	task, r := enginetest.OpenStream(t, enginetest.NewEngine(t), si.Magnet)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r.SetContext(ctx)
+	const seekTo = 5<<20 + 1000
+	if _, err := r.Seek(seekTo, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1) // buffered: the reader never waits for the test
+	go func() {
+		_, err := r.Read(make([]byte, 1024))
+		done <- err
+	}()
+	const waited, held = seekTo / pieceLength, 3 << 20 / pieceLength // held: no claim wants it while urgent
+	enginetest.WaitFor(t, 30*time.Second, "the read to put the task in urgent mode, its piece wanted, the others held back", func() bool {
+		return engine.Urgent(task) && engine.LibraryPiecePriority(task, waited) == engine.PrioNow &&
+			engine.LibraryPiecePriority(task, held) == engine.PrioNone
+	})
+
+	const pieces = size / pieceLength
+	library := func() map[int]int {
+		m := make(map[int]int)
+		for p := range pieces {
+			m[p] = engine.LibraryPiecePriority(task, p)
+		}
+		return m
+	}
+	libBefore, ledgerBefore := library(), engine.PiecePriorities(task)
+	if !engine.Poke(task) {
+		t.Fatal("the poke toggled uploads; want it to pulse a piece urgent mode holds back")
+	}
+	libAfter, ledgerAfter := library(), engine.PiecePriorities(task)
+	for p := range pieces {
+		if engine.PieceComplete(task, p) {
+			continue // a completed piece's priority drops to none on its own
+		}
+		if libAfter[p] != libBefore[p] {
+			t.Errorf("piece %d: library priority %d after the poke, %d before", p, libAfter[p], libBefore[p])
+		}
+		if ledgerAfter[p] != ledgerBefore[p] {
+			t.Errorf("piece %d: ledger priority %d after the poke, %d before", p, ledgerAfter[p], ledgerBefore[p])
+		}
+	}
+	if libAfter[waited] != engine.PrioNow && !engine.PieceComplete(task, waited) {
+		t.Errorf("the piece the read waits for (%d) has priority %d after the poke, want %d", waited, libAfter[waited], engine.PrioNow)
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("read: %v", err)
+	}
 }
