@@ -14,7 +14,11 @@
 // tracks a player plays cost CPU, and switching language never touches the
 // video's ffmpeg. The video segments carry no audio. Audio segments have the
 // video's boundaries and timestamps (same cut list, same -ss and
-// -output_ts_offset), within one audio frame. Audio ffmpeg processes do not
+// -output_ts_offset), within one audio frame. When the video's ffmpeg
+// restarts at a segment (a seek), the audio rendition the player last asked
+// for is started there too, unless that segment is made or on its way: a
+// seeking player needs both, and hls.js may ask for the audio only once the
+// video segment has arrived. Audio ffmpeg processes do not
 // take MaxTranscodes slots (they cost a few percent of a core and a player
 // needs one next to the video's).
 //
@@ -87,11 +91,15 @@
 //     given exactly those cut times. Real files with irregular GOPs get
 //     irregular but exact EXTINFs.
 //   - Otherwise video is transcoded (libx264 veryfast with -tune
-//     zerolatency, High profile, at most 1920x1080) with keyframes forced on
-//     a fixed SegmentSeconds grid, which is then the plan. zerolatency: a
-//     segment is complete only when the encoder emits the next one's first
-//     frame, and x264's lookahead would hold every segment (a seek's first
-//     one too) back by about 16 frames.
+//     zerolatency, CRF 21 capped by the variant's -maxrate, High profile, at
+//     most 1920x1080) with keyframes forced on a fixed SegmentSeconds grid,
+//     which is then the plan. zerolatency: a segment is complete only when
+//     the encoder emits the next one's first frame, and x264's lookahead
+//     would hold every segment (a seek's first one too) back by about 16
+//     frames. A seek therefore waits for ffmpeg's start (about 140 ms of CPU
+//     for Debian's build, most of it loading shared libraries), the input's
+//     open and -ss (decoding from the keyframe before the cut), and one whole
+//     segment's encoding; docs/benchmarks.md has the figures.
 //   - Audio is copied only when it is AAC-LC mono/stereo, otherwise encoded
 //     to AAC-LC stereo at 160 kb/s; audio never decides a cut.
 //

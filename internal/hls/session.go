@@ -84,6 +84,9 @@ type Session struct {
 	// unknown); set by probeAndPlan (copy) or loadSeekIndex (transcode).
 	seekIdx *seekIndex
 	pf      *prefetchRun // the running prefetch, or nil
+	// lastAudio is the audio rendition a player asked a segment of most
+	// recently (nil before any): a video restart starts it alongside.
+	lastAudio *track
 
 	wg        sync.WaitGroup // prepare and producer goroutines
 	closeOnce sync.Once
@@ -501,6 +504,9 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 			return "", ErrNotFound
 		}
 		tr.lastReq = idx
+		if tr.audio != nil {
+			s.lastAudio = tr
+		}
 		if seg := &tr.segs[idx]; seg.done {
 			seg.used = time.Now()
 			s.resumeLocked(tr)
@@ -531,6 +537,12 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 				return "", ctx.Err()
 			}
 		}
+		if tr.audio == nil && waitRun == 0 {
+			if a := s.companionLocked(idx); a != nil {
+				s.wg.Add(1) // under mu: Close waits only after it set closed
+				go s.startCompanion(a, idx)
+			}
+		}
 		s.mu.Unlock()
 		run, err := s.restart(ctx, tr, idx)
 		if err != nil {
@@ -539,6 +551,29 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 		if run > 0 {
 			waitRun = run
 		}
+	}
+}
+
+// companionLocked returns the audio rendition to start at segment idx next
+// to a video restart there, or nil: the one the player last asked for, when
+// its segment idx is neither made nor on its way. A player that seeks asks
+// for both; hls.js often asks for the audio only once the video segment has
+// arrived, and two ffmpeg starts in a row cost twice one. An audio switch
+// restarts only the new rendition: the video's segment at the playhead is
+// made already.
+func (s *Session) companionLocked(idx int) *track {
+	a := s.lastAudio
+	if a == nil || a.segs[idx].done || s.coversLocked(a.prod, idx) {
+		return nil
+	}
+	return a
+}
+
+// startCompanion starts audio track a at segment idx (see companionLocked).
+func (s *Session) startCompanion(a *track, idx int) {
+	defer s.wg.Done()
+	if _, err := s.restart(s.ctx, a, idx); err != nil && s.ctx.Err() == nil {
+		s.log.Debug("hls companion audio start failed", "track", a.id, "segment", idx, "err", err)
 	}
 }
 
@@ -553,6 +588,7 @@ func (s *Session) coversLocked(p *producer, idx int) bool {
 // transcode slot: an audio rendition's (AAC at 160 kb/s, or a copy) costs a
 // few percent of one core, and a player needs it next to the video's.
 func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) {
+	asked := time.Now()
 	select {
 	case tr.startGate <- struct{}{}:
 	case <-ctx.Done():
@@ -653,7 +689,10 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 	s.wg.Add(1)
 	go s.produce(tr, p)
 	s.prefetchLocked(idx, idx)
-	s.log.Debug("ffmpeg start", "run", p.run, "track", tr.id, "segment", idx, "end", end)
+	// waited_ms: the old run's exit and a transcode slot, before this
+	// one could start.
+	s.log.Debug("ffmpeg start", "run", p.run, "track", tr.id, "segment", idx, "end", end,
+		"waited_ms", p.started.Sub(asked).Milliseconds())
 	return p.run, nil
 }
 

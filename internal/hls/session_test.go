@@ -195,6 +195,72 @@ func TestSeek(t *testing.T) {
 	}
 }
 
+// A seek restarts the video's ffmpeg, and the audio rendition the player
+// was listening to is started at the same segment before the player asks
+// for it: hls.js often asks for the audio only after the video segment has
+// arrived, and waiting for two ffmpeg starts in a row doubles the seek.
+func TestSeekStartsAudioAlongside(t *testing.T) {
+	// Throttled like a torrent, so that the audio ffmpeg started at 0 is
+	// paused three segments ahead long before it could reach the seek.
+	path := media(t, mediaTranscode)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveMedia(t, path, serverOptions{bytesPerSec: max(fi.Size()/6, 1)})
+	m := newTestManager(t, Options{SegmentSeconds: 1})
+	m.readaheadSec = 1 // pause 3 segments ahead
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := fetchPlaylist(t, s)
+	if len(pl.segments) != 12 {
+		t.Fatalf("%d segments, want 12", len(pl.segments))
+	}
+	// A video restart before any audio request starts no audio.
+	if _, err := s.Segment(t.Context(), segmentName(0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.audioStarts.Load(); got != 0 {
+		t.Fatalf("%d audio ffmpeg started before any audio request", got)
+	}
+	if _, err := s.Segment(t.Context(), audioSegmentName(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+
+	const target = 10
+	vpath, err := s.Segment(t.Context(), segmentName(target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vp := checkSegment(t, vpath, pl, target)
+	// The deadline is a hang guard (see waitFor).
+	waitFor(t, "the audio segment at the seek", 60*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.tracks[1].segs[target].done
+	})
+	if got := m.audioStarts.Load(); got != 2 {
+		t.Errorf("audio ffmpeg started %d times, want 2 (at 0, then at the seek without being asked)", got)
+	}
+	apath, err := s.Segment(t.Context(), audioSegmentName(0, target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := probeSegment(t, apath)
+	if ap.audioCodec != "aac" || ap.audioChannels != 2 || ap.codec != "" {
+		t.Errorf("audio segment %d = video %q audio %s/%d, want aac/2 only", target, ap.codec, ap.audioCodec, ap.audioChannels)
+	}
+	if math.Abs(ap.audioStart-vp.videoStart) > audioTolerance || math.Abs(ap.audioDur-pl.segments[target].duration) > audioTolerance {
+		t.Errorf("audio segment %d at %.3f for %.3f s, video segment at %.3f for EXTINF %.3f",
+			target, ap.audioStart, ap.audioDur, vp.videoStart, pl.segments[target].duration)
+	}
+	if got := m.starts.Load(); got != 2 {
+		t.Errorf("video ffmpeg started %d times, want 2", got)
+	}
+}
+
 // A throttled input (a torrent still downloading): the playlists are ready
 // long before the file has been read, and segments arrive as bytes do.
 func TestThrottledInput(t *testing.T) {
