@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +33,14 @@ import (
 // kick and the steady pokes the window grows as blocks arrive, and a seek there takes a
 // few tens of ms (docs/benchmarks.md). A connection that really stops delivering is closed
 // by the peer watchdog instead (peers.go), which hands its requests to the other peers.
+//
+// The poke wakes only connections with nothing outstanding, by making a piece urgent mode
+// holds back wanted and unwanted again (see poke); it used to toggle uploads, which ran an
+// update on every connection and so also shrank the busy ones' windows to one request.
+// Neither way sends anything aria2 1.36 counts as flooding (two in 5 s close the
+// connection): it counts every keep-alive, but a choke or unchoke only when, after applying
+// it, its record of our choking still differs from the message, which happens only while it
+// fetches a magnet's metadata and skips applying them (TestRealClientPokedSeeks).
 const (
 	urgentWatchInterval = 25 * time.Millisecond
 	// urgentQuiet is how long the task may receive no block while urgent before the
@@ -163,19 +172,144 @@ func (t *Task) setFilePriorities(prio torrent.PiecePriority) {
 	}
 }
 
-// poke makes every peer connection that has no request outstanding ask for what is wanted.
-// The library offers no direct way; toggling uploads triggers a request update on every
-// connection without cancelling anything.
-func (t *Task) poke() {
+// poke makes the peer connections that have nothing outstanding ask for what is wanted, and
+// leaves the others alone. The library (v1.59.1) runs a connection's request update only when
+// something wakes it, and a reject (the answer of libtorrent and aria2 to a cancel) wakes it
+// for nothing: the update it runs adds no request. One thing wakes exactly the connections
+// that are idle: a piece that becomes wanted (pending, in the library's words) makes every
+// connection that has the piece, has no request outstanding and is not choking us run an
+// update, with a reason that lets it add requests. So poke makes a piece that is not wanted
+// wanted and unwanted again (pulse). The update runs on each connection's writer after
+// that and asks, by priority, for what readers wait on; the pulsed piece has the lowest
+// priority, so if a writer runs between the two changes it may ask for some of it as well,
+// and those blocks are kept. Nothing goes on the wire but the requests.
+//
+// The piece is one of the task's, not wanted now, missing, and next after the read head
+// where possible (what urgent mode holds back), chosen so that no connection's interest
+// changes: every connection that has it must also have a piece that stays wanted, or the
+// library could tell that peer "interested" and then "not interested", and unchoke and choke
+// it (it unchokes peers that have something we want). When the task has no such piece
+// (outside urgent mode a streamed file is wanted whole), poke falls back to toggling
+// uploads (DisallowDataUpload, AllowDataUpload), which runs a request update on every
+// connection: the busy ones then size their request window by what that update added,
+// which is nothing when their queue is full, so their window starts again from one request.
+// It reports whether it pulsed a piece (false: it toggled uploads, or did nothing).
+func (t *Task) poke() (pulsed bool) {
 	t.flagMu.Lock()
 	defer t.flagMu.Unlock()
-	if !t.dlAllowed || t.stopped {
-		return
+	if !t.dlAllowed || t.stopped || !t.hasInfo() {
+		return false
+	}
+	if p := t.pokePiece(); p >= 0 && t.prio.pulse(p) {
+		return true
 	}
 	t.tor.DisallowDataUpload()
 	if t.ulAllowed {
 		t.tor.AllowDataUpload()
 	}
+	return false
+}
+
+// pokeScan bounds how many candidate pieces pokePiece weighs.
+const pokeScan = 64
+
+// pokePiece returns the piece poke pulses, or -1 when none is safe: a missing piece of the
+// task's file(s) that is not wanted now, such that every connection that has it also has a
+// wanted piece, preferring the piece that the most connections with a wanted piece have,
+// then the first after the first wanted piece.
+func (t *Task) pokePiece() int {
+	begin, end := 0, t.tor.NumPieces()
+	if t.stream {
+		t.mu.Lock()
+		sel := t.selected
+		t.mu.Unlock()
+		if sel < 0 {
+			return -1
+		}
+		f := t.tor.Files()[sel]
+		begin, end = f.BeginPieceIndex(), f.EndPieceIndex()
+	}
+	var wanted, free []int
+	firstWanted := -1
+	i := 0
+	for _, run := range t.tor.PieceStateRuns() {
+		for range run.Length {
+			if i >= begin && i < end {
+				switch {
+				case run.Priority != torrent.PiecePriorityNone:
+					wanted = append(wanted, i)
+					if firstWanted < 0 {
+						firstWanted = i
+					}
+				case run.Ok && !run.Complete && !run.Checking && !run.Marking && !run.MissingPieceLayerHash:
+					free = append(free, i)
+				}
+			}
+			i++
+		}
+	}
+	if len(wanted) == 0 || len(free) == 0 {
+		return -1
+	}
+	// Candidates in order from the first wanted piece, wrapping around.
+	start, _ := slices.BinarySearch(free, firstWanted)
+	cands := append(slices.Clone(free[start:]), free[:start]...)
+	if len(cands) > pokeScan {
+		cands = cands[:pokeScan]
+	}
+	type conn struct {
+		has       func(int) bool
+		wantsSome bool
+	}
+	var conns []conn
+	for _, pc := range t.tor.PeerConns() {
+		bm := pc.PeerPieces()
+		has := func(p int) bool { return bm.Contains(uint32(p)) }
+		c := conn{has: has}
+		for _, w := range wanted {
+			if has(w) {
+				c.wantsSome = true
+				break
+			}
+		}
+		conns = append(conns, c)
+	}
+	best, bestScore := -1, 0
+	for _, p := range cands {
+		score, safe := 0, true
+		for _, c := range conns {
+			if !c.has(p) {
+				continue
+			}
+			if !c.wantsSome {
+				safe = false
+				break
+			}
+			score++
+		}
+		if safe && score > bestScore {
+			best, bestScore = p, score
+		}
+	}
+	return best
+}
+
+// pulse makes piece p wanted and unwanted again, so that the idle connections that have it
+// run a request update (see poke). It does nothing, and returns false, when the ledger holds
+// a priority for p. Defined here, beside its only caller; it holds the ledger's lock so that
+// no claim changes p meanwhile.
+func (l *ledger) pulse(p int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	if _, ok := l.applied[p]; ok {
+		return false
+	}
+	l.set(p, prioNormal)
+	l.set(p, prioNone)
+	return true
 }
 
 // watchUrgency ends urgent mode when the pieces readers wait for are verified (or after
