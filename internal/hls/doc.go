@@ -90,7 +90,7 @@
 //     chosen among those keyframes (nearest to SegmentSeconds), and ffmpeg is
 //     given exactly those cut times. Real files with irregular GOPs get
 //     irregular but exact EXTINFs.
-//   - Otherwise video is transcoded (libx264 veryfast with -tune
+//   - Otherwise video is transcoded (libx264 superfast with -tune
 //     zerolatency, CRF 21 capped by the variant's -maxrate, High profile, at
 //     most 1920x1080) with keyframes forced on a fixed SegmentSeconds grid,
 //     which is then the plan. zerolatency: a segment is complete only when
@@ -99,7 +99,9 @@
 //     frames. A seek therefore waits for ffmpeg's start (about 140 ms of CPU
 //     for Debian's build, most of it loading shared libraries), the input's
 //     open and -ss (decoding from the keyframe before the cut), and one whole
-//     segment's encoding; docs/benchmarks.md has the figures.
+//     segment's encoding, most of it from 720p up: superfast rather than
+//     veryfast makes that a third shorter for about 0.001 of SSIM at the
+//     same bytes; docs/benchmarks.md has the figures.
 //   - Audio is copied only when it is AAC-LC mono/stereo, otherwise encoded
 //     to AAC-LC stereo at 160 kb/s; audio never decides a cut.
 //
