@@ -431,7 +431,19 @@ func TestReaderSpan(t *testing.T) {
 		_, err := r.Read(make([]byte, 32<<10))
 		done <- err
 	}()
-	enginetest.WaitFor(t, 30*time.Second, "the read to go urgent", func() bool { return engine.Urgent(task) })
+	// The library reports a piece's priority as None until it has read the piece's completion
+	// from storage, which it does in the background after the add: wait for those checked.
+	enginetest.WaitFor(t, 30*time.Second, "the read to go urgent, the pieces' completion known", func() bool {
+		if !engine.Urgent(task) {
+			return false
+		}
+		for p := 16; p <= 21; p++ {
+			if !engine.PieceCompletionKnown(task, p) {
+				return false
+			}
+		}
+		return true
+	})
 	for p := 16; p <= 21; p++ {
 		want := engine.PrioNone
 		if p <= 19 {
@@ -458,7 +470,8 @@ func TestReaderSpan(t *testing.T) {
 		done <- err
 	}()
 	enginetest.WaitFor(t, 30*time.Second, "the read to go urgent", func() bool {
-		return engine.Urgent(task) && engine.LibraryPiecePriority(task, 24) == engine.PrioNow
+		return engine.Urgent(task) && engine.LibraryPiecePriority(task, 24) == engine.PrioNow &&
+			engine.PieceCompletionKnown(task, 25)
 	})
 	if got := engine.LibraryPiecePriority(task, 25); got != engine.PrioNone {
 		t.Errorf("urgent without a span: library priority of piece 25 = %d, want None", got)

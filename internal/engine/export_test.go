@@ -27,6 +27,12 @@ func PieceComplete(t *Task, piece int) bool {
 	return t.tor.Piece(piece).State().Complete
 }
 
+// PieceCompletionKnown reports whether the library has read a piece's completion from storage
+// (until then it reports the piece's priority as None).
+func PieceCompletionKnown(t *Task, piece int) bool {
+	return t.tor.Piece(piece).State().Ok
+}
+
 // Urgent reports whether the task is in urgent mode.
 func Urgent(t *Task) bool {
 	t.urg.mu.Lock()
