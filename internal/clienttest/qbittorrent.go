@@ -204,3 +204,16 @@ func (q *QBittorrent) AddPeers(t testing.TB, infoHash string, peers ...string) {
 	t.Helper()
 	q.form(t, "torrents/addPeers", url.Values{"hashes": {strings.ToLower(infoHash)}, "peers": {strings.Join(peers, "|")}})
 }
+
+// SetUploadLimit changes the client's global upload limit (bytes per second, 0: none) while
+// it runs.
+func (q *QBittorrent) SetUploadLimit(t testing.TB, bytesPerSecond int) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"up_limit": bytesPerSecond})
+	q.form(t, "app/setPreferences", url.Values{"json": {string(b)}})
+	var got map[string]any
+	q.getJSON(t, "app/preferences", &got)
+	if v, ok := got["up_limit"].(float64); !ok || v != float64(bytesPerSecond) {
+		t.Fatalf("qbittorrent-nox: up_limit is %v, want %d", got["up_limit"], bytesPerSecond)
+	}
+}

@@ -1,12 +1,14 @@
 package engine_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/torrentclaw/cli/internal/clienttest"
 	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/enginetest"
 )
@@ -55,5 +57,70 @@ func TestRequestCeiling(t *testing.T) {
 	}
 	if !ceiled {
 		t.Error("no connection's requests were held under a ceiling")
+	}
+}
+
+// TestRealClientCeilingFollowsRate: the ceiling is measured while it binds, so it must not
+// pin a connection to the rate it had when it was set (on loopback a window of 64 still
+// carries 16 MB/s, but over a real round trip the window bounds the rate). A qBittorrent seeder limited to
+// 2 MB/s (a ceiling at the floor of 64 requests, 1 MiB) has its limit raised to 16 MB/s
+// mid-read; the ceiling must then grow to at least twice the floor (a rate above 4 MB/s
+// measured through it) before the file ends, and the bytes must match.
+func TestRealClientCeilingFollowsRate(t *testing.T) {
+	if !clienttest.Isolate(t) {
+		return
+	}
+	clienttest.Need(t, "qbittorrent-nox")
+	const size, pieceLength = 96 << 20, 1 << 20
+	src, path, want := realSource(t, size, 31)
+	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, pieceLength, func(string) string { return "" })
+	cl := clienttest.StartQBittorrent(t, clienttest.Options{UploadRateBytes: 2_000_000})
+	cl.AddTorrent(t, torrentPath, src)
+	clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
+	e := enginetest.NewEngine(t, func(o *engine.Options) { *o = realEngineOptions(t) })
+	_, r := enginetest.OpenStream(t, e, torrentPath, cl.PeerAddr().String())
+
+	maxCeiling := func() int {
+		m := 0
+		for _, c := range engine.RequestCeilings(e) {
+			m = max(m, c[0])
+		}
+		return m
+	}
+	got := make([]byte, 0, size)
+	buf := make([]byte, 256<<10)
+	raisedAt, grewAt, seen := -1, -1, 0
+	step(t, r, cl, "read", func() {
+		for {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			c := maxCeiling()
+			if raisedAt >= 0 {
+				seen = max(seen, c)
+			}
+			if raisedAt < 0 && c > 0 {
+				cl.SetUploadLimit(t, 16_000_000)
+				raisedAt = len(got)
+				t.Logf("ceiling %d after %d MiB; seeder's limit raised to 16 MB/s", c, len(got)>>20)
+			} else if raisedAt >= 0 && grewAt < 0 && c >= 128 {
+				grewAt = len(got)
+				t.Logf("ceiling %d after %d MiB", c, len(got)>>20)
+			}
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatalf("read at %d: %v", len(got), err)
+			}
+		}
+	})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, differ from the file (%d bytes)", len(got), len(want))
+	}
+	if raisedAt < 0 {
+		t.Fatal("no ceiling was set while reading from a seeder limited to 2 MB/s")
+	}
+	if grewAt < 0 {
+		t.Fatalf("the ceiling grew to no more than %d after the seeder's limit went from 2 to 16 MB/s", seen)
 	}
 }
