@@ -3,6 +3,7 @@ package clienttest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -163,9 +165,14 @@ func tailFile(path string, n int64) string {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that is free for TCP and UDP at the time of the
-// call (inside a test's own namespace nothing else takes it).
+// call and that no earlier call in this process returned (the kernel may hand a port that was
+// just closed out again, and a client given the same port twice cannot bind its second use).
+// Something else in the namespace, e.g. a connection's ephemeral port, may still take it
+// before the client binds it: StartQBittorrent retries on fresh ports then.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	for range 50 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -176,28 +183,50 @@ func FreePort(t testing.TB) int {
 		ln.Close()
 		if err == nil {
 			pc.Close()
-			return port
+			if !portsGiven[port] {
+				portsGiven[port] = true
+				return port
+			}
 		}
 	}
 	t.Fatal("no free port for TCP and UDP")
 	return 0
 }
 
+var (
+	portsMu    sync.Mutex
+	portsGiven = make(map[int]bool) // guarded by portsMu
+)
+
 // waitHTTP waits until url answers (any status) or the process exits.
 func waitHTTP(t testing.TB, p *proc, url string, timeout time.Duration) {
 	t.Helper()
+	if err := waitHTTPErr(p, url, timeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// probeClient is waitHTTPErr's client: a port something else holds may accept and never
+// answer.
+var probeClient = &http.Client{Timeout: 2 * time.Second}
+
+// errExited is wrapped by waitHTTPErr's error when the process ended before answering.
+var errExited = errors.New("exited")
+
+// waitHTTPErr is waitHTTP returning the failure instead of ending the test.
+func waitHTTPErr(p *proc, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := http.Get(url)
+		resp, err := probeClient.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			return
+			return nil
 		}
 		if perr := p.exited(); perr != nil {
-			t.Fatalf("%v before answering %s\n%s", perr, redactURL(url), p.LogTail())
+			return fmt.Errorf("%w: %v before answering %s\n%s", errExited, perr, redactURL(url), p.LogTail())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer on %s within %v: %v\n%s", p.name, redactURL(url), timeout, err, p.LogTail())
+			return fmt.Errorf("%s did not answer on %s within %v: %v\n%s", p.name, redactURL(url), timeout, err, p.LogTail())
 		}
 		time.Sleep(50 * time.Millisecond) // polling a port that is not open yet; nothing to await
 	}

@@ -3,6 +3,7 @@ package clienttest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -35,10 +36,15 @@ func StartQBittorrent(t testing.TB, opts Options) *QBittorrent {
 	t.Helper()
 	requireIsolated(t, "qbittorrent-nox")
 	Need(t, "qbittorrent-nox")
-	prof := t.TempDir()
-	q := &QBittorrent{peer: FreePort(t), webui: FreePort(t), hc: &http.Client{Timeout: 10 * time.Second}}
-	limited := opts.UploadRateBytes > 0
-	conf := fmt.Sprintf(`[LegalNotice]
+	// A port FreePort returned may be taken before qBittorrent binds it (another
+	// connection's ephemeral port): it then exits saying so, and starts again on new ports.
+	var q *QBittorrent
+	var limited bool
+	for attempt := 1; ; attempt++ {
+		prof := t.TempDir()
+		q = &QBittorrent{peer: FreePort(t), webui: FreePort(t), hc: &http.Client{Timeout: 10 * time.Second}}
+		limited = opts.UploadRateBytes > 0
+		conf := fmt.Sprintf(`[LegalNotice]
 Accepted=true
 
 [BitTorrent]
@@ -70,16 +76,25 @@ WebUI\CSRFProtection=false
 WebUI\HostHeaderValidation=false
 WebUI\UseUPnP=false
 `, q.peer, !opts.OneConnectionPerIP, !limited, limited, filepath.Join(prof, "downloads"), q.webui)
-	cfgDir := filepath.Join(prof, "qBittorrent", "config")
-	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+		cfgDir := filepath.Join(prof, "qBittorrent", "config")
+		if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfgDir, "qBittorrent.conf"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		q.proc = startProc(t, filepath.Join(prof, "qbittorrent.log"), "qbittorrent-nox",
+			"--profile="+prof, fmt.Sprintf("--webui-port=%d", q.webui))
+		err := waitHTTPErr(q.proc, q.api("app/version"), 30*time.Second)
+		if err == nil {
+			break
+		}
+		if attempt < 3 && errors.Is(err, errExited) && strings.Contains(q.proc.LogTail(), "already in use") {
+			t.Logf("qbittorrent-nox: a port was taken before it bound it; starting again on new ports")
+			continue
+		}
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "qBittorrent.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	q.proc = startProc(t, filepath.Join(prof, "qbittorrent.log"), "qbittorrent-nox",
-		"--profile="+prof, fmt.Sprintf("--webui-port=%d", q.webui))
-	waitHTTP(t, q.proc, q.api("app/version"), 30*time.Second)
 	// The same settings through the API, applied live (some of them are read only from
 	// there), then read back.
 	prefs := map[string]any{
