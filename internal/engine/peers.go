@@ -189,9 +189,7 @@ func newPeerWatch() *peerWatch {
 // install registers the watch's callbacks in the client config.
 func (w *peerWatch) install(cb *torrent.Callbacks) {
 	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) {
-		ceiling := w.sent(ev.Peer)
-		raiseRequestWindow(ev.Peer)          // window.go
-		limitRequestWindow(ev.Peer, ceiling) // window.go
+		setRequestWindow(ev.Peer, w.sent(ev.Peer)) // window.go
 	})
 	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) { w.deleted(ev.Peer) })
 	cb.PeerClosed = append(cb.PeerClosed, w.closed)

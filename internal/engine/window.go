@@ -45,16 +45,18 @@ func findPeakRequests() (uintptr, bool) {
 	return f.Offset, true
 }
 
-// raiseRequestWindow raises p's request window to at least requestWindowFloor (see above). It
-// runs in the library's SentRequest callback, with the client's lock held, which guards the
-// field.
-func raiseRequestWindow(p *torrent.Peer) {
+// setRequestWindow keeps p's request window at or above requestWindowFloor (see above) and,
+// when ceiling > 0, at or under ceiling (see below). It runs in the library's SentRequest
+// callback, with the client's lock held, which guards the field; the update under way sees
+// the new window from its next request on.
+func setRequestWindow(p *torrent.Peer, ceiling int) {
 	if !peakRequestsFound || p == nil {
 		return
 	}
 	peak := (*int)(unsafe.Add(unsafe.Pointer(p), peakRequestsOffset))
-	if *peak < requestWindowFloor/2 {
-		*peak = requestWindowFloor / 2
+	*peak = max(*peak, requestWindowFloor/2)
+	if ceiling > 0 {
+		*peak = min(*peak, ceiling/2)
 	}
 }
 
@@ -88,17 +90,4 @@ func requestQueueCeiling(blocks int, expecting time.Duration) int {
 	}
 	c := int(math.Ceil(float64(blocks) / expecting.Seconds() * requestQueueTime.Seconds()))
 	return max(c, requestWindowFloor)
-}
-
-// limitRequestWindow holds p's request window at or under ceiling (0: no ceiling). Like
-// raiseRequestWindow it runs in the SentRequest callback with the client's lock held; the
-// update under way sees the lowered window from its next request on.
-func limitRequestWindow(p *torrent.Peer, ceiling int) {
-	if !peakRequestsFound || p == nil || ceiling <= 0 {
-		return
-	}
-	peak := (*int)(unsafe.Add(unsafe.Pointer(p), peakRequestsOffset))
-	if *peak > ceiling/2 {
-		*peak = ceiling / 2
-	}
 }

@@ -16,15 +16,15 @@ func TestRequestWindowFloorFound(t *testing.T) {
 	}
 	var p torrent.Peer
 	peak := reflect.ValueOf(&p).Elem().FieldByName("peakRequests")
-	raiseRequestWindow(&p)
+	setRequestWindow(&p, 0)
 	if got := peak.Int(); got != requestWindowFloor/2 {
-		t.Fatalf("after raiseRequestWindow peakRequests = %d, want %d", got, requestWindowFloor/2)
+		t.Fatalf("after setRequestWindow peakRequests = %d, want %d", got, requestWindowFloor/2)
 	}
 	// A window the library grew beyond the floor stays as it is.
-	raiseRequestWindow(&p) // idempotent
+	setRequestWindow(&p, 0) // idempotent
 	*(*int)(peak.Addr().UnsafePointer()) = 3 * requestWindowFloor
-	raiseRequestWindow(&p)
+	setRequestWindow(&p, 0)
 	if got := peak.Int(); got != 3*requestWindowFloor {
-		t.Fatalf("raiseRequestWindow lowered peakRequests from %d to %d", 3*requestWindowFloor, got)
+		t.Fatalf("setRequestWindow lowered peakRequests from %d to %d", 3*requestWindowFloor, got)
 	}
 }

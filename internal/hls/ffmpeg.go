@@ -47,7 +47,7 @@ type runSpec struct {
 	pattern    string // output file pattern with one %05d
 	// exactSeek: the run's first segment starts on a keyframe that is
 	// more than lead (+ cutEpsilon) before the next one, so the run can
-	// make the demuxer land on it (see landArgs).
+	// make the demuxer land on it (see landing).
 	exactSeek bool
 	land      landing
 }

@@ -671,7 +671,9 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 		end:        end,
 		pattern:    filepath.Join(escapePattern(s.dir), "part-"+strconv.Itoa(p.run)+"-%05d.ts"),
 		exactSeek:  s.exactSeekLocked(idx),
-		land:       s.media.landing(),
+	}
+	if spec.exactSeek {
+		spec.land = s.seekIdx.land // exactSeekLocked: there is an index, made with the landing
 	}
 	var args []string
 	if video {
