@@ -274,6 +274,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.Join(err, e.closeClient(), e.completion.Close())
 	}
 	e.wg.Go(e.loop)
+	e.wg.Go(e.wakeOnRejects) // kick.go
 	e.log.Info("engine started", "listen", e.listen.String(), "download_dir", opts.DownloadDir)
 	return e, nil
 }

@@ -96,6 +96,8 @@ type peerWatch struct {
 	tcpRetry   map[string]*tcpRetry           // remote address → a TCP connection that may complete no handshake
 	seen       map[*Task]map[string]*seenConn // dial address → the task's connection to it, as checkPeers saw it
 	now        func() time.Time               // the clock; time.Now outside tests
+	rejected   chan struct{}                  // signalled when a peer rejects a request (kick.go)
+	kicking    *torrent.Torrent               // the torrent whose requests a kick cancels now
 }
 
 // redial is a peer that checkPeers closed and adds again, with backoff, until a connection
@@ -146,10 +148,13 @@ type seenConn struct {
 }
 
 type peerState struct {
-	listenPort  int       // the peer's listen port from its extended handshake, 0 if unknown
-	outstanding int       // our requests not yet answered or cancelled
-	choked      bool      // the peer chokes us (it owes us nothing then)
-	askedAt     time.Time // since when we wait for a block from it; zero when we wait for none
+	listenPort  int         // the peer's listen port from its extended handshake, 0 if unknown
+	outstanding int         // our requests not yet answered or cancelled
+	byPiece     map[int]int // outstanding, by piece (kick.go)
+	// kickCancelled counts the requests the running kick cancelled (kick.go).
+	kickCancelled int
+	choked        bool      // the peer chokes us (it owes us nothing then)
+	askedAt       time.Time // since when we wait for a block from it; zero when we wait for none
 	// For trickling: blocks received, time spent with requests outstanding (expecting, plus
 	// the open spell since expectSince), and checkPeers' samples of both.
 	blocks      int
@@ -183,15 +188,20 @@ func newPeerWatch() *peerWatch {
 		tcpRetry:   make(map[string]*tcpRetry),
 		seen:       make(map[*Task]map[string]*seenConn),
 		now:        time.Now,
+		rejected:   make(chan struct{}, 1),
 	}
 }
 
 // install registers the watch's callbacks in the client config.
 func (w *peerWatch) install(cb *torrent.Callbacks) {
 	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) {
-		setRequestWindow(ev.Peer, w.sent(ev.Peer)) // window.go
+		setRequestWindow(ev.Peer, w.sent(ev.Peer, int(ev.Request.Index))) // window.go
 	})
-	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) { w.deleted(ev.Peer) })
+	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) {
+		if n := w.deleted(ev.Peer, int(ev.Request.Index)); n > 0 {
+			openWindowAfterKick(ev.Peer, n) // kick.go
+		}
+	})
 	cb.PeerClosed = append(cb.PeerClosed, w.closed)
 	prevEH := cb.ReadExtendedHandshake
 	cb.ReadExtendedHandshake = func(pc *torrent.PeerConn, m *pp.ExtendedHandshakeMessage) {
@@ -237,10 +247,14 @@ func (w *peerWatch) state(p *torrent.Peer) *peerState {
 // sent starts the wait for a block unless one is under way, and returns the connection's
 // request ceiling (0: none). Requests cancelled and issued again (urgent mode's kicks) keep
 // the wait's start: a kick must not hide a stall.
-func (w *peerWatch) sent(p *torrent.Peer) (ceiling int) {
+func (w *peerWatch) sent(p *torrent.Peer, piece int) (ceiling int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.state(p)
+	if s.byPiece == nil {
+		s.byPiece = make(map[int]int)
+	}
+	s.byPiece[piece]++
 	if s.outstanding == 0 {
 		s.expectSince = w.now()
 		s.batchCeiled = s.ceiling > 0
@@ -258,9 +272,23 @@ func (w *peerWatch) sent(p *torrent.Peer) (ceiling int) {
 	return s.ceiling
 }
 
-func (w *peerWatch) deleted(p *torrent.Peer) {
+// deleted notes that a request of p for piece is no longer outstanding. While a kick
+// cancels requests of p's torrent, it returns how many of p's requests the kick has
+// cancelled so far, else 0.
+func (w *peerWatch) deleted(p *torrent.Peer, piece int) (kicked int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.kicking != nil && p.Torrent() == w.kicking {
+		if s := w.conns[p]; s != nil {
+			s.kickCancelled++
+			kicked = s.kickCancelled
+		}
+	}
+	if s := w.conns[p]; s != nil && s.byPiece[piece] > 0 {
+		if s.byPiece[piece]--; s.byPiece[piece] == 0 {
+			delete(s.byPiece, piece)
+		}
+	}
 	if s := w.conns[p]; s != nil && s.outstanding > 0 {
 		s.outstanding--
 		if s.outstanding == 0 && !s.expectSince.IsZero() {
@@ -268,11 +296,19 @@ func (w *peerWatch) deleted(p *torrent.Peer) {
 			s.expectSince = time.Time{}
 		}
 	}
+	return kicked
 }
 
 // read notes the messages that matter: a block restarts the wait (or ends it when nothing
 // else is outstanding), a choke suspends it, an unchoke restarts it.
 func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType) {
+	if t == pp.Reject {
+		select { // kick.go
+		case w.rejected <- struct{}{}:
+		default:
+		}
+		return
+	}
 	if t != pp.Piece && t != pp.Choke && t != pp.Unchoke {
 		return
 	}

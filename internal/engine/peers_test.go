@@ -27,22 +27,22 @@ func TestPeerWatchStall(t *testing.T) {
 		t.Fatalf("stalledFor(unknown peer) = %v, want 0", d)
 	}
 	w.read(p, pp.Unchoke)
-	w.sent(p)
-	w.sent(p)
+	w.sent(p, 0)
+	w.sent(p, 0)
 	if d := w.stalledFor(p, clk.add(3*time.Second)); d != 3*time.Second {
 		t.Errorf("after 3s without a block: stalledFor = %v, want 3s", d)
 	}
 	// A kick cancels both requests and issues them again: the wait keeps its start.
-	w.deleted(p)
-	w.deleted(p)
-	w.sent(p)
-	w.sent(p)
+	w.deleted(p, 0)
+	w.deleted(p, 0)
+	w.sent(p, 0)
+	w.sent(p, 0)
 	if d := w.stalledFor(p, clk.add(2*time.Second)); d != 5*time.Second {
 		t.Errorf("after a kick: stalledFor = %v, want 5s (a kick must not hide a stall)", d)
 	}
 	// A block restarts the wait; one request is still outstanding.
 	w.read(p, pp.Piece)
-	w.deleted(p)
+	w.deleted(p, 0)
 	if d := w.stalledFor(p, clk.add(time.Second)); d != time.Second {
 		t.Errorf("1s after a block: stalledFor = %v, want 1s", d)
 	}
@@ -57,7 +57,7 @@ func TestPeerWatchStall(t *testing.T) {
 	}
 	// The last block with nothing else outstanding ends the wait.
 	w.read(p, pp.Piece)
-	w.deleted(p)
+	w.deleted(p, 0)
 	if d := w.stalledFor(p, clk.add(time.Minute)); d != 0 {
 		t.Errorf("nothing outstanding: stalledFor = %v, want 0", d)
 	}
@@ -228,7 +228,7 @@ func TestPeerWatchTrickling(t *testing.T) {
 	for _, pc := range []*torrent.PeerConn{fast, slow} {
 		w.read(&pc.Peer, pp.Unchoke)
 		for range 64 {
-			w.sent(&pc.Peer)
+			w.sent(&pc.Peer, 0)
 		}
 	}
 	conns := []*torrent.PeerConn{fast, slow}
@@ -240,13 +240,13 @@ func TestPeerWatchTrickling(t *testing.T) {
 		}
 		for range 100 { // the fast peer answers a request and gets another
 			w.read(&fast.Peer, pp.Piece)
-			w.deleted(&fast.Peer)
-			w.sent(&fast.Peer)
+			w.deleted(&fast.Peer, 0)
+			w.sent(&fast.Peer, 0)
 		}
 		if i%2 == 0 { // the slow one, a block every 2 s
 			w.read(&slow.Peer, pp.Piece)
-			w.deleted(&slow.Peer)
-			w.sent(&slow.Peer)
+			w.deleted(&slow.Peer, 0)
+			w.sent(&slow.Peer, 0)
 		}
 		clk.add(time.Second)
 	}
@@ -261,7 +261,7 @@ func TestPeerWatchTrickling(t *testing.T) {
 	w2.now = clk.now
 	w2.read(&slow.Peer, pp.Unchoke)
 	for range 64 {
-		w2.sent(&slow.Peer)
+		w2.sent(&slow.Peer, 0)
 	}
 	for range 10 {
 		got = w2.trickling([]*torrent.PeerConn{slow}, clk.t)
@@ -269,5 +269,41 @@ func TestPeerWatchTrickling(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Errorf("a lone slow connection trickles: %v, want none", got)
+	}
+}
+
+// TestQueuedAhead: a seek kicks (kick.go) only when some connection has kickMinQueue or more
+// requests outstanding and no connection has asked for any of the pieces the reader waits for.
+func TestQueuedAhead(t *testing.T) {
+	w := newPeerWatch()
+	a, b := &torrent.PeerConn{}, &torrent.PeerConn{}
+	conns := []*torrent.PeerConn{a, b}
+	for range kickMinQueue + 4 {
+		w.sent(&a.Peer, 3)
+	}
+	for range 5 {
+		w.sent(&b.Peer, 7)
+	}
+	for _, c := range []struct {
+		pieces []int
+		want   bool
+	}{
+		{[]int{9}, true},      // a's queue is deep and nobody asked for 9
+		{[]int{9, 10}, true},  // two pieces under one read
+		{[]int{3}, false},     // a asked for 3 already
+		{[]int{10, 7}, false}, // b asked for 7 already
+	} {
+		if got := w.queuedAhead(conns, c.pieces); got != c.want {
+			t.Errorf("queuedAhead(%v) = %v, want %v", c.pieces, got, c.want)
+		}
+	}
+	for range 5 {
+		w.deleted(&a.Peer, 3)
+	}
+	if w.queuedAhead(conns, []int{9}) {
+		t.Errorf("queuedAhead with %d and 5 outstanding = true, want false (under %d)", kickMinQueue-1, kickMinQueue)
+	}
+	if w.queuedAhead(nil, []int{9}) {
+		t.Error("queuedAhead without connections = true")
 	}
 }

@@ -31,3 +31,6 @@ func ConnAlive(t *Task, conn any) bool {
 	}
 	return false
 }
+
+// Kicks returns how often a seek on t cancelled the outstanding requests (kick.go).
+func Kicks(t *Task) int64 { return t.kicks.Load() }

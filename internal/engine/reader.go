@@ -150,6 +150,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		defer func(start time.Time) { r.t.e.wait.add(time.Since(start)) }(time.Now())
 		if r.jumped {
 			r.t.urge(r, missing)
+			r.t.kick(missing) // kick.go
 		} else {
 			stall := time.AfterFunc(readStallUrge, func() { r.t.urge(r, missing) })
 			defer stall.Stop()

@@ -119,6 +119,7 @@ type Task struct {
 	ver     atomic.Pointer[verifier]
 	res     atomic.Pointer[reserver]
 	waiting atomic.Int32
+	kicks   atomic.Int64 // how often a seek cancelled the outstanding requests (kick.go)
 
 	// flagMu serialises what we tell the library about transfers (see syncFlags, poke).
 	flagMu    sync.Mutex

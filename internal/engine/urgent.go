@@ -32,7 +32,10 @@ import (
 // by 40 ms; dialled TCP connections now acknowledge at once, see quickack.go.) Without the
 // kick and the steady pokes the window grows as blocks arrive, and a seek there takes a
 // few tens of ms (docs/benchmarks.md). A connection that really stops delivering is closed
-// by the peer watchdog instead (peers.go), which hands its requests to the other peers.
+// by the peer watchdog instead (peers.go), which hands its requests to the other peers. A
+// jump to pieces nobody has asked for while a connection's queue is deep cancels that queue
+// once (kick.go), with the window widened so that the new pieces' requests follow the
+// cancels at once, and rejects wake idle connections without waiting for urgentQuiet.
 //
 // The poke wakes only connections with nothing outstanding, by making a piece urgent mode
 // holds back wanted and unwanted again (see poke); it used to toggle uploads, which ran an
@@ -200,7 +203,7 @@ func (t *Task) poke() (pulsed bool) {
 	if !t.dlAllowed || t.stopped || !t.hasInfo() {
 		return false
 	}
-	if p := t.pokePiece(); p >= 0 && t.prio.pulse(p) {
+	if t.pulseLocked() {
 		return true
 	}
 	t.tor.DisallowDataUpload()
@@ -208,6 +211,22 @@ func (t *Task) poke() (pulsed bool) {
 		t.tor.AllowDataUpload()
 	}
 	return false
+}
+
+// pulseIdle is poke without its fallback: it pulses a piece if the task has one to pulse,
+// and otherwise does nothing.
+func (t *Task) pulseIdle() {
+	t.flagMu.Lock()
+	defer t.flagMu.Unlock()
+	if t.dlAllowed && !t.stopped && t.hasInfo() {
+		t.pulseLocked()
+	}
+}
+
+// pulseLocked pulses the piece pokePiece picks, if any. t.flagMu must be held.
+func (t *Task) pulseLocked() bool {
+	p := t.pokePiece()
+	return p >= 0 && t.prio.pulse(p)
 }
 
 // pokeScan bounds how many candidate pieces pokePiece weighs.

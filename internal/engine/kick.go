@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"slices"
+	"unsafe"
+
+	"github.com/anacrolix/torrent"
+)
+
+// Kicking a deep queue on a seek.
+//
+// The torrent library (v1.59.1) adds requests to a connection only when it has none
+// outstanding (isLowOnRequests), and a piece that stops being wanted keeps the requests
+// already sent for it. libtorrent and aria2 serve a connection's requests in the order they
+// came. So when a reader jumps to a missing piece while the background download has a queue
+// on a connection (against an unlimited qBittorrent on loopback, hundreds of blocks, several
+// MiB), the new piece is asked for only once that whole queue has been served: urgent mode
+// narrows what is wanted, but the seek still waits for the queue (docs/benchmarks.md traced
+// seeks that waited 9–89 ms for it on a 1 MiB-piece swarm).
+//
+// So a jump whose pieces no connection has asked for yet, while some connection has at least
+// kickMinQueue requests outstanding, cancels every outstanding request of the task (the
+// library's DisallowDataDownload, then AllowDataDownload at once). The peer drops the
+// cancelled requests it has not started on and rejects each; blocks it had started on still
+// arrive and are kept. The library counts a cancelled request as pending until the peer
+// answers it, so on its own it would ask for the new piece only after every answer, a round
+// trip later, and the update it runs on the last reject adds nothing (requesting.go: no
+// requests on a reject). Two things close that gap:
+//
+//   - while the kick cancels, the engine widens each connection's request window by the
+//     number cancelled (openWindowAfterKick), so the update AllowDataDownload runs asks at
+//     once for up to requestWindowFloor blocks of what readers wait for, sent right behind
+//     the cancels (the peer's reqq still bounds the window);
+//   - each reject read while the task is urgent wakes wakeOnRejects, which pulses a piece
+//     (see poke): a connection left idle by rejects then asks again at once instead of after
+//     urgentQuiet.
+//
+// A jump kicks nothing when a piece that it or any other urgent reader waits for is already
+// asked for (a second reader of the same region, the player's prefetch, an audio rendition's
+// reader elsewhere in the file): cancelling those requests would only delay them.
+const kickMinQueue = 16
+
+// kick cancels the task's outstanding requests when a reader that jumped waits for pieces
+// no connection has asked for while a connection's queue holds other pieces (see above).
+func (t *Task) kick(waiting []int) {
+	if !t.hasInfo() {
+		return
+	}
+	// Every piece an urgent reader waits for, not only this one's: a kick must not take
+	// another waiting reader's requests away.
+	t.urg.mu.Lock()
+	for _, ps := range t.urg.waiting {
+		waiting = append(slices.Clip(waiting), ps...)
+	}
+	t.urg.mu.Unlock()
+	if !t.e.peers.queuedAhead(t.tor.PeerConns(), waiting) {
+		return
+	}
+	t.flagMu.Lock()
+	defer t.flagMu.Unlock()
+	if !t.dlAllowed || t.stopped {
+		return
+	}
+	t.e.peers.setKicking(t.tor)
+	t.tor.DisallowDataDownload()
+	t.e.peers.setKicking(nil)
+	t.tor.AllowDataDownload()
+	t.kicks.Add(1)
+}
+
+// wakeOnRejects pokes every urgent task each time a peer has rejected requests (see above),
+// until the engine stops. Rejects come in bursts; the signal holds one wake-up, so a burst
+// costs a few pokes, and the last runs after the last reject was handled.
+func (e *Engine) wakeOnRejects() {
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-e.peers.rejected:
+		}
+		for _, t := range e.snapshot() {
+			t.urg.mu.Lock()
+			on := t.urg.on
+			t.urg.mu.Unlock()
+			if on {
+				t.pulseIdle()
+			}
+		}
+	}
+}
+
+// queuedAhead reports whether, among conns, no connection has a request outstanding for any
+// of pieces and at least one has kickMinQueue or more outstanding (for other pieces, then).
+func (w *peerWatch) queuedAhead(conns []*torrent.PeerConn, pieces []int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	deep := false
+	for _, pc := range conns {
+		s := w.conns[&pc.Peer]
+		if s == nil {
+			continue
+		}
+		for _, p := range pieces {
+			if s.byPiece[p] > 0 {
+				return false
+			}
+		}
+		deep = deep || s.outstanding >= kickMinQueue
+	}
+	return deep
+}
+
+// setKicking marks tor as the torrent whose requests a kick cancels now (nil: none).
+func (w *peerWatch) setKicking(tor *torrent.Torrent) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.kicking = tor
+	if tor != nil {
+		for _, s := range w.conns {
+			s.kickCancelled = 0
+		}
+	}
+}
+
+// openWindowAfterKick makes room, in p's request window, for requestWindowFloor new
+// requests beside the cancelled ones it still counts as pending (n so far).
+func openWindowAfterKick(p *torrent.Peer, n int) {
+	if !peakRequestsFound || p == nil {
+		return
+	}
+	peak := (*int)(unsafe.Add(unsafe.Pointer(p), peakRequestsOffset))
+	// The library takes one off after this callback, for this cancel.
+	*peak = max(*peak, (n+requestWindowFloor+1)/2+1)
+}

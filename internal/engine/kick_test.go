@@ -1,0 +1,72 @@
+package engine_test
+
+import (
+	"bytes"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/clienttest"
+	"github.com/torrentclaw/cli/internal/engine"
+	"github.com/torrentclaw/cli/internal/enginetest"
+)
+
+// TestRealClientKickedSeeks has each real client seed a 32 MiB file (1 MiB pieces) at 4 MB/s
+// to an engine that streams it: a first read starts the background download, whose requests
+// queue on the connection, then reads of 256 KiB far apart and backwards jump to pieces
+// nobody asked for yet. Those seeks kick (kick.go): every outstanding request is cancelled,
+// the client must answer each cancel (with a reject or the block), and the connection must
+// then go on serving the reads. Every read must be byte-identical, at least one seek must
+// have kicked, and the connection the reads started on must still be up at the end (a client
+// that left our cancels unanswered would leave the connection asking for nothing until the
+// peer watchdog closed it as stalled).
+func TestRealClientKickedSeeks(t *testing.T) {
+	if !clienttest.Isolate(t) {
+		return
+	}
+	for _, c := range realClients {
+		t.Run(c.name, func(t *testing.T) { kickedSeeks(t, c.start) })
+	}
+}
+
+func kickedSeeks(t *testing.T, start startClient) {
+	const size, pieceLength = 32 << 20, 1 << 20
+	src, path, want := realSource(t, size, 37)
+	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, pieceLength, func(string) string { return "" })
+	cl := start(t, clienttest.Options{UploadRateBytes: 4_000_000})
+	cl.AddTorrent(t, torrentPath, src)
+	clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
+	e := enginetest.NewEngine(t, func(o *engine.Options) { *o = realEngineOptions(t) })
+	task, r := enginetest.OpenStream(t, e, torrentPath, cl.PeerAddr().String())
+
+	read := func(off int64) {
+		got := make([]byte, realSeekRead)
+		step(t, r, cl, "read", func() {
+			if _, err := r.Seek(off, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(r, got); err != nil {
+				t.Fatalf("read at %d: %v", off, err)
+			}
+		})
+		if !bytes.Equal(got, want[off:off+realSeekRead]) {
+			t.Fatalf("read at %d: bytes differ from the file", off)
+		}
+	}
+	read(0)
+	conn := engine.PeerConnTo(task, cl.PeerAddr().String())
+	if conn == nil {
+		t.Fatalf("no connection to %s at %s after the first read", cl.Name(), cl.PeerAddr())
+	}
+	for _, mib := range []int64{30, 26, 22, 18, 14, 10} {
+		read(mib<<20 + 300<<10)
+	}
+	kicks := engine.Kicks(task)
+	if kicks == 0 {
+		t.Fatalf("no seek kicked: the background download never had %s's connection busy", cl.Name())
+	}
+	if !engine.ConnAlive(task, conn) {
+		t.Fatalf("the connection to %s was replaced during %d kicked seeks\n%s", cl.Name(), kicks, cl.LogTail())
+	}
+	t.Logf("%d of 6 seeks kicked; %s's connection stayed up", kicks, cl.Name())
+}
