@@ -35,6 +35,11 @@ import (
 //     (see poke): a connection left idle by rejects then asks again at once instead of after
 //     urgentQuiet.
 //
+// The peer watch (peers.go) counts the cancels a peer with the fast extension has not
+// answered as owed: a link that dies just after a kick still has the blocks already on
+// their way delivered, and those must not make it look as if the peer owed nothing, or the
+// stall would never be seen.
+//
 // A jump kicks nothing when a piece that it or any other urgent reader waits for is already
 // asked for (a second reader of the same region, the player's prefetch, an audio rendition's
 // reader elsewhere in the file): cancelling those requests would only delay them.
@@ -61,9 +66,10 @@ func (t *Task) kick(waiting []int) {
 	if !t.dlAllowed || t.stopped {
 		return
 	}
-	t.e.peers.setKicking(t.tor)
+	conns := t.tor.PeerConns()
+	t.e.peers.setKicking(conns, true)
 	t.tor.DisallowDataDownload()
-	t.e.peers.setKicking(nil)
+	t.e.peers.setKicking(conns, false)
 	t.tor.AllowDataDownload()
 	t.kicks.Add(1)
 }
@@ -110,14 +116,19 @@ func (w *peerWatch) queuedAhead(conns []*torrent.PeerConn, pieces []int) bool {
 	return deep
 }
 
-// setKicking marks tor as the torrent whose requests a kick cancels now (nil: none).
-func (w *peerWatch) setKicking(tor *torrent.Torrent) {
+// setKicking marks conns as having their requests cancelled by a kick (on), or no longer.
+func (w *peerWatch) setKicking(conns []*torrent.PeerConn, on bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.kicking = tor
-	if tor != nil {
-		for _, s := range w.conns {
+	for _, pc := range conns {
+		s := w.conns[&pc.Peer]
+		if s == nil {
+			continue // nothing asked of it: nothing to cancel
+		}
+		s.kicking = on
+		if on {
 			s.kickCancelled = 0
+			s.kickFast = pc.PeerExtensionBytes.SupportsFast()
 		}
 	}
 }

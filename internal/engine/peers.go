@@ -97,7 +97,6 @@ type peerWatch struct {
 	seen       map[*Task]map[string]*seenConn // dial address → the task's connection to it, as checkPeers saw it
 	now        func() time.Time               // the clock; time.Now outside tests
 	rejected   chan struct{}                  // signalled when a peer rejects a request (kick.go)
-	kicking    *torrent.Torrent               // the torrent whose requests a kick cancels now
 }
 
 // redial is a peer that checkPeers closed and adds again, with backoff, until a connection
@@ -151,8 +150,13 @@ type peerState struct {
 	listenPort  int         // the peer's listen port from its extended handshake, 0 if unknown
 	outstanding int         // our requests not yet answered or cancelled
 	byPiece     map[int]int // outstanding, by piece (kick.go)
-	// kickCancelled counts the requests the running kick cancelled (kick.go).
+	// kickCancelled counts the requests the running kick cancelled (kick.go); cancelled
+	// holds those of them the peer still has to answer, with the block or a reject (only
+	// for peers with the fast extension: others answer a cancel with nothing).
+	kicking       bool // a kick cancels the connection's requests now
+	kickFast      bool // the peer has the fast extension (it answers a cancel)
 	kickCancelled int
+	cancelled     map[reqKey]struct{}
 	choked        bool      // the peer chokes us (it owes us nothing then)
 	askedAt       time.Time // since when we wait for a block from it; zero when we wait for none
 	// For trickling: blocks received, time spent with requests outstanding (expecting, plus
@@ -198,7 +202,7 @@ func (w *peerWatch) install(cb *torrent.Callbacks) {
 		setRequestWindow(ev.Peer, w.sent(ev.Peer, int(ev.Request.Index))) // window.go
 	})
 	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) {
-		if n := w.deleted(ev.Peer, int(ev.Request.Index)); n > 0 {
+		if n := w.deleted(ev.Peer, ev.Request); n > 0 {
 			openWindowAfterKick(ev.Peer, n) // kick.go
 		}
 	})
@@ -229,7 +233,7 @@ func (w *peerWatch) install(cb *torrent.Callbacks) {
 			prevMsg(pc, m)
 		}
 		if !m.Keepalive { // a keep-alive's zero Type reads as Choke
-			w.read(&pc.Peer, m.Type)
+			w.readMsg(&pc.Peer, m.Type, reqKey{uint32(m.Index), uint32(m.Begin)})
 		}
 	}
 }
@@ -272,16 +276,20 @@ func (w *peerWatch) sent(p *torrent.Peer, piece int) (ceiling int) {
 	return s.ceiling
 }
 
-// deleted notes that a request of p for piece is no longer outstanding. While a kick
-// cancels requests of p's torrent, it returns how many of p's requests the kick has
-// cancelled so far, else 0.
-func (w *peerWatch) deleted(p *torrent.Peer, piece int) (kicked int) {
+// deleted notes that request req of p is no longer outstanding. While a kick cancels p's
+// requests, it returns how many of them the kick has cancelled so far, else 0.
+func (w *peerWatch) deleted(p *torrent.Peer, req torrent.Request) (kicked int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.kicking != nil && p.Torrent() == w.kicking {
-		if s := w.conns[p]; s != nil {
-			s.kickCancelled++
-			kicked = s.kickCancelled
+	piece := int(req.Index)
+	if s := w.conns[p]; s != nil && s.kicking {
+		s.kickCancelled++
+		kicked = s.kickCancelled
+		if s.kickFast {
+			if s.cancelled == nil {
+				s.cancelled = make(map[reqKey]struct{})
+			}
+			s.cancelled[reqKey{uint32(req.Index), uint32(req.Begin)}] = struct{}{}
 		}
 	}
 	if s := w.conns[p]; s != nil && s.byPiece[piece] > 0 {
@@ -300,16 +308,22 @@ func (w *peerWatch) deleted(p *torrent.Peer, piece int) (kicked int) {
 }
 
 // read notes the messages that matter: a block restarts the wait (or ends it when nothing
-// else is outstanding), a choke suspends it, an unchoke restarts it.
-func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType) {
+// else is owed), a choke suspends it, an unchoke restarts it, a reject that leaves nothing
+// owed ends it.
+func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType) { w.readMsg(p, t, reqKey{}) }
+
+// reqKey names a block request by its piece and offset.
+type reqKey struct{ index, begin uint32 }
+
+// readMsg is read for a message about the request key (a block or a reject).
+func (w *peerWatch) readMsg(p *torrent.Peer, t pp.MessageType, key reqKey) {
 	if t == pp.Reject {
 		select { // kick.go
 		case w.rejected <- struct{}{}:
 		default:
 		}
-		return
 	}
-	if t != pp.Piece && t != pp.Choke && t != pp.Unchoke {
+	if t != pp.Piece && t != pp.Choke && t != pp.Unchoke && t != pp.Reject {
 		return
 	}
 	w.mu.Lock()
@@ -323,13 +337,28 @@ func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType) {
 		if !s.askedAt.IsZero() {
 			s.askedAt = w.now()
 		}
-	case pp.Piece:
-		s.blocks++
-		// The library reports the message before it deletes the request the block answers,
-		// so that request is still counted here.
-		s.askedAt = time.Time{}
-		if s.outstanding > 1 {
-			s.askedAt = w.now()
+	case pp.Piece, pp.Reject:
+		// What the peer owes after this message: the requests outstanding (the library
+		// reports the message before it deletes the request a block or reject answers, so
+		// that request is still counted here, unless it is one a kick cancelled) and the
+		// kick's cancels not answered yet. A kick leaves nothing outstanding while the peer
+		// still owes the answers to its cancels: if the link dies then, the blocks already
+		// on their way must not end the wait, or the stall would never be seen.
+		owed := s.outstanding + len(s.cancelled)
+		if _, ok := s.cancelled[key]; ok {
+			delete(s.cancelled, key)
+			owed--
+		} else if s.outstanding > 0 {
+			owed--
+		}
+		if t == pp.Piece {
+			s.blocks++
+			s.askedAt = time.Time{}
+			if owed > 0 {
+				s.askedAt = w.now()
+			}
+		} else if owed == 0 {
+			s.askedAt = time.Time{}
 		}
 	}
 }

@@ -33,8 +33,8 @@ func TestPeerWatchStall(t *testing.T) {
 		t.Errorf("after 3s without a block: stalledFor = %v, want 3s", d)
 	}
 	// A kick cancels both requests and issues them again: the wait keeps its start.
-	w.deleted(p, 0)
-	w.deleted(p, 0)
+	w.deleted(p, torrent.Request{})
+	w.deleted(p, torrent.Request{})
 	w.sent(p, 0)
 	w.sent(p, 0)
 	if d := w.stalledFor(p, clk.add(2*time.Second)); d != 5*time.Second {
@@ -42,7 +42,7 @@ func TestPeerWatchStall(t *testing.T) {
 	}
 	// A block restarts the wait; one request is still outstanding.
 	w.read(p, pp.Piece)
-	w.deleted(p, 0)
+	w.deleted(p, torrent.Request{})
 	if d := w.stalledFor(p, clk.add(time.Second)); d != time.Second {
 		t.Errorf("1s after a block: stalledFor = %v, want 1s", d)
 	}
@@ -57,7 +57,7 @@ func TestPeerWatchStall(t *testing.T) {
 	}
 	// The last block with nothing else outstanding ends the wait.
 	w.read(p, pp.Piece)
-	w.deleted(p, 0)
+	w.deleted(p, torrent.Request{})
 	if d := w.stalledFor(p, clk.add(time.Minute)); d != 0 {
 		t.Errorf("nothing outstanding: stalledFor = %v, want 0", d)
 	}
@@ -240,12 +240,12 @@ func TestPeerWatchTrickling(t *testing.T) {
 		}
 		for range 100 { // the fast peer answers a request and gets another
 			w.read(&fast.Peer, pp.Piece)
-			w.deleted(&fast.Peer, 0)
+			w.deleted(&fast.Peer, torrent.Request{})
 			w.sent(&fast.Peer, 0)
 		}
 		if i%2 == 0 { // the slow one, a block every 2 s
 			w.read(&slow.Peer, pp.Piece)
-			w.deleted(&slow.Peer, 0)
+			w.deleted(&slow.Peer, torrent.Request{})
 			w.sent(&slow.Peer, 0)
 		}
 		clk.add(time.Second)
@@ -298,12 +298,68 @@ func TestQueuedAhead(t *testing.T) {
 		}
 	}
 	for range 5 {
-		w.deleted(&a.Peer, 3)
+		w.deleted(&a.Peer, torrent.Request{Index: 3})
 	}
 	if w.queuedAhead(conns, []int{9}) {
 		t.Errorf("queuedAhead with %d and 5 outstanding = true, want false (under %d)", kickMinQueue-1, kickMinQueue)
 	}
 	if w.queuedAhead(nil, []int{9}) {
 		t.Error("queuedAhead without connections = true")
+	}
+}
+
+// TestPeerWatchStallAfterKick: a kick (kick.go) leaves nothing outstanding while a peer with
+// the fast extension still owes an answer to every cancel. Blocks already on their way must
+// not end the wait then, or a link that died would never be seen stalled; once every cancel
+// is answered the peer owes nothing. A peer without the fast extension answers no cancel, so
+// it owes nothing once its requests are cancelled.
+func TestPeerWatchStallAfterKick(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		clk := &fakeClock{t: time.Unix(1000, 0)}
+		w := newPeerWatch()
+		w.now = clk.now
+		pc := &torrent.PeerConn{}
+		pc.PeerExtensionBytes.SetBit(pp.ExtensionBitFast, fast)
+		p := &pc.Peer
+		w.read(p, pp.Unchoke)
+		const n = 20
+		key := func(i int) reqKey { return reqKey{uint32(i % 2), uint32(i / 2 * 16384)} }
+		for i := range n {
+			w.sent(p, i%2)
+		}
+		w.setKicking([]*torrent.PeerConn{pc}, true)
+		for i := range n {
+			k := key(i)
+			if got := w.deleted(p, torrent.Request{Index: pp.Integer(k.index), ChunkSpec: torrent.ChunkSpec{Begin: pp.Integer(k.begin), Length: 16384}}); got != i+1 {
+				t.Fatalf("fast=%v: deleted during the kick = %d, want %d", fast, got, i+1)
+			}
+		}
+		w.setKicking([]*torrent.PeerConn{pc}, false)
+		if got := w.deleted(p, torrent.Request{}); got != 0 {
+			t.Fatalf("fast=%v: deleted after the kick = %d, want 0", fast, got)
+		}
+		// Three blocks that were on their way arrive, then the link dies.
+		for i := range 3 {
+			w.readMsg(p, pp.Piece, key(i))
+		}
+		clk.add(5 * time.Second)
+		d := w.stalledFor(p, clk.t)
+		if fast && d < 5*time.Second {
+			t.Fatalf("fast peer owing %d cancel answers: stalledFor = %v after 5 s of silence, want 5s", n-3, d)
+		}
+		if !fast && d != 0 {
+			t.Fatalf("peer without the fast extension: stalledFor = %v after its requests were cancelled, want 0", d)
+		}
+		if !fast {
+			continue
+		}
+		// The peer answers the other cancels: it owes nothing then.
+		for i := 3; i < n; i++ {
+			w.readMsg(p, pp.Reject, key(i))
+		}
+		clk.add(10 * time.Second)
+		if d := w.stalledFor(p, clk.t); d != 0 {
+			t.Fatalf("every cancel answered: stalledFor = %v, want 0", d)
+		}
 	}
 }
