@@ -308,8 +308,8 @@ func (w *peerWatch) deleted(p *torrent.Peer, req torrent.Request) (kicked int) {
 }
 
 // read notes the messages that matter: a block restarts the wait (or ends it when nothing
-// else is owed), a choke suspends it, an unchoke restarts it, a reject that leaves nothing
-// owed ends it.
+// else is owed), a choke suspends it, an unchoke restarts it, and the last answer to a
+// kick's cancels ends it when nothing else is owed.
 func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType) { w.readMsg(p, t, reqKey{}) }
 
 // reqKey names a block request by its piece and offset.
@@ -337,13 +337,14 @@ func (w *peerWatch) readMsg(p *torrent.Peer, t pp.MessageType, key reqKey) {
 		if !s.askedAt.IsZero() {
 			s.askedAt = w.now()
 		}
-	case pp.Piece, pp.Reject:
-		// What the peer owes after this message: the requests outstanding (the library
-		// reports the message before it deletes the request a block or reject answers, so
-		// that request is still counted here, unless it is one a kick cancelled) and the
-		// kick's cancels not answered yet. A kick leaves nothing outstanding while the peer
-		// still owes the answers to its cancels: if the link dies then, the blocks already
-		// on their way must not end the wait, or the stall would never be seen.
+	case pp.Piece:
+		// What the peer owes after this block: the requests outstanding (the library
+		// reports the message before it deletes the request the block answers, so that
+		// request is still counted here, unless it is one a kick cancelled) and the kick's
+		// cancels not answered yet. A kick leaves nothing outstanding while the peer still
+		// owes the answers to its cancels: if the link dies then, the blocks already on
+		// their way must not end the wait, or the stall would never be seen.
+		s.blocks++
 		owed := s.outstanding + len(s.cancelled)
 		if _, ok := s.cancelled[key]; ok {
 			delete(s.cancelled, key)
@@ -351,14 +352,17 @@ func (w *peerWatch) readMsg(p *torrent.Peer, t pp.MessageType, key reqKey) {
 		} else if s.outstanding > 0 {
 			owed--
 		}
-		if t == pp.Piece {
-			s.blocks++
-			s.askedAt = time.Time{}
-			if owed > 0 {
-				s.askedAt = w.now()
+		s.askedAt = time.Time{}
+		if owed > 0 {
+			s.askedAt = w.now()
+		}
+	case pp.Reject:
+		// The answer to one of a kick's cancels; the last answer of all ends the wait.
+		if _, ok := s.cancelled[key]; ok {
+			delete(s.cancelled, key)
+			if s.outstanding == 0 && len(s.cancelled) == 0 {
+				s.askedAt = time.Time{}
 			}
-		} else if owed == 0 {
-			s.askedAt = time.Time{}
 		}
 	}
 }
