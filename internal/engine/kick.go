@@ -2,7 +2,6 @@ package engine
 
 import (
 	"slices"
-	"unsafe"
 
 	"github.com/anacrolix/torrent"
 )
@@ -28,7 +27,7 @@ import (
 // requests on a reject). Two things close that gap:
 //
 //   - while the kick cancels, the engine widens each connection's request window by the
-//     number cancelled (openWindowAfterKick), so the update AllowDataDownload runs asks at
+//     number cancelled (openWindowAfterKick, window.go), so the update AllowDataDownload runs asks at
 //     once for up to requestWindowFloor blocks of what readers wait for, sent right behind
 //     the cancels (the peer's reqq still bounds the window);
 //   - each reject read while the task is urgent wakes wakeOnRejects, which pulses a piece
@@ -53,12 +52,14 @@ func (t *Task) kick(waiting []int) {
 	}
 	// Every piece an urgent reader waits for, not only this one's: a kick must not take
 	// another waiting reader's requests away.
+	pieces := slices.Clone(waiting)
 	t.urg.mu.Lock()
 	for _, ps := range t.urg.waiting {
-		waiting = append(slices.Clip(waiting), ps...)
+		pieces = append(pieces, ps...)
 	}
 	t.urg.mu.Unlock()
-	if !t.e.peers.queuedAhead(t.tor.PeerConns(), waiting) {
+	conns := t.tor.PeerConns()
+	if !t.e.peers.queuedAhead(conns, pieces) {
 		return
 	}
 	t.flagMu.Lock()
@@ -66,7 +67,6 @@ func (t *Task) kick(waiting []int) {
 	if !t.dlAllowed || t.stopped {
 		return
 	}
-	conns := t.tor.PeerConns()
 	t.e.peers.setKicking(conns, true)
 	t.tor.DisallowDataDownload()
 	t.e.peers.setKicking(conns, false)
@@ -131,15 +131,4 @@ func (w *peerWatch) setKicking(conns []*torrent.PeerConn, on bool) {
 			s.kickFast = pc.PeerExtensionBytes.SupportsFast()
 		}
 	}
-}
-
-// openWindowAfterKick makes room, in p's request window, for requestWindowFloor new
-// requests beside the cancelled ones it still counts as pending (n so far).
-func openWindowAfterKick(p *torrent.Peer, n int) {
-	if !peakRequestsFound || p == nil {
-		return
-	}
-	peak := (*int)(unsafe.Add(unsafe.Pointer(p), peakRequestsOffset))
-	// The library takes one off after this callback, for this cancel.
-	*peak = max(*peak, (n+requestWindowFloor+1)/2+1)
 }

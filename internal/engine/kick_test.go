@@ -1,8 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
-	"io"
 	"testing"
 	"time"
 
@@ -39,27 +37,9 @@ func kickedSeeks(t *testing.T, start startClient) {
 	e := enginetest.NewEngine(t, func(o *engine.Options) { *o = realEngineOptions(t) })
 	task, r := enginetest.OpenStream(t, e, torrentPath, cl.PeerAddr().String())
 
-	read := func(off int64) {
-		got := make([]byte, realSeekRead)
-		step(t, r, cl, "read", func() {
-			if _, err := r.Seek(off, io.SeekStart); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.ReadFull(r, got); err != nil {
-				t.Fatalf("read at %d: %v", off, err)
-			}
-		})
-		if !bytes.Equal(got, want[off:off+realSeekRead]) {
-			t.Fatalf("read at %d: bytes differ from the file", off)
-		}
-	}
-	read(0)
-	conn := engine.PeerConnTo(task, cl.PeerAddr().String())
-	if conn == nil {
-		t.Fatalf("no connection to %s at %s after the first read", cl.Name(), cl.PeerAddr())
-	}
+	conn := firstReadConn(t, task, r, cl, want)
 	for _, mib := range []int64{30, 26, 22, 18, 14, 10} {
-		read(mib<<20 + 300<<10)
+		seekRead(t, r, cl, want, mib<<20+300<<10)
 	}
 	kicks := engine.Kicks(task)
 	if kicks == 0 {

@@ -233,7 +233,7 @@ func (w *peerWatch) install(cb *torrent.Callbacks) {
 			prevMsg(pc, m)
 		}
 		if !m.Keepalive { // a keep-alive's zero Type reads as Choke
-			w.readMsg(&pc.Peer, m.Type, reqKey{uint32(m.Index), uint32(m.Begin)})
+			w.read(&pc.Peer, m.Type, reqKey{uint32(m.Index), uint32(m.Begin)})
 		}
 	}
 }
@@ -307,16 +307,14 @@ func (w *peerWatch) deleted(p *torrent.Peer, req torrent.Request) (kicked int) {
 	return kicked
 }
 
-// read notes the messages that matter: a block restarts the wait (or ends it when nothing
-// else is owed), a choke suspends it, an unchoke restarts it, and the last answer to a
-// kick's cancels ends it when nothing else is owed.
-func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType) { w.readMsg(p, t, reqKey{}) }
-
 // reqKey names a block request by its piece and offset.
 type reqKey struct{ index, begin uint32 }
 
-// readMsg is read for a message about the request key (a block or a reject).
-func (w *peerWatch) readMsg(p *torrent.Peer, t pp.MessageType, key reqKey) {
+// read notes the messages that matter: a block restarts the wait (or ends it when nothing
+// else is owed), a choke suspends it, an unchoke restarts it, and the last answer to a
+// kick's cancels ends it when nothing else is owed. key is the request a block or a reject
+// answers.
+func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType, key reqKey) {
 	if t == pp.Reject {
 		select { // kick.go
 		case w.rejected <- struct{}{}:

@@ -26,7 +26,7 @@ func TestPeerWatchStall(t *testing.T) {
 	if d := w.stalledFor(p, clk.t); d != 0 {
 		t.Fatalf("stalledFor(unknown peer) = %v, want 0", d)
 	}
-	w.read(p, pp.Unchoke)
+	w.read(p, pp.Unchoke, reqKey{})
 	w.sent(p, 0)
 	w.sent(p, 0)
 	if d := w.stalledFor(p, clk.add(3*time.Second)); d != 3*time.Second {
@@ -41,22 +41,22 @@ func TestPeerWatchStall(t *testing.T) {
 		t.Errorf("after a kick: stalledFor = %v, want 5s (a kick must not hide a stall)", d)
 	}
 	// A block restarts the wait; one request is still outstanding.
-	w.read(p, pp.Piece)
+	w.read(p, pp.Piece, reqKey{})
 	w.deleted(p, torrent.Request{})
 	if d := w.stalledFor(p, clk.add(time.Second)); d != time.Second {
 		t.Errorf("1s after a block: stalledFor = %v, want 1s", d)
 	}
 	// A choke suspends the wait, an unchoke restarts it.
-	w.read(p, pp.Choke)
+	w.read(p, pp.Choke, reqKey{})
 	if d := w.stalledFor(p, clk.add(10*time.Second)); d != 0 {
 		t.Errorf("choked: stalledFor = %v, want 0", d)
 	}
-	w.read(p, pp.Unchoke)
+	w.read(p, pp.Unchoke, reqKey{})
 	if d := w.stalledFor(p, clk.add(time.Second)); d != time.Second {
 		t.Errorf("1s after unchoke: stalledFor = %v, want 1s", d)
 	}
 	// The last block with nothing else outstanding ends the wait.
-	w.read(p, pp.Piece)
+	w.read(p, pp.Piece, reqKey{})
 	w.deleted(p, torrent.Request{})
 	if d := w.stalledFor(p, clk.add(time.Minute)); d != 0 {
 		t.Errorf("nothing outstanding: stalledFor = %v, want 0", d)
@@ -226,7 +226,7 @@ func TestPeerWatchTrickling(t *testing.T) {
 	w.now = clk.now
 	fast, slow := &torrent.PeerConn{}, &torrent.PeerConn{}
 	for _, pc := range []*torrent.PeerConn{fast, slow} {
-		w.read(&pc.Peer, pp.Unchoke)
+		w.read(&pc.Peer, pp.Unchoke, reqKey{})
 		for range 64 {
 			w.sent(&pc.Peer, 0)
 		}
@@ -239,12 +239,12 @@ func TestPeerWatchTrickling(t *testing.T) {
 			t.Fatalf("after %d s: trickling = %v, want none before trickleWindow", i, got)
 		}
 		for range 100 { // the fast peer answers a request and gets another
-			w.read(&fast.Peer, pp.Piece)
+			w.read(&fast.Peer, pp.Piece, reqKey{})
 			w.deleted(&fast.Peer, torrent.Request{})
 			w.sent(&fast.Peer, 0)
 		}
 		if i%2 == 0 { // the slow one, a block every 2 s
-			w.read(&slow.Peer, pp.Piece)
+			w.read(&slow.Peer, pp.Piece, reqKey{})
 			w.deleted(&slow.Peer, torrent.Request{})
 			w.sent(&slow.Peer, 0)
 		}
@@ -259,7 +259,7 @@ func TestPeerWatchTrickling(t *testing.T) {
 	// Alone, the slow connection is all we have: it is not replaced.
 	w2 := newPeerWatch()
 	w2.now = clk.now
-	w2.read(&slow.Peer, pp.Unchoke)
+	w2.read(&slow.Peer, pp.Unchoke, reqKey{})
 	for range 64 {
 		w2.sent(&slow.Peer, 0)
 	}
@@ -321,7 +321,7 @@ func TestPeerWatchStallAfterKick(t *testing.T) {
 		pc := &torrent.PeerConn{}
 		pc.PeerExtensionBytes.SetBit(pp.ExtensionBitFast, fast)
 		p := &pc.Peer
-		w.read(p, pp.Unchoke)
+		w.read(p, pp.Unchoke, reqKey{})
 		const n = 20
 		key := func(i int) reqKey { return reqKey{uint32(i % 2), uint32(i / 2 * 16384)} }
 		for i := range n {
@@ -340,7 +340,7 @@ func TestPeerWatchStallAfterKick(t *testing.T) {
 		}
 		// Three blocks that were on their way arrive, then the link dies.
 		for i := range 3 {
-			w.readMsg(p, pp.Piece, key(i))
+			w.read(p, pp.Piece, key(i))
 		}
 		clk.add(5 * time.Second)
 		d := w.stalledFor(p, clk.t)
@@ -355,7 +355,7 @@ func TestPeerWatchStallAfterKick(t *testing.T) {
 		}
 		// The peer answers the other cancels: it owes nothing then.
 		for i := 3; i < n; i++ {
-			w.readMsg(p, pp.Reject, key(i))
+			w.read(p, pp.Reject, key(i))
 		}
 		clk.add(10 * time.Second)
 		if d := w.stalledFor(p, clk.t); d != 0 {

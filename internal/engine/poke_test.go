@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -46,26 +45,8 @@ func pokedSeeks(t *testing.T, start startClient) {
 	clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
 	task, r, _ := limitedTask(t, torrentPath, cl.PeerAddr().String())
 
-	read := func(off int64) {
-		got := make([]byte, realSeekRead)
-		step(t, r, cl, "read", func() {
-			if _, err := r.Seek(off, io.SeekStart); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.ReadFull(r, got); err != nil {
-				t.Fatalf("read at %d: %v", off, err)
-			}
-		})
-		if !bytes.Equal(got, want[off:off+realSeekRead]) {
-			t.Fatalf("read at %d: bytes differ from the file", off)
-		}
-	}
 	// The first read proves the connection is up; it is the one that must survive.
-	read(0)
-	conn := engine.PeerConnTo(task, cl.PeerAddr().String())
-	if conn == nil {
-		t.Fatalf("no connection to %s at %s after the first read", cl.Name(), cl.PeerAddr())
-	}
+	conn := firstReadConn(t, task, r, cl, want)
 
 	stop := make(chan struct{})
 	type count struct{ pokes, pulses int }
@@ -90,7 +71,7 @@ func pokedSeeks(t *testing.T, start startClient) {
 	// Far apart and backwards, so that no read finds its piece downloaded by the readahead
 	// of the one before.
 	for _, mib := range []int64{29, 21, 13, 5, 25, 17, 9, 3} {
-		read(mib<<20 + 300<<10)
+		seekRead(t, r, cl, want, mib<<20+300<<10)
 	}
 	close(stop)
 	n := <-done

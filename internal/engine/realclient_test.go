@@ -225,6 +225,36 @@ func step(t *testing.T, r *engine.Reader, cl clienttest.Client, what string, f f
 	f()
 }
 
+// seekRead seeks r to off and reads realSeekRead bytes there as one step, which must match
+// want.
+func seekRead(t *testing.T, r *engine.Reader, cl clienttest.Client, want []byte, off int64) {
+	t.Helper()
+	got := make([]byte, realSeekRead)
+	step(t, r, cl, "read", func() {
+		if _, err := r.Seek(off, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, got); err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	})
+	if !bytes.Equal(got, want[off:off+realSeekRead]) {
+		t.Fatalf("read at %d: bytes differ from the file", off)
+	}
+}
+
+// firstReadConn reads the file's start (seekRead at 0) and returns the task's connection to
+// cl, which that read proves is up (see engine.PeerConnTo).
+func firstReadConn(t *testing.T, task *engine.Task, r *engine.Reader, cl clienttest.Client, want []byte) any {
+	t.Helper()
+	seekRead(t, r, cl, want, 0)
+	conn := engine.PeerConnTo(task, cl.PeerAddr().String())
+	if conn == nil {
+		t.Fatalf("no connection to %s at %s after the first read", cl.Name(), cl.PeerAddr())
+	}
+	return conn
+}
+
 // slowStep is how long a step may take before the test logs its time.
 const slowStep = 5 * time.Second
 

@@ -50,14 +50,33 @@ func findPeakRequests() (uintptr, bool) {
 // callback, with the client's lock held, which guards the field; the update under way sees
 // the new window from its next request on.
 func setRequestWindow(p *torrent.Peer, ceiling int) {
-	if !peakRequestsFound || p == nil {
+	peak := peakRequests(p)
+	if peak == nil {
 		return
 	}
-	peak := (*int)(unsafe.Add(unsafe.Pointer(p), peakRequestsOffset))
 	*peak = max(*peak, requestWindowFloor/2)
 	if ceiling > 0 {
 		*peak = min(*peak, ceiling/2)
 	}
+}
+
+// openWindowAfterKick makes room in p's request window for requestWindowFloor new requests
+// beside the n cancels of a kick (kick.go) the library still counts as pending. It runs in
+// the DeletedRequest callback of each cancel, with the client's lock held; the library takes
+// one off the count after the callback, for that cancel.
+func openWindowAfterKick(p *torrent.Peer, n int) {
+	if peak := peakRequests(p); peak != nil {
+		*peak = max(*peak, (n+requestWindowFloor+1)/2+1)
+	}
+}
+
+// peakRequests returns p's count of requests its last update added, nil if the field was
+// not found. The client's lock must be held while it is used.
+func peakRequests(p *torrent.Peer) *int {
+	if !peakRequestsFound || p == nil {
+		return nil
+	}
+	return (*int)(unsafe.Add(unsafe.Pointer(p), peakRequestsOffset))
 }
 
 // The request queue's ceiling.
