@@ -51,9 +51,10 @@ func (t *Task) kick(waiting []int) {
 		return
 	}
 	// Every piece an urgent reader waits for, not only this one's: a kick must not take
-	// another waiting reader's requests away.
-	pieces := slices.Clone(waiting)
+	// another waiting reader's requests away. waiting is also the slice urge stored, which
+	// the watchdog filters in place under urg.mu: read it only under that lock.
 	t.urg.mu.Lock()
+	pieces := slices.Clone(waiting)
 	for _, ps := range t.urg.waiting {
 		pieces = append(pieces, ps...)
 	}
