@@ -126,3 +126,16 @@ func RequestCeilings(e *Engine) [][3]int {
 	}
 	return out
 }
+
+// SentBehindKick returns the most requests any connection of e sent right behind a kick's
+// cancels, before the peer sent a block or a reject (kick.go, window.go).
+func SentBehindKick(e *Engine) int {
+	w := e.peers
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	most := 0
+	for _, s := range w.conns {
+		most = max(most, s.behindKickMax)
+	}
+	return most
+}

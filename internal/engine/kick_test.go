@@ -27,17 +27,39 @@ func TestRealClientKickedSeeks(t *testing.T) {
 	}
 }
 
+// kickBehindMin is how many requests, at least, a kick must send before the peer answers its
+// cancels: a quarter of one 1 MiB piece's blocks.
+const kickBehindMin = 16
+
+// anyCeiling reports whether a connection of RequestCeilings has a ceiling.
+func anyCeiling(ceilings [][3]int) bool {
+	for _, c := range ceilings {
+		if c[0] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func kickedSeeks(t *testing.T, start startClient) {
 	const size, pieceLength = 32 << 20, 1 << 20
 	src, path, want := realSource(t, size, 37)
 	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, pieceLength, func(string) string { return "" })
-	cl := start(t, clienttest.Options{UploadRateBytes: 4_000_000})
+	cl := start(t, clienttest.Options{UploadRateBytes: 2_000_000})
 	cl.AddTorrent(t, torrentPath, src)
 	clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
 	e := enginetest.NewEngine(t, func(o *engine.Options) { *o = realEngineOptions(t) })
 	task, r := enginetest.OpenStream(t, e, torrentPath, cl.PeerAddr().String())
 
 	conn := firstReadConn(t, task, r, cl, want)
+	// The seeks start once the connection's rate has set its request ceiling, as it has in
+	// any stream from a rate-limited peer after a second or two (window.go).
+	for deadline := time.Now().Add(realStepTimeout); !anyCeiling(engine.RequestCeilings(e)); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request ceiling after %v of streaming from %s at 2 MB/s", realStepTimeout, cl.Name())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, mib := range []int64{30, 26, 22, 18, 14, 10} {
 		seekRead(t, r, cl, want, mib<<20+300<<10)
 	}
@@ -45,8 +67,13 @@ func kickedSeeks(t *testing.T, start startClient) {
 	if kicks == 0 {
 		t.Fatalf("no seek kicked: the background download never had %s's connection busy", cl.Name())
 	}
+	// The new piece's requests go out right behind the cancels, under the ceiling too: the
+	// window must not close on the first of them while the cancels are unanswered.
+	if behind := engine.SentBehindKick(e); behind < kickBehindMin {
+		t.Errorf("at most %d requests went out behind a kick's cancels before %s answered one, want %d or more (a piece is 64 blocks)", behind, cl.Name(), kickBehindMin)
+	}
 	if !engine.ConnAlive(task, conn) {
 		t.Fatalf("the connection to %s was replaced during %d kicked seeks\n%s", cl.Name(), kicks, cl.LogTail())
 	}
-	t.Logf("%d of 6 seeks kicked; %s's connection stayed up", kicks, cl.Name())
+	t.Logf("%d of 6 seeks kicked, up to %d requests behind a kick's cancels; %s's connection stayed up", kicks, engine.SentBehindKick(e), cl.Name())
 }

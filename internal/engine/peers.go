@@ -150,15 +150,25 @@ type peerState struct {
 	listenPort  int         // the peer's listen port from its extended handshake, 0 if unknown
 	outstanding int         // our requests not yet answered or cancelled
 	byPiece     map[int]int // outstanding, by piece (kick.go)
-	// kickCancelled counts the requests the running kick cancelled (kick.go); cancelled
-	// holds those of them the peer still has to answer, with the block or a reject (only
-	// for peers with the fast extension: others answer a cancel with nothing).
-	kicking       bool // a kick cancels the connection's requests now
-	kickFast      bool // the peer has the fast extension (it answers a cancel)
-	kickCancelled int
-	cancelled     map[reqKey]struct{}
-	choked        bool      // the peer chokes us (it owes us nothing then)
-	askedAt       time.Time // since when we wait for a block from it; zero when we wait for none
+	// Where a piece's requests sit in the peer's queue (kick.go): requests sent and
+	// requests gone (answered or cancelled) over the connection's life, and for each piece
+	// with requests outstanding the number its first one was sent as.
+	sentSeq, doneSeq int
+	firstSeq         map[int]int
+	// cancelled holds the requests a kick cancelled (kick.go) that the peer still has to
+	// answer, with the block or a reject (only for peers that answer cancels,
+	// answersCancels: others drop a cancelled request silently).
+	kicking   bool // a kick cancels the connection's requests now
+	kickFast  bool // the peer answers a cancel (answersCancels)
+	cancelled map[reqKey]struct{}
+	// For tests: whether no block or reject has been read since the last kick, the
+	// requests sent meanwhile (right behind the cancels, in the window openWindowAfterKick
+	// keeps open), and the most of those over all kicks.
+	kickUnanswered bool
+	behindKick     int
+	behindKickMax  int
+	choked         bool      // the peer chokes us (it owes us nothing then)
+	askedAt        time.Time // since when we wait for a block from it; zero when we wait for none
 	// For trickling: blocks received, time spent with requests outstanding (expecting, plus
 	// the open spell since expectSince), and checkPeers' samples of both.
 	blocks      int
@@ -199,7 +209,8 @@ func newPeerWatch() *peerWatch {
 // install registers the watch's callbacks in the client config.
 func (w *peerWatch) install(cb *torrent.Callbacks) {
 	cb.SentRequest = append(cb.SentRequest, func(ev torrent.PeerRequestEvent) {
-		setRequestWindow(ev.Peer, w.sent(ev.Peer, int(ev.Request.Index))) // window.go
+		ceiling, pending := w.sent(ev.Peer, int(ev.Request.Index))
+		setRequestWindow(ev.Peer, ceiling, pending) // window.go
 	})
 	cb.DeletedRequest = append(cb.DeletedRequest, func(ev torrent.PeerRequestEvent) {
 		if n := w.deleted(ev.Peer, ev.Request); n > 0 {
@@ -249,14 +260,22 @@ func (w *peerWatch) state(p *torrent.Peer) *peerState {
 }
 
 // sent starts the wait for a block unless one is under way, and returns the connection's
-// request ceiling (0: none). Requests cancelled and issued again (urgent mode's kicks) keep
-// the wait's start: a kick must not hide a stall.
-func (w *peerWatch) sent(p *torrent.Peer, piece int) (ceiling int) {
+// request ceiling (0: none) and the kick's cancels the peer has yet to answer (pending). The
+// library counts those cancels against the window too, while the floor and the ceiling are
+// meant for requests (window.go), so the ceiling returned is raised by pending. Requests
+// cancelled and issued again (urgent mode's kicks) keep the wait's start: a kick must not
+// hide a stall.
+func (w *peerWatch) sent(p *torrent.Peer, piece int) (ceiling, pending int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.state(p)
 	if s.byPiece == nil {
 		s.byPiece = make(map[int]int)
+		s.firstSeq = make(map[int]int)
+	}
+	s.sentSeq++
+	if s.byPiece[piece] == 0 {
+		s.firstSeq[piece] = s.sentSeq
 	}
 	s.byPiece[piece]++
 	if s.outstanding == 0 {
@@ -273,28 +292,40 @@ func (w *peerWatch) sent(p *torrent.Peer, piece int) (ceiling int) {
 	if s.askedAt.IsZero() {
 		s.askedAt = w.now()
 	}
-	return s.ceiling
+	if s.kickUnanswered {
+		s.behindKick++
+		s.behindKickMax = max(s.behindKickMax, s.behindKick)
+	}
+	pending = len(s.cancelled)
+	if s.ceiling == 0 {
+		return 0, pending
+	}
+	return s.ceiling + pending, pending
 }
 
-// deleted notes that request req of p is no longer outstanding. While a kick cancels p's
-// requests, it returns how many of them the kick has cancelled so far, else 0.
+// deleted notes that request req of p is no longer outstanding. While a kick cancels the
+// requests of a peer that answers cancels, it returns how many cancels that peer has yet to
+// answer, this one included, else 0.
 func (w *peerWatch) deleted(p *torrent.Peer, req torrent.Request) (kicked int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	piece := int(req.Index)
 	if s := w.conns[p]; s != nil && s.kicking {
-		s.kickCancelled++
-		kicked = s.kickCancelled
 		if s.kickFast {
 			if s.cancelled == nil {
 				s.cancelled = make(map[reqKey]struct{})
 			}
 			s.cancelled[reqKey{uint32(req.Index), uint32(req.Begin)}] = struct{}{}
+			// Every cancel still unanswered, this kick's and an earlier one's: the
+			// library counts them all against the window.
+			kicked = len(s.cancelled)
 		}
 	}
 	if s := w.conns[p]; s != nil && s.byPiece[piece] > 0 {
+		s.doneSeq++
 		if s.byPiece[piece]--; s.byPiece[piece] == 0 {
 			delete(s.byPiece, piece)
+			delete(s.firstSeq, piece)
 		}
 	}
 	if s := w.conns[p]; s != nil && s.outstanding > 0 {
@@ -327,6 +358,9 @@ func (w *peerWatch) read(p *torrent.Peer, t pp.MessageType, key reqKey) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.state(p)
+	if t == pp.Piece || t == pp.Reject {
+		s.kickUnanswered = false
+	}
 	switch t {
 	case pp.Choke:
 		s.choked = true

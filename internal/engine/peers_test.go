@@ -288,10 +288,12 @@ func TestQueuedAhead(t *testing.T) {
 		pieces []int
 		want   bool
 	}{
-		{[]int{9}, true},      // a's queue is deep and nobody asked for 9
-		{[]int{9, 10}, true},  // two pieces under one read
-		{[]int{3}, false},     // a asked for 3 already
-		{[]int{10, 7}, false}, // b asked for 7 already
+		{[]int{9}, true},     // a's queue is deep and nobody asked for 9
+		{[]int{9, 10}, true}, // two pieces under one read
+		{[]int{3}, false},    // a asked for 3 already
+		{[]int{7}, false},    // b asked for 7 already
+		{[]int{10, 7}, true}, // b asked for 7, nobody for 10, and a's queue is for other pieces
+		{[]int{3, 9}, false}, // nobody asked for 9, but a's queue is for 3, which is waited for too
 	} {
 		if got := w.queuedAhead(conns, c.pieces); got != c.want {
 			t.Errorf("queuedAhead(%v) = %v, want %v", c.pieces, got, c.want)
@@ -305,6 +307,97 @@ func TestQueuedAhead(t *testing.T) {
 	}
 	if w.queuedAhead(nil, []int{9}) {
 		t.Error("queuedAhead without connections = true")
+	}
+
+	// Asked for, but behind a queue: c has 20 requests for piece 1, then 4 for piece 2.
+	c := &torrent.PeerConn{}
+	for range 20 {
+		w.sent(&c.Peer, 1)
+	}
+	for range 4 {
+		w.sent(&c.Peer, 2)
+	}
+	one := []*torrent.PeerConn{c}
+	if !w.queuedAhead(one, []int{2}) {
+		t.Error("queuedAhead(2) behind 20 requests for 1 = false")
+	}
+	if w.queuedAhead(one, []int{1}) {
+		t.Error("queuedAhead(1), first in the queue, = true")
+	}
+	if w.queuedAhead(one, []int{1, 2}) {
+		t.Error("queuedAhead(1, 2), 2 behind 1 only, = true")
+	}
+	for range 5 { // five blocks of piece 1 arrive: 15 left ahead of 2
+		w.deleted(&c.Peer, torrent.Request{Index: 1})
+	}
+	if w.queuedAhead(one, []int{2}) {
+		t.Errorf("queuedAhead(2) behind %d requests = true, want false (under %d)", 15, kickMinQueue)
+	}
+
+	// While a kick's cancels are unanswered, nothing kicks again.
+	d := &torrent.PeerConn{}
+	d.PeerExtensionBytes.SetBit(pp.ExtensionBitFast, true)
+	for range 40 {
+		w.sent(&d.Peer, 1)
+	}
+	w.setKicking([]*torrent.PeerConn{d}, true)
+	w.deleted(&d.Peer, torrent.Request{Index: 1})
+	w.setKicking([]*torrent.PeerConn{d}, false)
+	for range 30 {
+		w.sent(&d.Peer, 4)
+	}
+	if w.queuedAhead([]*torrent.PeerConn{d}, []int{5}) {
+		t.Error("queuedAhead(5) with a kick's cancel unanswered = true")
+	}
+	w.read(&d.Peer, pp.Reject, reqKey{1, 0})
+	if !w.queuedAhead([]*torrent.PeerConn{d}, []int{5}) {
+		t.Error("queuedAhead(5) behind 69 requests once the kick's cancel is answered = false")
+	}
+}
+
+// TestCeilingBesideKickCancels: a connection under a request ceiling keeps room for it beside
+// the cancels of a kick its peer has not answered yet (the library counts those against its
+// window), and the room goes as the answers come.
+func TestCeilingBesideKickCancels(t *testing.T) {
+	w := newPeerWatch()
+	pc := &torrent.PeerConn{}
+	pc.PeerExtensionBytes.SetBit(pp.ExtensionBitFast, true)
+	p := &pc.Peer
+	const ceiling, n = 80, 30
+	w.sent(p, 0)
+	w.conns[p].ceiling = ceiling
+	for range n - 1 {
+		if got, _ := w.sent(p, 0); got != ceiling {
+			t.Fatalf("ceiling before a kick = %d, want %d", got, ceiling)
+		}
+	}
+	w.setKicking([]*torrent.PeerConn{pc}, true)
+	for i := range n {
+		w.deleted(p, torrent.Request{Index: 0, ChunkSpec: torrent.ChunkSpec{Begin: pp.Integer(i * 16384), Length: 16384}})
+	}
+	w.setKicking([]*torrent.PeerConn{pc}, false)
+	if got, _ := w.sent(p, 5); got != ceiling+n {
+		t.Fatalf("ceiling with %d cancels unanswered = %d, want %d", n, got, ceiling+n)
+	}
+	w.read(p, pp.Reject, reqKey{0, 0})
+	w.read(p, pp.Piece, reqKey{0, 16384})
+	if got, _ := w.sent(p, 5); got != ceiling+n-2 {
+		t.Fatalf("ceiling with %d cancels unanswered = %d, want %d", n-2, got, ceiling+n-2)
+	}
+	// One request went out before the peer sent a block or a reject, the other after.
+	if got := w.conns[p].behindKickMax; got != 1 {
+		t.Fatalf("requests counted behind the kick's cancels = %d, want 1", got)
+	}
+	// A second kick before the first one's cancels are answered: the window must make room
+	// beside all of them (deleted's count), and the ceiling too.
+	w.setKicking([]*torrent.PeerConn{pc}, true)
+	if got := w.deleted(p, torrent.Request{Index: 5}); got != n-1 {
+		t.Fatalf("cancels unanswered after a second kick = %d, want %d", got, n-1)
+	}
+	w.deleted(p, torrent.Request{Index: 5, ChunkSpec: torrent.ChunkSpec{Begin: 16384, Length: 16384}})
+	w.setKicking([]*torrent.PeerConn{pc}, false)
+	if got, _ := w.sent(p, 6); got != ceiling+n {
+		t.Fatalf("ceiling after a second kick = %d, want %d", got, ceiling+n)
 	}
 }
 
@@ -330,8 +423,12 @@ func TestPeerWatchStallAfterKick(t *testing.T) {
 		w.setKicking([]*torrent.PeerConn{pc}, true)
 		for i := range n {
 			k := key(i)
-			if got := w.deleted(p, torrent.Request{Index: pp.Integer(k.index), ChunkSpec: torrent.ChunkSpec{Begin: pp.Integer(k.begin), Length: 16384}}); got != i+1 {
-				t.Fatalf("fast=%v: deleted during the kick = %d, want %d", fast, got, i+1)
+			want := 0 // a peer that answers no cancel leaves the library nothing to wait for
+			if fast {
+				want = i + 1
+			}
+			if got := w.deleted(p, torrent.Request{Index: pp.Integer(k.index), ChunkSpec: torrent.ChunkSpec{Begin: pp.Integer(k.begin), Length: 16384}}); got != want {
+				t.Fatalf("fast=%v: deleted during the kick = %d, want %d", fast, got, want)
 			}
 		}
 		w.setKicking([]*torrent.PeerConn{pc}, false)
@@ -360,6 +457,30 @@ func TestPeerWatchStallAfterKick(t *testing.T) {
 		clk.add(10 * time.Second)
 		if d := w.stalledFor(p, clk.t); d != 0 {
 			t.Fatalf("every cancel answered: stalledFor = %v, want 0", d)
+		}
+	}
+}
+
+// TestAnswersCancels: peers with the fast extension answer cancels, except Transmission
+// before 4.0 (as the library expects too).
+func TestAnswersCancels(t *testing.T) {
+	for _, c := range []struct {
+		id   string
+		fast bool
+		want bool
+	}{
+		{"-qB4520-abcdefghijkl", true, true},
+		{"-qB4520-abcdefghijkl", false, false},
+		{"-TR3000-abcdefghijkl", true, false},
+		{"-TR4000-abcdefghijkl", true, true},
+		{"A2-1-36-0-abcdefghij", true, true},
+		{"-TR3000-abcdefghijkl", false, false},
+	} {
+		pc := &torrent.PeerConn{}
+		pc.PeerExtensionBytes.SetBit(pp.ExtensionBitFast, c.fast)
+		copy(pc.PeerID[:], c.id)
+		if got := answersCancels(pc); got != c.want {
+			t.Errorf("answersCancels(%q, fast=%v) = %v, want %v", c.id, c.fast, got, c.want)
 		}
 	}
 }

@@ -230,7 +230,7 @@ func step(t *testing.T, r *engine.Reader, cl clienttest.Client, what string, f f
 func seekRead(t *testing.T, r *engine.Reader, cl clienttest.Client, want []byte, off int64) {
 	t.Helper()
 	got := make([]byte, realSeekRead)
-	step(t, r, cl, "read", func() {
+	step(t, r, cl, fmt.Sprintf("read at %d KiB", off>>10), func() {
 		if _, err := r.Seek(off, io.SeekStart); err != nil {
 			t.Fatal(err)
 		}

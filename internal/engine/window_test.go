@@ -16,15 +16,30 @@ func TestRequestWindowFloorFound(t *testing.T) {
 	}
 	var p torrent.Peer
 	peak := reflect.ValueOf(&p).Elem().FieldByName("peakRequests")
-	setRequestWindow(&p, 0)
+	setRequestWindow(&p, 0, 0)
 	if got := peak.Int(); got != requestWindowFloor/2 {
 		t.Fatalf("after setRequestWindow peakRequests = %d, want %d", got, requestWindowFloor/2)
 	}
 	// A window the library grew beyond the floor stays as it is.
-	setRequestWindow(&p, 0) // idempotent
+	setRequestWindow(&p, 0, 0) // idempotent
 	*(*int)(peak.Addr().UnsafePointer()) = 3 * requestWindowFloor
-	setRequestWindow(&p, 0)
+	setRequestWindow(&p, 0, 0)
 	if got := peak.Int(); got != 3*requestWindowFloor {
 		t.Fatalf("setRequestWindow lowered peakRequests from %d to %d", 3*requestWindowFloor, got)
+	}
+	// Beside cancels a peer has yet to answer, the floor and the ceiling are for requests.
+	*(*int)(peak.Addr().UnsafePointer()) = 1
+	setRequestWindow(&p, 0, 100)
+	if got := peak.Int(); got != (requestWindowFloor+100)/2 {
+		t.Fatalf("with 100 cancels pending peakRequests = %d, want %d", got, (requestWindowFloor+100)/2)
+	}
+	setRequestWindow(&p, 80+100, 100)
+	if got := peak.Int(); got != (requestWindowFloor+100)/2 {
+		t.Fatalf("with 100 cancels pending under a ceiling of 80 peakRequests = %d, want %d", got, (requestWindowFloor+100)/2)
+	}
+	*(*int)(peak.Addr().UnsafePointer()) = 3 * requestWindowFloor
+	setRequestWindow(&p, 80+100, 100)
+	if got := peak.Int(); got != (80+100)/2 {
+		t.Fatalf("with 100 cancels pending under a ceiling of 80 peakRequests = %d, want %d", got, (80+100)/2)
 	}
 }
