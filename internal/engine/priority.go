@@ -31,6 +31,7 @@ type ledger struct {
 	mu      sync.Mutex
 	closed  bool                          // guarded by mu; after close nothing is applied
 	urgent  bool                          // guarded by mu; apply only Now claims (see setUrgent)
+	first   map[any]bool                  // guarded by mu; urgent owners (see setFirst)
 	byOwner map[any]claims                // guarded by mu
 	applied map[int]torrent.PiecePriority // guarded by mu; pieces whose priority we raised
 }
@@ -50,6 +51,7 @@ func (l *ledger) claim(owner any, want claims) {
 	old := l.byOwner[owner]
 	if len(want) == 0 {
 		delete(l.byOwner, owner)
+		delete(l.first, owner)
 	} else {
 		l.byOwner[owner] = want
 	}
@@ -64,7 +66,8 @@ func (l *ledger) claim(owner any, want claims) {
 }
 
 // setUrgent switches between applying every claim and applying only Now claims (so that
-// the pieces readers are blocked on are the only ones wanted from peers).
+// the pieces readers are blocked on are the only ones wanted from peers), those of owners
+// not marked first as Next.
 func (l *ledger) setUrgent(urgent bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -88,16 +91,52 @@ func (l *ledger) setUrgent(urgent bool) {
 	}
 }
 
+// setFirst marks owner as one whose Now claims come first in urgent mode (on), or no longer:
+// a reader urgent mode waits for. Urgent mode applies the other owners' Now claims as Next,
+// so the library asks for them only after every piece an urgent reader waits for (it orders
+// pieces by priority first, and then puts partly downloaded pieces first). Traced on the
+// /watch benchmark: each ffmpeg a seek starts opens the file at byte 0, and the response
+// runs ahead into the socket until it waits at the edge of what has arrived, claiming that
+// piece Now, for the 50 ms until ffmpeg moves on; a kick then asked for that piece before
+// the seek's, and the seek's spilled into the seeder's next 500 ms quota tick.
+func (l *ledger) setFirst(owner any, on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.first[owner] == on {
+		return
+	}
+	if on {
+		if l.first == nil {
+			l.first = make(map[any]bool)
+		}
+		l.first[owner] = true
+	} else {
+		delete(l.first, owner)
+	}
+	if l.urgent {
+		for p := range l.byOwner[owner] {
+			l.refresh(p)
+		}
+	}
+}
+
 // maxFor returns the priority piece p should have.
 func (l *ledger) maxFor(p int) torrent.PiecePriority {
 	m := prioNone
-	for _, c := range l.byOwner {
-		if v, ok := c[p]; ok && v > m {
-			m = v
+	for owner, c := range l.byOwner {
+		v, ok := c[p]
+		if !ok {
+			continue
 		}
-	}
-	if l.urgent && m < prioNow {
-		return prioNone
+		if l.urgent {
+			if v < prioNow {
+				continue
+			}
+			if !l.first[owner] {
+				v = prioNext
+			}
+		}
+		m = max(m, v)
 	}
 	return m
 }

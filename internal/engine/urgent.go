@@ -90,6 +90,7 @@ func (t *Task) urge(r *Reader, pieces []int) {
 		t.e.wg.Go(t.watchUrgency)
 	}
 	t.urg.mu.Unlock()
+	t.prio.setFirst(r, true)
 	t.syncUrgency()
 }
 
@@ -114,7 +115,11 @@ func (t *Task) unurge(r *Reader, onlyDone bool) {
 	if changed {
 		t.urg.on = false
 	}
+	_, still := t.urg.waiting[r]
 	t.urg.mu.Unlock()
+	if !still {
+		t.prio.setFirst(r, false)
+	}
 	if changed {
 		t.syncUrgency()
 	}
@@ -351,14 +356,19 @@ func (t *Task) watchUrgency() {
 		}
 		now := time.Now()
 		t.urg.mu.Lock()
+		var gone []*Reader // readers no longer waiting: their claims stop coming first
 		for r, pieces := range t.urg.waiting {
 			if pieces = t.incomplete(pieces); len(pieces) == 0 {
 				delete(t.urg.waiting, r)
+				gone = append(gone, r)
 			} else {
 				t.urg.waiting[r] = pieces
 			}
 		}
 		if t.urg.on && now.Sub(t.urg.since) > urgentMax {
+			for r := range t.urg.waiting {
+				gone = append(gone, r)
+			}
 			clear(t.urg.waiting)
 			t.e.log.Debug("urgent mode timed out", "task", t.id)
 		}
@@ -378,6 +388,9 @@ func (t *Task) watchUrgency() {
 			return
 		}
 		t.urg.mu.Unlock()
+		for _, r := range gone {
+			t.prio.setFirst(r, false)
+		}
 		if ended {
 			t.syncUrgency()
 		}
