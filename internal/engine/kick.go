@@ -27,10 +27,11 @@ import (
 // trip later, and the update it runs on the last reject adds nothing (requesting.go: no
 // requests on a reject). Two things close that gap:
 //
-//   - while the kick cancels, the engine widens each connection's request window by the
-//     number cancelled (openWindowAfterKick, window.go), so the update AllowDataDownload runs asks at
-//     once for up to requestWindowFloor blocks of what readers wait for, sent right behind
-//     the cancels (the peer's reqq still bounds the window);
+//   - while the kick cancels, the engine widens each connection's request window by every
+//     cancel the peer has yet to answer (openWindowAfterKick, window.go), and the floor and
+//     the ceiling keep that room for as long as they are unanswered, so the update
+//     AllowDataDownload runs asks at once for up to requestWindowFloor blocks of what
+//     readers wait for, sent right behind the cancels (the peer's reqq still bounds it);
 //   - each reject read while the task is urgent wakes wakeOnRejects, which pulses a piece
 //     (see poke): a connection left idle by rejects then asks again at once instead of after
 //     urgentQuiet.
@@ -128,33 +129,29 @@ func (w *peerWatch) queuedAhead(conns []*torrent.PeerConn, pieces []int) bool {
 		if s == nil {
 			continue
 		}
-		if len(s.cancelled) > 0 {
-			// A kick's cancels are on their way: what the connection asks for now it asked
-			// after that kick, in the readers' order, and the window keeps room for more
-			// beside the cancels (setRequestWindow). Kicking again would cancel that, and
-			// the library asks for a cancelled block again only once the peer has answered
-			// the cancel: traced, a second kick 1 ms after the first held a seek's pieces
-			// back until the peer's next 500 ms quota tick.
-			for p := range waited {
-				if s.byPiece[p] > 0 {
-					asked[p] = 0
-				}
-			}
-			continue
-		}
+		// While a kick's cancels are on their way, what the connection asks for it asked
+		// after that kick, in the readers' order, and the window keeps room for more beside
+		// the cancels (setRequestWindow). Kicking again would cancel that, and the library
+		// asks for a cancelled block again only once the peer has answered the cancel:
+		// traced, a second kick 1 ms after the first held a seek's pieces back until the
+		// peer's next 500 ms quota tick. So such a connection counts as having nothing ahead.
+		settling := len(s.cancelled) > 0
 		other := s.outstanding
 		for p := range waited {
-			other -= s.byPiece[p]
-		}
-		deep = deep || other >= kickMinQueue
-		for p := range waited {
-			if s.byPiece[p] == 0 {
+			n := s.byPiece[p]
+			if n == 0 {
 				continue
 			}
-			if a, ok := asked[p]; !ok || s.otherAhead(p, waited) < a {
-				asked[p] = s.otherAhead(p, waited)
+			other -= n
+			ahead := 0
+			if !settling {
+				ahead = s.otherAhead(p, waited)
+			}
+			if a, ok := asked[p]; !ok || ahead < a {
+				asked[p] = ahead
 			}
 		}
+		deep = deep || !settling && other >= kickMinQueue
 	}
 	for p := range waited {
 		if a, ok := asked[p]; ok && a >= kickMinQueue || !ok && deep {

@@ -58,7 +58,7 @@ func setRequestWindow(p *torrent.Peer, ceiling, pending int) {
 	if peak == nil {
 		return
 	}
-	*peak = max(*peak, (requestWindowFloor+pending+1)/2)
+	*peak = max(*peak, floorBeside(pending))
 	if ceiling > 0 {
 		*peak = min(*peak, ceiling/2)
 	}
@@ -73,8 +73,14 @@ func setRequestWindow(p *torrent.Peer, ceiling, pending int) {
 // benchmark: one request went out behind the cancels, the rest a 500 ms tick later).
 func openWindowAfterKick(p *torrent.Peer, n int) {
 	if peak := peakRequests(p); peak != nil {
-		*peak = max(*peak, (n+requestWindowFloor+1)/2+1)
+		*peak = max(*peak, floorBeside(n)+1)
 	}
+}
+
+// floorBeside returns the peakRequests value whose window (twice it) holds requestWindowFloor
+// requests beside pending cancels the library counts against it.
+func floorBeside(pending int) int {
+	return (requestWindowFloor + pending + 1) / 2
 }
 
 // peakRequests returns p's count of requests its last update added, nil if the field was
