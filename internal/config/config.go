@@ -105,7 +105,7 @@ const (
 	defaultMaxNames    = 4 * MiB
 	defaultMaxActive   = 5
 	defaultSeedRatio   = 2.0
-	defaultSegmentSecs = 4
+	defaultSegmentSecs = 2
 	defaultMaxSessions = 4
 	defaultTranscodes  = 1
 	defaultMaxDisk     = 2 * GiB

@@ -89,7 +89,7 @@ func TestDefault(t *testing.T) {
 		}
 	}
 	if c.Stream.Port != 11818 || c.Stream.RequireStreamToken || c.Stream.TokenTTL.Std() != 6*time.Hour ||
-		c.Stream.TokenGrace.Std() != time.Minute || c.Stream.MaxReaders != 64 || c.HLS.SegmentSeconds != 4 ||
+		c.Stream.TokenGrace.Std() != time.Minute || c.Stream.MaxReaders != 64 || c.HLS.SegmentSeconds != 2 ||
 		c.HLS.IdleTimeout.Std() != 2*time.Minute || c.UPnP.Enabled || c.UPnP.Lease.Std() != time.Hour ||
 		!c.Torrent.Seed || !c.Torrent.DHT || c.Log.Level != LevelInfo || c.Log.Format != "text" {
 		t.Errorf("Default() = %+v, differs from DESIGN.md", c)

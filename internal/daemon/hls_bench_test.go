@@ -31,7 +31,7 @@ const (
 // BenchmarkHLSFromSeeder measures HLS the way a browser sees it, against a
 // real daemon downloading from a rate-limited seeder on loopback. Every
 // iteration is cold: a new daemon (new temp dirs, default HLS settings, so
-// 4 s segments) and a new seeder, once for play and once for the seek.
+// 2 s segments) and a new seeder, once for play and once for the seek.
 //
 //   - playlist-ms/op: AddTask{HLS: true} sent -> index.m3u8 received (master
 //     then index, as hls.js requests them).

@@ -214,7 +214,7 @@ func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchS
 func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource) (load float64, seeks []float64, audioSwitch float64) {
 	b.Helper()
 	cfg := testConfig(b, b.TempDir())
-	// TORRENTCLAW_BENCH_SEGSEC sets hls.segment_seconds (default 4), to
+	// TORRENTCLAW_BENCH_SEGSEC sets hls.segment_seconds (default 2), to
 	// measure what shorter segments change.
 	if v := os.Getenv("TORRENTCLAW_BENCH_SEGSEC"); v != "" {
 		n, err := strconv.Atoi(v)

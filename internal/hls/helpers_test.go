@@ -228,6 +228,11 @@ func newTestManager(t testing.TB, o Options) *Manager {
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
+	if o.SegmentSeconds == 0 {
+		// The tests' segment arithmetic (three segments in the 12 s
+		// titles) was written for 4 s segments, the default until 2.
+		o.SegmentSeconds = 4
+	}
 	logs := &logBuffer{}
 	if tt, ok := t.(*testing.T); ok && testing.Verbose() {
 		logs.out = tt.Output()

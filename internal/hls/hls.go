@@ -39,7 +39,7 @@ var (
 
 // Defaults for zero Options fields.
 const (
-	DefaultSegmentSeconds = 4.0
+	DefaultSegmentSeconds = 2.0
 	DefaultMaxSessions    = 4
 	DefaultMaxTranscodes  = 2
 	DefaultIdleTimeout    = 2 * time.Minute
@@ -64,7 +64,7 @@ type Options struct {
 	// Dir holds one subdirectory per session. Stale session dirs from a
 	// previous run are deleted by New. "" => <user cache dir>/torrentclaw/hls.
 	Dir string
-	// SegmentSeconds is the target segment length (default 4).
+	// SegmentSeconds is the target segment length (default 2).
 	SegmentSeconds float64
 	// MaxSessions bounds open sessions (default 4).
 	MaxSessions int
