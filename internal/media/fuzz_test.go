@@ -146,3 +146,19 @@ func FuzzQuery(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAcceptsGzip: any Accept-Encoding value is parsed without a panic, and
+// gzip is only ever chosen for a header that names it (or *).
+func FuzzAcceptsGzip(f *testing.F) {
+	for _, s := range []string{"gzip", "gzip, deflate, br", "gzip;q=0", "*;q=0.5", "br;q=1.0, gzip;q=0.8", ";;,=q", "gzip;q=1e-400"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if acceptsGzip([]string{v}) {
+			l := strings.ToLower(v)
+			if !strings.Contains(l, "gzip") && !strings.Contains(l, "*") {
+				t.Errorf("acceptsGzip(%q) = true without gzip or *", v)
+			}
+		}
+	})
+}

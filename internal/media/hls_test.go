@@ -1,12 +1,16 @@
 package media
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +139,42 @@ func TestHLS(t *testing.T) {
 		resp, _ = do(t, client, http.MethodGet, hlsURL(name, tok), "Range", "bytes=0-187")
 		if resp.StatusCode != http.StatusPartialContent {
 			t.Errorf("segment Range: status %d, want 206", resp.StatusCode)
+		}
+	})
+
+	t.Run("playlists gzipped for clients that accept it", func(t *testing.T) {
+		for _, name := range []string{"master.m3u8", "index.m3u8"} {
+			resp, plain := do(t, client, http.MethodGet, hlsURL(name, tok))
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" {
+				t.Fatalf("GET %s without Accept-Encoding = %d, Content-Encoding %q", name, resp.StatusCode, resp.Header.Get("Content-Encoding"))
+			}
+			if len(plain) < gzipMinPlaylist {
+				t.Fatalf("%s is %d bytes, under the %d this test needs", name, len(plain), gzipMinPlaylist)
+			}
+			resp, zipped := do(t, client, http.MethodGet, hlsURL(name, tok), "Accept-Encoding", "gzip, deflate, br")
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" ||
+				!strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+				t.Fatalf("GET %s with Accept-Encoding gzip = %d, Content-Encoding %q, Vary %q", name, resp.StatusCode,
+					resp.Header.Get("Content-Encoding"), resp.Header.Get("Vary"))
+			}
+			if resp.Header.Get("Content-Length") != strconv.Itoa(len(zipped)) {
+				t.Errorf("%s gzipped: Content-Length %s for %d bytes", name, resp.Header.Get("Content-Length"), len(zipped))
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(zipped))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, plain) {
+				t.Errorf("%s gzipped decompresses to\n%s\nwant\n%s", name, got, plain)
+			}
+			resp, body := do(t, client, http.MethodGet, hlsURL(name, tok), "Accept-Encoding", "gzip;q=0, identity")
+			if resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(body, plain) {
+				t.Errorf("GET %s with gzip;q=0: Content-Encoding %q, body changed", name, resp.Header.Get("Content-Encoding"))
+			}
 		}
 	})
 

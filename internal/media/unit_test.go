@@ -422,3 +422,34 @@ func TestRenderPlaylistSubFile(t *testing.T) {
 		t.Errorf("renderPlaylist() =\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestAcceptsGzip(t *testing.T) {
+	for _, tc := range []struct {
+		values []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{""}, false},
+		{[]string{"gzip"}, true},
+		{[]string{"GZIP"}, true},
+		{[]string{"gzip, deflate, br"}, true},
+		{[]string{"deflate", "gzip"}, true},
+		{[]string{"br;q=1.0, gzip;q=0.8, *;q=0.1"}, true},
+		{[]string{"x-gzip"}, true},
+		{[]string{"*"}, true},
+		{[]string{"identity"}, false},
+		{[]string{"deflate, br"}, false},
+		{[]string{"gzip;q=0"}, false},
+		{[]string{"gzip;q=0.000"}, false},
+		{[]string{"gzip;q=0, *"}, false}, // gzip named and refused: * does not bring it back
+		{[]string{"*;q=0"}, false},
+		{[]string{"gzip;q=abc"}, false},
+		{[]string{"gzip;q=2"}, false},
+		{[]string{"gzipped"}, false},
+		{[]string{" gzip ; q=0.5 "}, true},
+	} {
+		if got := acceptsGzip(tc.values); got != tc.want {
+			t.Errorf("acceptsGzip(%q) = %v, want %v", tc.values, got, tc.want)
+		}
+	}
+}
