@@ -366,11 +366,17 @@ func TestReaderCloseReleasesPriorities(t *testing.T) {
 		return true
 	})
 
+	// The first and last 512 KiB (two pieces at each end) come before the rest of the
+	// 2 MiB edges: a probe wants the header and the index at the very end first.
 	edges := engine.PiecePriorities(task)
-	for _, p := range []int{0, 7, 24, 31} {
-		if edges[p] != engine.PrioHigh {
-			t.Errorf("head/tail piece %d priority %d, want High", p, edges[p])
+	for p, want := range map[int]int{0: engine.PrioReadahead, 1: engine.PrioReadahead, 2: engine.PrioHigh, 7: engine.PrioHigh,
+		24: engine.PrioHigh, 29: engine.PrioHigh, 30: engine.PrioReadahead, 31: engine.PrioReadahead} {
+		if edges[p] != want {
+			t.Errorf("head/tail piece %d priority %d, want %d", p, edges[p], want)
 		}
+	}
+	if len(edges) != 16 {
+		t.Errorf("%d pieces claimed before any reader, want the 2 MiB at each end (16)", len(edges))
 	}
 
 	r := openFile(t, task, t.Context(), -1)
@@ -378,7 +384,7 @@ func TestReaderCloseReleasesPriorities(t *testing.T) {
 		t.Fatal(err)
 	}
 	prios := engine.PiecePriorities(task)
-	want := map[int]int{16: engine.PrioNow, 17: engine.PrioNext, 18: engine.PrioReadahead, 24: engine.PrioReadahead, 25: engine.PrioHigh, 31: engine.PrioHigh}
+	want := map[int]int{16: engine.PrioNow, 17: engine.PrioNext, 18: engine.PrioReadahead, 24: engine.PrioReadahead, 25: engine.PrioHigh, 31: engine.PrioReadahead}
 	for p, w := range want {
 		if prios[p] != w {
 			t.Errorf("after seek, piece %d priority %d, want %d", p, prios[p], w)

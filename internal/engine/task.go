@@ -91,6 +91,13 @@ type Status struct {
 // streamEdgeBytes is how much of the head and the tail of a streamed file is fetched first.
 const streamEdgeBytes = 2 << 20
 
+// streamEdgeFirstBytes of each end come before the rest of the edges. A player's or
+// ffprobe's first reads want the container's header at the head and its index at the very
+// end (Matroska's cues, an MP4's moov when it was not moved to the front); with the edges
+// taken in piece order, the file's last piece came only after the whole 2 MiB head and
+// the rest of the tail, about two seconds after the first byte from a 2 MB/s seeder.
+const streamEdgeFirstBytes = 512 << 10
+
 // Task is one torrent in the engine. Its methods are safe for concurrent use.
 type Task struct {
 	e        *Engine
@@ -393,10 +400,13 @@ func (t *Task) claimEdges(i int) {
 
 type edgeOwner struct{ file int }
 
-// edgeSpans returns claims for the head and tail of a file at torrent offset off.
+// edgeSpans returns claims for the head and tail of a file at torrent offset off: prio for
+// streamEdgeBytes at each end, Readahead for the streamEdgeFirstBytes at each end.
 func edgeSpans(off, length, pieceLen int64, prio torrent.PiecePriority) claims {
 	n := min(int64(streamEdgeBytes), length)
-	return merge(span(off, n, pieceLen, prio), span(off+length-n, n, pieceLen, prio))
+	c := merge(span(off, n, pieceLen, prio), span(off+length-n, n, pieceLen, prio))
+	first := min(int64(streamEdgeFirstBytes), length)
+	return merge(c, merge(span(off, first, pieceLen, prioReadahead), span(off+length-first, first, pieceLen, prioReadahead)))
 }
 
 // Files returns the torrent's files, or nil before the info is known.
