@@ -278,6 +278,16 @@ func TestE2EWatch(t *testing.T) {
 		!strings.Contains(string(page), "<title>Film.mkv · torrentclaw</title>") || strings.Contains(string(page), "<script>") {
 		t.Fatalf("GET /watch = %d, CSP %q:\n%s", resp.StatusCode, csp, redactBody(page, add.Token.Reveal()))
 	}
+	// That request started the session the page asks for next, so its probe runs while the
+	// browser loads the page and hls.js.
+	hlsSessions := func() int {
+		ti, err := r.client.Task(t.Context(), add.TaskID)
+		if err != nil {
+			t.Fatalf("Task() error = %v", err)
+		}
+		return len(ti.HLS)
+	}
+	enginetest.WaitFor(t, time.Minute, "the HLS session started by GET /watch", func() bool { return hlsSessions() == 1 })
 	want404 := e2eGetNotFound(t, base+"/stream?id="+add.TaskID+"&t=wrong"+strings.Repeat("0", 40))
 	e2eAssert404(t, "watch with a wrong token", want404,
 		base+"/watch?id="+add.TaskID+"&t=wrong"+strings.Repeat("0", 40),
@@ -319,6 +329,9 @@ func TestE2EWatch(t *testing.T) {
 	t.Logf("played past 3 s after %s: %+v", time.Since(start).Round(time.Millisecond), st)
 	if st.Engine != "hlsjs" || st.Time <= 3 {
 		t.Fatalf("page state %+v, want hls.js playing past 3 s", st)
+	}
+	if n := hlsSessions(); n != 1 {
+		t.Errorf("%d HLS sessions, want the one GET /watch started, reused by the page", n)
 	}
 	if len(st.AudioOptions) != 2 || !strings.HasPrefix(st.AudioOptions[1], "Spanish") || len(st.SubOptions) != 4 {
 		t.Errorf("menus: audio %q subtitles %q, want 2 audio tracks and Off + 3 subtitles", st.AudioOptions, st.SubOptions)

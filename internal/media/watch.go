@@ -128,6 +128,19 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("render watch page: %w", err))
 		return
 	}
+	if r.Method == http.MethodGet && s.watchSession != nil && s.hlsUnavailable() == nil {
+		// The page asks for its session first thing: start it now, so the
+		// probe runs while the browser loads the page and its script. The
+		// page's request finds it by its key (same task, file and token).
+		tok := token.Token(q.tok)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), watchSessionTimeout)
+			defer cancel()
+			if _, err := s.watchSession(ctx, q.id, idx, tok); err != nil {
+				s.log.Debug("watch session not started ahead", "err", err)
+			}
+		}()
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", watchCSP)
