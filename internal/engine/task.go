@@ -403,10 +403,11 @@ type edgeOwner struct{ file int }
 // edgeSpans returns claims for the head and tail of a file at torrent offset off: prio for
 // streamEdgeBytes at each end, Readahead for the streamEdgeFirstBytes at each end.
 func edgeSpans(off, length, pieceLen int64, prio torrent.PiecePriority) claims {
-	n := min(int64(streamEdgeBytes), length)
-	c := merge(span(off, n, pieceLen, prio), span(off+length-n, n, pieceLen, prio))
-	first := min(int64(streamEdgeFirstBytes), length)
-	return merge(c, merge(span(off, first, pieceLen, prioReadahead), span(off+length-first, first, pieceLen, prioReadahead)))
+	ends := func(n int64, prio torrent.PiecePriority) claims {
+		n = min(n, length)
+		return merge(span(off, n, pieceLen, prio), span(off+length-n, n, pieceLen, prio))
+	}
+	return merge(ends(streamEdgeBytes, prio), ends(streamEdgeFirstBytes, prioReadahead))
 }
 
 // Files returns the torrent's files, or nil before the info is known.
