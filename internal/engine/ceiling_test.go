@@ -18,7 +18,9 @@ import (
 // of 64 requests), where the library alone doubles it batch after batch (to 256 here), so a
 // seek's new requests never wait behind seconds of old ones.
 func TestRequestCeiling(t *testing.T) {
-	dataPath, sum := enginetest.WriteRandomFile(t, t.TempDir(), "movie.mp4", 6<<20, 21)
+	// 8 MiB: the last 4 MiB leave room for a batch to start once the rate is known, even
+	// with the file's tail fetched early (its last 512 KiB come with the head).
+	dataPath, sum := enginetest.WriteRandomFile(t, t.TempDir(), "movie.mp4", 8<<20, 21)
 	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{PieceLength: pieceLen, UploadRateBytes: 1 << 20})
 	si := seeder.Add(t, dataPath)
 	le := enginetest.NewEngine(t)
@@ -28,15 +30,15 @@ func TestRequestCeiling(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := openFile(t, task, timeout(t, 2*time.Minute), -1)
-	// Read two thirds, then on until a batch has started under a ceiling (on a busy machine
-	// the rate may become known only late), look, read the rest: the connection ends once
-	// the file is complete.
+	// Read half, then on until a batch has started under a ceiling (on a busy machine the
+	// rate may become known only late), look, read the rest: the connection ends once the
+	// file is complete.
 	h := sha256.New()
 	if _, err := io.CopyN(h, r, 4<<20); err != nil {
 		t.Fatal(err)
 	}
 	ceilings := engine.RequestCeilings(le)
-	for read := int64(4 << 20); !anyCeiledBatch(ceilings) && read < 6<<20; read += 64 << 10 {
+	for read := int64(4 << 20); !anyCeiledBatch(ceilings) && read < 8<<20; read += 64 << 10 {
 		if _, err := io.CopyN(h, r, 64<<10); err != nil {
 			t.Fatal(err)
 		}
