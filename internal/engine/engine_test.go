@@ -553,6 +553,78 @@ func TestPauseResume(t *testing.T) {
 	}
 }
 
+// TestKickKeepsOtherReadersWaiting: a kick (kick.go) turns the task's downloading off and on
+// again, and the library fails every read that waits for data meanwhile. A reader that waits
+// while another reader's seek kicks must go on waiting, and get its bytes once a peer sends
+// them. (Found by the qbt-1m benchmark: one of four concurrent readers got a 206 and no byte
+// in 1 of 4 rounds.)
+func TestKickKeepsOtherReadersWaiting(t *testing.T) {
+	path, _ := enginetest.WriteRandomFile(t, t.TempDir(), "movie.mp4", 4<<20, 41)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{PieceLength: pieceLen})
+	si := seeder.Add(t, path)
+	le := enginetest.NewEngine(t)
+	dumpOnFailure(t, le, seeder.Engine())
+	torrentPath, _ := enginetest.WriteTorrentFile(t, t.TempDir(), path, pieceLen)
+	task := addStream(t, le, torrentPath) // no peer yet: the read below waits
+	r := openFile(t, task, timeout(t, 30*time.Second), -1)
+	got := make([]byte, 1<<20)
+	done := make(chan error, 1) // buffered: the reader never waits for the test
+	go func() {
+		_, err := io.ReadFull(r, got)
+		done <- err
+	}()
+	// Each kick must come while the read is parked in the library's wait for data (its
+	// reader's waitAvailable), as the read's goroutine's stack says. The library reads
+	// once more after a failed wait, so a single kick would not show the failure: several
+	// must, each after the read is back in its wait.
+	const kicks = 5
+	for i := range kicks {
+		enginetest.WaitFor(t, 30*time.Second, "the read to wait for data in the library", func() bool {
+			return len(done) > 0 || parkedIn("TestKickKeepsOtherReadersWaiting.func", "waitAvailable")
+		})
+		select {
+		case err := <-done:
+			t.Fatalf("the read ended after %d kicks, before any peer: %v", i, err)
+		default:
+		}
+		engine.KickNow(task)
+	}
+	if n := engine.Kicks(task); n != kicks {
+		t.Fatalf("%d kicks, want %d", n, kicks)
+	}
+	enginetest.WaitFor(t, 30*time.Second, "the read to wait again after the last kick", func() bool {
+		return len(done) > 0 || parkedIn("TestKickKeepsOtherReadersWaiting.func", "waitAvailable")
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the read ended after %d kicks, before any peer: %v", kicks, err)
+	default:
+	}
+	if err := task.AddPeers(si.Peer.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("read after the kicks: %v", err)
+	}
+	if !bytes.Equal(got, readAt(t, path, 0, len(got))) {
+		t.Error("wrong bytes after the kicks")
+	}
+}
+
+// parkedIn reports whether a goroutine whose stack holds both fn and wait is parked in a
+// select or on a channel.
+func parkedIn(fn, wait string) bool {
+	buf := make([]byte, 1<<20)
+	for g := range bytes.SplitSeq(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
+		head, _, _ := bytes.Cut(g, []byte("\n"))
+		parked := bytes.Contains(head, []byte("[select")) || bytes.Contains(head, []byte("[chan receive"))
+		if parked && bytes.Contains(g, []byte(fn)) && bytes.Contains(g, []byte(wait)) {
+			return true
+		}
+	}
+	return false
+}
+
 // TestRemove deletes only the files of the removed torrent.
 func TestRemove(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "Pack")

@@ -75,6 +75,14 @@ func (t *Task) kick(waiting []int) {
 	if !t.e.peers.queuedAhead(conns, pieces) {
 		return
 	}
+	t.cancelRequests(conns)
+}
+
+// cancelRequests cancels every outstanding request of the task, on conns, by turning its
+// downloading off and on again. While it is off the library fails every read that waits
+// for data ("torrent data downloading disabled"); Reader.Read reads again when a kick came
+// between (kickedSince), so a kick by one reader never ends another's read.
+func (t *Task) cancelRequests(conns []*torrent.PeerConn) {
 	t.flagMu.Lock()
 	defer t.flagMu.Unlock()
 	if !t.dlAllowed || t.stopped {
@@ -85,6 +93,15 @@ func (t *Task) kick(waiting []int) {
 	t.e.peers.setKicking(conns, false)
 	t.tor.AllowDataDownload()
 	t.kicks.Add(1)
+}
+
+// kickedSince reports whether a kick has ended since the task's kick count was k, and the
+// task is downloading: a read that failed meanwhile failed because of the kick, and can wait
+// again. It waits for a kick under way to end.
+func (t *Task) kickedSince(k int64) bool {
+	t.flagMu.Lock()
+	defer t.flagMu.Unlock()
+	return t.kicks.Load() != k && t.dlAllowed && !t.stopped
 }
 
 // wakeOnRejects pokes every urgent task each time a peer has rejected requests (see above),

@@ -32,5 +32,12 @@ func ConnAlive(t *Task, conn any) bool {
 	return false
 }
 
+// KickNow cancels every outstanding request of t as a kick does (kick.go), whatever the
+// queues hold.
+func KickNow(t *Task) { t.cancelRequests(t.tor.PeerConns()) }
+
+// Waiting returns how many reads of t wait for missing pieces.
+func Waiting(t *Task) int { return int(t.waiting.Load()) }
+
 // Kicks returns how often a seek on t cancelled the outstanding requests (kick.go).
 func Kicks(t *Task) int64 { return t.kicks.Load() }
