@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"time"
+
+	"github.com/anacrolix/torrent"
 )
 
 // The playing time of a streamed file, from its container.
@@ -352,7 +354,7 @@ func (t *Task) probeBitrate() {
 	// Headers only: no readahead beyond what is asked.
 	r.SetReadahead(0)
 	r.SetContext(ctx)
-	secs, err := containerDuration(r, f.Length())
+	secs, err := containerDuration(pastKicks{r, t, ctx}, f.Length())
 	if err != nil {
 		if ctx.Err() == nil {
 			t.e.log.Debug("no container duration", "task", t.id, "file", sel, "err", err)
@@ -367,6 +369,15 @@ func (t *Task) probeBitrate() {
 	t.mu.Unlock()
 	t.e.log.Debug("bitrate from container", "task", t.id, "file", sel, "dur", fmt.Sprintf("%.1fs", secs), "bps", bps)
 }
+
+// pastKicks is a library reader of task t whose reads wait on through kicks (readPastKicks).
+type pastKicks struct {
+	torrent.Reader
+	t   *Task
+	ctx context.Context
+}
+
+func (k pastKicks) Read(p []byte) (int, error) { return k.t.readPastKicks(k.ctx, k.Reader, p) }
 
 // doneContext is a context canceled when done is closed: the task's lifetime, for the
 // library reader's SetContext.

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
 	"slices"
 
 	"github.com/anacrolix/torrent"
@@ -93,6 +96,21 @@ func (t *Task) cancelRequests(conns []*torrent.PeerConn) {
 	t.e.peers.setKicking(conns, false)
 	t.tor.AllowDataDownload()
 	t.kicks.Add(1)
+}
+
+// readPastKicks reads from lr, a library reader of t, and reads again when the read failed
+// because another reader's kick turned downloading off for a moment (see cancelRequests).
+// The library itself waits once more after a failed wait, so one kick passes unseen, but a
+// second one during that wait ended the read: a player's, ffmpeg's or an HLS prefetch's
+// response was cut short, or the bitrate probe gave up.
+func (t *Task) readPastKicks(ctx context.Context, lr io.Reader, p []byte) (int, error) {
+	kicks := t.kicks.Load()
+	n, err := lr.Read(p)
+	for n == 0 && err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil && t.kickedSince(kicks) {
+		kicks = t.kicks.Load()
+		n, err = lr.Read(p)
+	}
+	return n, err
 }
 
 // kickedSince reports whether a kick has ended since the task's kick count was k, and the

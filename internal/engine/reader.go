@@ -160,16 +160,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		defer r.t.waiting.Add(-1)
 	}
 	r.jumped = false
-	kicks := r.t.kicks.Load()
-	n, err := r.lr.Read(p)
-	// Another reader's kick turned downloading off for a moment, and the library failed
-	// this read's wait for data: wait again (kick.go). The library itself waits once more
-	// after a failed wait, so one kick passes unseen, but a second one during that wait
-	// ended the read: a player's, ffmpeg's or an HLS prefetch's response was cut short.
-	for n == 0 && err != nil && !errors.Is(err, io.EOF) && r.ctx.Err() == nil && r.t.kickedSince(kicks) {
-		kicks = r.t.kicks.Load()
-		n, err = r.lr.Read(p)
-	}
+	n, err := r.t.readPastKicks(r.ctx, r.lr, p)
 	if res := r.t.res.Load(); n > 0 && res != nil && res.dropped.Load() {
 		// The torrent was closed under this read: its bytes may be the zeros a closed
 		// storage returns for a deleted file (see reservedPiece.ReadAt). Never pass them on.
