@@ -138,9 +138,13 @@ type producer struct {
 	exiting    bool // stdout closed: the pid may be reaped at any moment
 	paused     bool
 	stopping   bool // killed on purpose: its exit is not a failure
-	cmd        *exec.Cmd
-	done       chan struct{}
-	started    time.Time // when the run was asked for (debug log)
+	// waiters counts requests waiting for a segment this run will make
+	// (Segment); while it has made none of them yet, a restart for another
+	// request leaves it alone (protectedLocked).
+	waiters int
+	cmd     *exec.Cmd
+	done    chan struct{}
+	started time.Time // when the run was asked for (debug log)
 }
 
 // failure is a producer that died before finishing its segments.
@@ -529,13 +533,23 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 				s.prefetchLocked(p.next, idx)
 			}
 			ch := s.changed
+			p.waiters++
 			s.mu.Unlock()
+			var err error
 			select {
 			case <-ch:
-				continue
 			case <-ctx.Done():
-				return "", ctx.Err()
+				err = ctx.Err()
 			}
+			s.mu.Lock()
+			if p.waiters--; p.waiters == 0 {
+				s.broadcastLocked() // a restart may wait for this run's waiters to go
+			}
+			s.mu.Unlock()
+			if err != nil {
+				return "", err
+			}
+			continue
 		}
 		if tr.audio == nil && waitRun == 0 {
 			if a := s.companionLocked(idx); a != nil {
@@ -582,6 +596,19 @@ func (s *Session) coversLocked(p *producer, idx int) bool {
 	return p != nil && !p.stopping && idx >= p.next && idx < p.end && idx <= p.next+restartAheadSegments
 }
 
+// protectFirstSegment bounds how long a run that requests wait on is kept
+// from a restart before it made any segment (protectedLocked): a run whose
+// input stalled must not hold another player back for ever.
+const protectFirstSegment = 10 * time.Second
+
+// protectedLocked reports whether run p is kept from a restart: requests
+// wait for its segments, it has made none yet, and it started less than
+// protectFirstSegment ago.
+func protectedLocked(p *producer) bool {
+	return p.waiters > 0 && p.next == p.start && !p.stopping && !p.exiting &&
+		time.Since(p.started) < protectFirstSegment
+}
+
 // restart starts the track's ffmpeg at segment idx (stopping its current
 // one) unless another request did it meanwhile. It returns the run that will
 // make idx, or 0 when idx is already done. Only the video's ffmpeg takes a
@@ -596,7 +623,12 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 	case <-s.ctx.Done():
 		return 0, ErrNotFound
 	}
-	defer func() { <-tr.startGate }()
+	gated := true
+	defer func() {
+		if gated {
+			<-tr.startGate
+		}
+	}()
 
 	s.mu.Lock()
 	if s.closed {
@@ -612,6 +644,28 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 		return p.run, nil
 	}
 	old := tr.prod
+	if old != nil && protectedLocked(old) {
+		// Another request waits for this run's first segment: let it
+		// come before taking the run away, or two players at two places
+		// in one session kill each other's ffmpeg before either makes
+		// a segment, for ever. Wait for a change, then look again.
+		ch := s.changed
+		expiry := time.NewTimer(protectFirstSegment - time.Since(old.started))
+		defer expiry.Stop()
+		s.mu.Unlock()
+		<-tr.startGate
+		gated = false
+		select {
+		case <-ch:
+			return 0, nil
+		case <-expiry.C:
+			return 0, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-s.ctx.Done():
+			return 0, ErrNotFound
+		}
+	}
 	if old != nil {
 		old.stopping = true
 		s.signalLocked(old, sigKill)

@@ -574,6 +574,62 @@ func TestConcurrentRequestsShareOneFFmpeg(t *testing.T) {
 	}
 }
 
+// TestTwoPlayersOneSession: two players at two places in one session (the
+// same /watch page open twice, or one HLS URL in two players) each ask for
+// their next segment. Each request that no run covers restarts the track's
+// ffmpeg; before the fix each restart killed the other player's run before
+// it had made a segment, and the two went on killing each other for ever
+// (thousands of ffmpeg starts a minute, no segment, in a real browser). A
+// run that a request waits for now makes its first segment first.
+func TestTwoPlayersOneSession(t *testing.T) {
+	srv := serveMedia(t, media(t, mediaCopy), serverOptions{})
+	m := newTestManager(t, Options{SegmentSeconds: 2})
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := fetchPlaylist(t, s)
+	if len(pl.segments) < 6 {
+		t.Fatalf("%d segments, want 6 or more", len(pl.segments))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	players := [][]int{{0, 1}, {5, 4}} // 4 after 5: behind that run, so a restart too
+	errs := make([]error, len(players))
+	paths := make([][]string, len(players))
+	var wg sync.WaitGroup
+	var start sync.WaitGroup
+	start.Add(len(players))
+	for i, segs := range players {
+		wg.Go(func() {
+			start.Done()
+			start.Wait()
+			for _, idx := range segs {
+				path, err := s.Segment(ctx, segmentName(idx))
+				if err != nil {
+					errs[i] = fmt.Errorf("segment %d: %w", idx, err)
+					cancel() // the other player would wait for ever too
+					return
+				}
+				paths[i] = append(paths[i], path)
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("player %d: %v (after %d ffmpeg starts)", i, err, m.starts.Load())
+		}
+		for k, idx := range players[i] {
+			checkSegment(t, paths[i][k], pl, idx)
+		}
+	}
+	// Each request that finds no run starts one; a few more when both ask at once.
+	if got := m.starts.Load(); got > 8 {
+		t.Errorf("ffmpeg started %d times for 4 requests of two players, want 8 at most", got)
+	}
+}
+
 func TestIdleTimeout(t *testing.T) {
 	srv := stalledServer(t)
 	closed := make(chan string, 4)
