@@ -114,7 +114,50 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		// of it at once.
 		rd.SetSpan(off, end)
 	}
-	http.ServeContent(s.measureSeek(w, r), r, "", time.Time{}, rd)
+	rec := &readErrRecorder{rd: rd}
+	http.ServeContent(s.measureSeek(w, r), r, "", time.Time{}, rec)
+	// A response cut short by the engine shows only as an early EOF at the
+	// player: say why here (no token, no URL: the task, the file, where).
+	if rec.err != nil {
+		if r.Context().Err() != nil {
+			s.log.Debug("stream read ended by the client", "task", task.ID(), "file", f.Index, "err", rec.err)
+		} else {
+			s.log.Warn("stream cut short", "task", task.ID(), "file", f.Index,
+				"offset", rec.first, "sent", rec.n, "err", rec.err)
+		}
+	}
+}
+
+// readErrRecorder passes reads and seeks to rd and keeps the first read
+// error other than io.EOF, where the reads began and how much they returned.
+type readErrRecorder struct {
+	rd    io.ReadSeeker
+	first int64 // where the first read began (read: there was one)
+	read  bool
+	pos   int64
+	n     int64 // bytes the reads returned
+	err   error
+}
+
+func (e *readErrRecorder) Read(p []byte) (int, error) {
+	if !e.read {
+		e.read, e.first = true, e.pos
+	}
+	n, err := e.rd.Read(p)
+	e.n += int64(n)
+	e.pos += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+func (e *readErrRecorder) Seek(off int64, whence int) (int64, error) {
+	pos, err := e.rd.Seek(off, whence)
+	if err == nil {
+		e.pos = pos
+	}
+	return pos, err
 }
 
 // fileAt returns the file with the given index.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/torrentclaw/cli/internal/enginetest"
+	"github.com/torrentclaw/cli/internal/logtest"
 )
 
 func TestStream(t *testing.T) {
@@ -221,6 +223,59 @@ func TestStreamCold(t *testing.T) {
 		if !bytes.Equal(res.body, want) {
 			t.Errorf("cold %s: status %d, %d bytes; want %d identical bytes", res.name, res.resp.StatusCode, len(res.body), len(want))
 		}
+	}
+}
+
+// TestStreamCutShortIsLogged: a response the engine ends early (here: the
+// task is removed while the read waits for a piece) reaches the player only
+// as an early EOF after its 206. The daemon's log says why, with the task,
+// the file and the offset, and never the token.
+func TestStreamCutShortIsLogged(t *testing.T) {
+	var logs logtest.Buffer
+	fx := newFixture(t, fixtureOptions{uploadRate: 64 << 10, pieceLength: 64 << 10, mod: func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}})
+	fx.waitFiles(t)
+	// Far into the file: at 64 KiB/s that piece is seconds away.
+	off := fx.movie.Length - 100000
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, fx.streamURL(fx.tok, -1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
+	resp, err := fx.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("status %d, want 206", resp.StatusCode)
+	}
+	body := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		body <- err
+	}()
+	enginetest.WaitFor(t, 30*time.Second, "the read to wait for its piece", func() bool {
+		return fx.task.Status().Peers > 0
+	})
+	if err := fx.leech.Remove(fx.task.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-body; err == nil {
+		t.Fatal("the body ended cleanly after the task was removed mid-read")
+	}
+	enginetest.WaitFor(t, 10*time.Second, "the log line", func() bool {
+		return strings.Contains(logs.String(), "stream cut short")
+	})
+	out := logs.String()
+	for _, want := range []string{"task=" + fx.task.ID(), "offset=" + strconv.FormatInt(off, 10), "removed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, fx.tok.Reveal()) {
+		t.Error("the log holds the token")
 	}
 }
 
