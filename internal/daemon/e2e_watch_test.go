@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torrentclaw/cli/internal/config"
 	"github.com/torrentclaw/cli/internal/control"
 	"github.com/torrentclaw/cli/internal/enginetest"
 )
@@ -394,6 +395,78 @@ func TestE2EWatch(t *testing.T) {
 		if !strings.HasPrefix(res, base+"/") {
 			t.Errorf("the page requested another origin: %s", redactURL(res))
 		}
+	}
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}
+
+// TestE2EWatchAfterIdle: the daemon closes an HLS session nothing asked
+// anything of for hls.idle_timeout, which a paused player outlives (a
+// coffee break). The page then meets a 404 on the next playlist or segment
+// it needs; it must ask for the session again and play on, at the same
+// place, with the audio the user picked. Here: play, pause until the
+// session is closed, pick Spanish (its playlist and segments come from the
+// closed session) and play.
+func TestE2EWatchAfterIdle(t *testing.T) {
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	chromium := e2eTool(t, "chromium")
+	film := e2eMakeTracks(t, t.TempDir(), 20)
+	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
+	logs := &logBuffer{}
+	r := startDaemon(t, cfg, logs)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
+	if err != nil {
+		t.Fatalf("AddTask() error = %v", err)
+	}
+	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
+	hlsSessions := func() int {
+		ti, err := r.client.Task(t.Context(), add.TaskID)
+		if err != nil {
+			t.Fatalf("Task() error = %v", err)
+		}
+		return len(ti.HLS)
+	}
+
+	c := startCDP(t, chromium)
+	var target struct {
+		TargetID string `json:"targetId"`
+	}
+	if err := json.Unmarshal(c.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, 30*time.Second), &target); err != nil {
+		t.Fatal(err)
+	}
+	var att struct {
+		SessionID string `json:"sessionId"`
+	}
+	if err := json.Unmarshal(c.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, 30*time.Second), &att); err != nil {
+		t.Fatal(err)
+	}
+	s := att.SessionID
+	c.call(s, "Page.enable", map[string]any{}, 30*time.Second)
+	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
+	const slow = 3 * time.Minute
+	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
+	var at float64
+	c.eval(s, `(() => { const v = document.getElementById('video'); v.pause(); return v.currentTime; })()`, 30*time.Second, &at)
+	enginetest.WaitFor(t, time.Minute, "the paused page's session to be closed as idle", func() bool { return hlsSessions() == 0 })
+
+	c.eval(s, `(() => { const a = document.getElementById('audio'); a.value = '1'; a.dispatchEvent(new Event('change'));
+		document.getElementById('video').play(); return true; })()`, 30*time.Second, nil)
+	c.waitJS(s, `document.body.dataset.audio === 'es'`, slow, "the Spanish rendition, from a new session")
+	c.waitJS(s, fmt.Sprintf(`document.getElementById('video').currentTime > %f + 1.5`, at), slow, "playback goes on after the pause")
+	var st pageState
+	c.eval(s, pageStateJS, 30*time.Second, &st)
+	t.Logf("after the idle close: %+v", st)
+	if st.Time > at+10 {
+		t.Errorf("playback at %.1f s after pausing at %.1f s: it did not go on from where it was", st.Time, at)
+	}
+	if strings.Contains(st.Status, "failed") {
+		t.Errorf("page status %q", st.Status)
+	}
+	if !strings.Contains(logs.String(), "hls session idle") {
+		t.Error("the log does not show the idle close")
 	}
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
 }

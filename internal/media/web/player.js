@@ -62,18 +62,63 @@
     video.play().catch(function () { say('Press play'); });
   }
 
-  function playHLSjs(info) {
+  // The daemon closes an HLS session nothing was asked of for a while
+  // (hls.idle_timeout): after a long pause its URLs answer 404, and hls.js
+  // gives up on the next segment or track it needs. Ask for the session
+  // again (the same token opens a new one) and go on where playback is,
+  // with the same tracks. At most once every 10 s, so a daemon that is gone
+  // ends in an error instead of a loop.
+  var renewing = false;
+  var renewedAt = 0;
+  function renewSession() {
+    if (renewing || Date.now() - renewedAt < 10000) return false;
+    renewing = true;
+    var resume = {
+      at: video.currentTime,
+      paused: video.paused,
+      // What the menus say: the user's last choice, even one that
+      // hls.js had not finished loading when the session went.
+      audio: Number(audioSel.value),
+      subs: Number(subsSel.value)
+    };
+    say('Reconnecting…');
+    fetch(cfg.session, { cache: 'no-store', credentials: 'omit' })
+      .then(function (r) {
+        if (!r.ok) throw new Error('the daemon answered ' + r.status);
+        return r.json();
+      })
+      .then(function (info) {
+        renewing = false;
+        renewedAt = Date.now();
+        if (hls) hls.destroy();
+        hls = null;
+        playHLSjs(info, resume);
+      })
+      .catch(function (e) {
+        renewing = false;
+        say('Playback failed: ' + e.message);
+      });
+    return true;
+  }
+
+  function playHLSjs(info, resume) {
     document.body.dataset.engine = 'hlsjs';
-    hls = new Hls({ enableWorker: false, renderTextTracksNatively: true, subtitleDisplay: true });
+    hls = new Hls({
+      enableWorker: false, renderTextTracksNatively: true, subtitleDisplay: true,
+      startPosition: resume ? resume.at : -1
+    });
     hls.on(Hls.Events.MANIFEST_PARSED, function () {
+      if (resume && resume.paused) return;
       video.play().catch(function () { say('Press play'); });
     });
     hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, function (_, d) {
       fill(audioSel, d.audioTracks.map(trackLabel));
+      if (resume && resume.audio >= 0 && resume.audio < d.audioTracks.length) hls.audioTrack = resume.audio;
       audioSel.value = String(hls.audioTrack);
     });
     hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, function (_, d) {
       fill(subsSel, d.subtitleTracks.map(trackLabel), 'Off');
+      if (resume && resume.subs < d.subtitleTracks.length) hls.subtitleTrack = resume.subs;
       subsSel.value = String(hls.subtitleTrack);
     });
     hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, function (_, d) {
@@ -92,6 +137,7 @@
         hls.recoverMediaError();
         return;
       }
+      if (d.type === Hls.ErrorTypes.NETWORK_ERROR && renewSession()) return;
       say('Playback failed: ' + d.details);
     });
     audioSel.onchange = function () {
