@@ -112,6 +112,26 @@ func startCDP(t testing.TB, bin string) *cdp {
 	return c
 }
 
+// newPage opens a blank tab, attaches to it and enables its page events; it
+// returns the tab's session for call, eval and waitJS.
+func (c *cdp) newPage() string {
+	c.t.Helper()
+	var target struct {
+		TargetID string `json:"targetId"`
+	}
+	if err := json.Unmarshal(c.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, 30*time.Second), &target); err != nil {
+		c.t.Fatal(err)
+	}
+	var att struct {
+		SessionID string `json:"sessionId"`
+	}
+	if err := json.Unmarshal(c.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, 30*time.Second), &att); err != nil {
+		c.t.Fatal(err)
+	}
+	c.call(att.SessionID, "Page.enable", map[string]any{}, 30*time.Second)
+	return att.SessionID
+}
+
 // call sends one command (in session when not "") and returns its result.
 func (c *cdp) call(session, method string, params any, within time.Duration) json.RawMessage {
 	c.t.Helper()
@@ -297,20 +317,7 @@ func TestE2EWatch(t *testing.T) {
 		base+"/watch?id="+add.TaskID)
 
 	c := startCDP(t, chromium)
-	var target struct {
-		TargetID string `json:"targetId"`
-	}
-	if err := json.Unmarshal(c.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, 30*time.Second), &target); err != nil {
-		t.Fatal(err)
-	}
-	var att struct {
-		SessionID string `json:"sessionId"`
-	}
-	if err := json.Unmarshal(c.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, 30*time.Second), &att); err != nil {
-		t.Fatal(err)
-	}
-	s := att.SessionID
-	c.call(s, "Page.enable", map[string]any{}, 30*time.Second)
+	s := c.newPage()
 	c.call(s, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 1280, "height": 860, "deviceScaleFactor": 1, "mobile": false}, 30*time.Second)
 	c.call(s, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `window.__csp = [];
 		document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`}, 30*time.Second)
@@ -431,20 +438,7 @@ func TestE2EWatchAfterIdle(t *testing.T) {
 	}
 
 	c := startCDP(t, chromium)
-	var target struct {
-		TargetID string `json:"targetId"`
-	}
-	if err := json.Unmarshal(c.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, 30*time.Second), &target); err != nil {
-		t.Fatal(err)
-	}
-	var att struct {
-		SessionID string `json:"sessionId"`
-	}
-	if err := json.Unmarshal(c.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, 30*time.Second), &att); err != nil {
-		t.Fatal(err)
-	}
-	s := att.SessionID
-	c.call(s, "Page.enable", map[string]any{}, 30*time.Second)
+	s := c.newPage()
 	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
 	const slow = 3 * time.Minute
 	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")

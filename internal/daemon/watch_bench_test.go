@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -243,20 +242,7 @@ func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource) (loa
 	add := source(b, r)
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 	c := startCDP(b, chromium)
-	var target struct {
-		TargetID string `json:"targetId"`
-	}
-	if err := json.Unmarshal(c.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, 30*time.Second), &target); err != nil {
-		b.Fatal(err)
-	}
-	var att struct {
-		SessionID string `json:"sessionId"`
-	}
-	if err := json.Unmarshal(c.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, 30*time.Second), &att); err != nil {
-		b.Fatal(err)
-	}
-	s := att.SessionID
-	c.call(s, "Page.enable", map[string]any{}, 30*time.Second)
+	s := c.newPage()
 	c.call(s, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": benchWatchJS}, 30*time.Second)
 	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
 	c.waitJS(s, `window.__firstPlaying > 0`, 3*time.Minute, "first playing")

@@ -623,12 +623,7 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 	case <-s.ctx.Done():
 		return 0, ErrNotFound
 	}
-	gated := true
-	defer func() {
-		if gated {
-			<-tr.startGate
-		}
-	}()
+	defer func() { <-tr.startGate }()
 
 	s.mu.Lock()
 	if s.closed {
@@ -648,17 +643,15 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 		// Another request waits for this run's first segment: let it
 		// come before taking the run away, or two players at two places
 		// in one session kill each other's ffmpeg before either makes
-		// a segment, for ever. Wait for a change, then look again.
+		// a segment, for ever. Wait for a change (every restart of this
+		// track would wait the same: the gate stays held), then look again.
 		ch := s.changed
-		expiry := time.NewTimer(protectFirstSegment - time.Since(old.started))
-		defer expiry.Stop()
+		expiry := time.After(protectFirstSegment - time.Since(old.started))
 		s.mu.Unlock()
-		<-tr.startGate
-		gated = false
 		select {
 		case <-ch:
 			return 0, nil
-		case <-expiry.C:
+		case <-expiry:
 			return 0, nil
 		case <-ctx.Done():
 			return 0, ctx.Err()

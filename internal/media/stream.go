@@ -122,27 +122,24 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil {
 			s.log.Debug("stream read ended by the client", "task", task.ID(), "file", f.Index, "err", rec.err)
 		} else {
+			// ServeContent seeks once, before its first read: the reads began
+			// at pos - n.
 			s.log.Warn("stream cut short", "task", task.ID(), "file", f.Index,
-				"offset", rec.first, "sent", rec.n, "err", rec.err)
+				"offset", rec.pos-rec.n, "sent", rec.n, "err", rec.err)
 		}
 	}
 }
 
-// readErrRecorder passes reads and seeks to rd and keeps the first read
-// error other than io.EOF, where the reads began and how much they returned.
+// readErrRecorder passes reads and seeks to rd and keeps the position, the
+// bytes the reads returned and their first error other than io.EOF.
 type readErrRecorder struct {
-	rd    io.ReadSeeker
-	first int64 // where the first read began (read: there was one)
-	read  bool
-	pos   int64
-	n     int64 // bytes the reads returned
-	err   error
+	rd  io.ReadSeeker
+	pos int64
+	n   int64
+	err error
 }
 
 func (e *readErrRecorder) Read(p []byte) (int, error) {
-	if !e.read {
-		e.read, e.first = true, e.pos
-	}
 	n, err := e.rd.Read(p)
 	e.n += int64(n)
 	e.pos += int64(n)

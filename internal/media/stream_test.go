@@ -232,11 +232,11 @@ func TestStreamCold(t *testing.T) {
 // the file and the offset, and never the token.
 func TestStreamCutShortIsLogged(t *testing.T) {
 	var logs logtest.Buffer
-	fx := newFixture(t, fixtureOptions{uploadRate: 64 << 10, pieceLength: 64 << 10, mod: func(o *Options) {
+	fx := newFixture(t, fixtureOptions{uploadRate: 16 << 10, pieceLength: 64 << 10, mod: func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}})
 	fx.waitFiles(t)
-	// Far into the file: at 64 KiB/s that piece is seconds away.
+	// At 16 KiB/s its 64 KiB piece is seconds away, even asked for first.
 	off := fx.movie.Length - 100000
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, fx.streamURL(fx.tok, -1), nil)
 	if err != nil {

@@ -62,6 +62,16 @@
     video.play().catch(function () { say('Press play'); });
   }
 
+  // fetchSession asks the daemon for the page's session (its /watch/session
+  // URL): the raw and HLS URLs and the tracks.
+  function fetchSession() {
+    return fetch(cfg.session, { cache: 'no-store', credentials: 'omit' })
+      .then(function (r) {
+        if (!r.ok) throw new Error('the daemon answered ' + r.status);
+        return r.json();
+      });
+  }
+
   // The daemon closes an HLS session nothing was asked of for a while
   // (hls.idle_timeout): after a long pause its URLs answer 404, and hls.js
   // gives up on the next segment or track it needs. Ask for the session
@@ -82,11 +92,7 @@
       subs: Number(subsSel.value)
     };
     say('Reconnecting…');
-    fetch(cfg.session, { cache: 'no-store', credentials: 'omit' })
-      .then(function (r) {
-        if (!r.ok) throw new Error('the daemon answered ' + r.status);
-        return r.json();
-      })
+    fetchSession()
       .then(function (info) {
         renewing = false;
         renewedAt = Date.now();
@@ -178,11 +184,7 @@
   video.addEventListener('error', function () { say('This browser cannot play this stream.'); });
 
   say('Preparing…');
-  fetch(cfg.session, { cache: 'no-store', credentials: 'omit' })
-    .then(function (r) {
-      if (!r.ok) throw new Error('the daemon answered ' + r.status);
-      return r.json();
-    })
+  fetchSession()
     .then(function (info) {
       say('Loading…');
       if (canPlayRaw(info) || !info.hls) return info;
