@@ -613,6 +613,44 @@ func TestKickKeepsOtherReadersWaiting(t *testing.T) {
 	}
 }
 
+// TestKickKeepsBitrateProbeWaiting: the bitrate probe reads the container's header through a
+// library reader of its own, so kicks must not end its wait either; a probe that gave up
+// leaves the file's bitrate unknown, and the buffered seconds at 0, for good.
+func TestKickKeepsBitrateProbeWaiting(t *testing.T) {
+	film := filepath.Join(t.TempDir(), "film.mp4") // a file, not the repository's symlink
+	if err := os.WriteFile(film, readFile(t, sampleMP4), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{PieceLength: pieceLen})
+	si := seeder.Add(t, film)
+	le := enginetest.NewEngine(t)
+	dumpOnFailure(t, le, seeder.Engine())
+	torrentPath, _ := enginetest.WriteTorrentFile(t, t.TempDir(), film, pieceLen)
+	task := addStream(t, le, torrentPath) // no peer yet: the probe waits for the header
+	const kicks = 5
+	for i := range kicks {
+		enginetest.WaitFor(t, 30*time.Second, "the probe to wait for data in the library", func() bool {
+			return parkedIn("probeBitrate", "waitAvailable")
+		})
+		engine.KickNow(task)
+		if n := engine.Kicks(task); n != int64(i+1) {
+			t.Fatalf("%d kicks, want %d", n, i+1)
+		}
+	}
+	enginetest.WaitFor(t, 30*time.Second, "the probe to wait again after the last kick", func() bool {
+		return parkedIn("probeBitrate", "waitAvailable")
+	})
+	if err := task.AddPeers(si.Peer.String()); err != nil {
+		t.Fatal(err)
+	}
+	st := enginetest.WaitStatus(t, task, enginetest.EventWait, func(s engine.Status) bool {
+		return s.TotalBytes > 0 && s.BufferedBytes == s.TotalBytes && s.BufferedSeconds > 0
+	})
+	if st.BufferedSeconds < 29.9 || st.BufferedSeconds > 30.1 {
+		t.Errorf("Status() buffered the whole file as %.2f s, want 30 s", st.BufferedSeconds)
+	}
+}
+
 // parkedIn reports whether a goroutine whose stack holds both fn and wait is parked in a
 // select or on a channel.
 func parkedIn(fn, wait string) bool {
