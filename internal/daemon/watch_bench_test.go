@@ -78,15 +78,16 @@ const benchAudioSwitchJS = `new Promise((resolve) => {
 
 // BenchmarkWatch measures what a person feels on the /watch page in
 // headless Chromium, from a cold daemon fed by a rate-limited loopback
-// seeder (enginetest), for the copy path (H.264 + AAC/AC3 MKV: video
-// copied, audio renditions) and the transcode path (MPEG-4 Part 2):
+// seeder (enginetest), for the raw path (an H.264/AAC MP4 the browser plays
+// from /stream itself), the copy path (H.264 + AAC/AC3 MKV: video copied,
+// audio renditions) and the transcode path (MPEG-4 Part 2):
 //
 //   - load-ms/op: navigation start -> first playing event (the page asks
 //     for the session, ffprobe runs, hls.js loads playlists and segments).
 //   - seek-p50-ms, seek-p95-ms: over 20 seeks spread over the title,
 //     currentTime set -> playing again.
 //   - audio-switch-ms/op: Spanish picked in the menu -> hls.js switched
-//     and playback 0.2 s further.
+//     and playback 0.2 s further (HLS paths: the MP4 has one audio track).
 //
 // BenchmarkWatchSwarm measures the same fed by qbittorrent-nox. Run with
 // make bench; results in docs/benchmarks.md.
@@ -179,10 +180,15 @@ func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchS
 	}
 	chromium, _ := exec.LookPath("chromium")
 	for _, c := range []struct {
-		name      string
-		transcode bool
-	}{{"copy", false}, {"transcode", true}} {
-		film := e2eMakeTracksWith(b, b.TempDir(), benchWatchSeconds, c.transcode)
+		name           string
+		raw, transcode bool
+	}{{"raw", true, false}, {"copy", false, false}, {"transcode", false, true}} {
+		var film string
+		if c.raw {
+			film = e2eMakeMP4(b, b.TempDir(), benchWatchSeconds)
+		} else {
+			film = e2eMakeTracksWith(b, b.TempDir(), benchWatchSeconds, c.transcode)
+		}
 		if size := os.Getenv("TORRENTCLAW_BENCH_SIZE"); size != "" && c.transcode {
 			benchWatchResize(b, filepath.Join(film, "Film.mkv"), size)
 		}
@@ -191,7 +197,7 @@ func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchS
 			var loads, switches []float64
 			var seeks []float64
 			for b.Loop() {
-				load, sk, sw := benchWatchOnce(b, chromium, add)
+				load, sk, sw := benchWatchOnce(b, chromium, add, !c.raw)
 				loads, seeks = append(loads, load), append(seeks, sk...)
 				if sw >= 0 {
 					switches = append(switches, sw)
@@ -209,8 +215,9 @@ func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchS
 }
 
 // benchWatchOnce runs one cold daemon and page. It returns the load time,
-// every seek time and the audio switch time, in ms.
-func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource) (load float64, seeks []float64, audioSwitch float64) {
+// every seek time and, with switchAudio, the audio switch time (else -1),
+// in ms.
+func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource, switchAudio bool) (load float64, seeks []float64, audioSwitch float64) {
 	b.Helper()
 	cfg := testConfig(b, b.TempDir())
 	// TORRENTCLAW_BENCH_SEGSEC sets hls.segment_seconds (default 2), to
@@ -266,6 +273,9 @@ func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource) (loa
 		if testing.Verbose() {
 			b.Logf("seek to %3.0f s: %4.0f ms", pos, ms)
 		}
+	}
+	if !switchAudio {
+		return load, seeks, -1
 	}
 	c.eval(s, benchAudioSwitchJS, 3*time.Minute, &audioSwitch)
 	if testing.Verbose() {
