@@ -464,3 +464,67 @@ func TestE2EWatchAfterIdle(t *testing.T) {
 	}
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
 }
+
+// TestE2EWatchNativeAfterIdle is TestE2EWatchAfterIdle on the browser's own
+// HLS, the path Safari takes: Chromium plays HLS itself too (since 2025),
+// and the page takes that path when hls.js cannot load (blocked here). A
+// segment URL of the closed session answers 404, which the browser reports
+// as a media error and pauses on; the page must ask for the session again
+// and play on from where it was.
+func TestE2EWatchNativeAfterIdle(t *testing.T) {
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	chromium := e2eTool(t, "chromium")
+	const seconds = 40
+	film := e2eMakeTracks(t, t.TempDir(), seconds)
+	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
+	logs := &logBuffer{}
+	r := startDaemon(t, cfg, logs)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
+	if err != nil {
+		t.Fatalf("AddTask() error = %v", err)
+	}
+	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
+	hlsSessions := func() int {
+		ti, err := r.client.Task(t.Context(), add.TaskID)
+		if err != nil {
+			t.Fatalf("Task() error = %v", err)
+		}
+		return len(ti.HLS)
+	}
+
+	c := startCDP(t, chromium)
+	s := c.newPage()
+	var native string
+	c.eval(s, `document.createElement('video').canPlayType('application/vnd.apple.mpegurl')`, 30*time.Second, &native)
+	if native == "" {
+		t.Skip("skipping: this Chromium does not play HLS itself")
+	}
+	c.call(s, "Network.enable", map[string]any{}, 30*time.Second)
+	c.call(s, "Network.setBlockedURLs", map[string]any{"urls": []string{"*/hls.min.js*"}}, 30*time.Second)
+	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
+	const slow = 3 * time.Minute
+	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
+	var st pageState
+	c.eval(s, pageStateJS, 30*time.Second, &st)
+	if st.Engine != "native" {
+		t.Fatalf("page state %+v, want the browser's own HLS", st)
+	}
+	c.eval(s, `document.getElementById('video').pause()`, 30*time.Second, nil)
+	enginetest.WaitFor(t, time.Minute, "the paused page's session to be closed as idle", func() bool { return hlsSessions() == 0 })
+
+	// Far from what the browser has buffered: it must ask the closed session for a segment.
+	const to = seconds - 8
+	c.eval(s, fmt.Sprintf(`(() => { const v = document.getElementById('video'); v.currentTime = %d; v.play(); return true; })()`, to), 30*time.Second, nil)
+	c.waitJS(s, fmt.Sprintf(`document.getElementById('video').currentTime > %d + 1.5 || /failed|cannot/.test(document.getElementById('status').textContent)`, to),
+		slow, "playback to go on after the pause, or the page to give up")
+	c.eval(s, pageStateJS, 30*time.Second, &st)
+	t.Logf("after the idle close: %+v", st)
+	if st.Engine != "native" || st.Time < to+1.5 || st.Time > to+10 || strings.Contains(st.Status, "failed") || strings.Contains(st.Status, "cannot") {
+		t.Errorf("page state %+v, want the browser's own HLS playing on from %d s", st, to)
+	}
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}

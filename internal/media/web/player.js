@@ -74,18 +74,28 @@
 
   // The daemon closes an HLS session nothing was asked of for a while
   // (hls.idle_timeout): after a long pause its URLs answer 404, and hls.js
-  // gives up on the next segment or track it needs. Ask for the session
-  // again (the same token opens a new one) and go on where playback is,
-  // with the same tracks. At most once every 10 s, so a daemon that is gone
-  // ends in an error instead of a loop.
+  // or the browser's own HLS gives up on the next segment or track it
+  // needs. Ask for the session again (the same token opens a new one) and
+  // go on where playback is, with the same tracks. Once more only after
+  // playback went on or 10 s passed, so a daemon that is gone, or a stream
+  // the browser cannot play, ends in an error instead of a loop.
   var renewing = false;
   var renewedAt = 0;
+  var playedSinceRenewal = true;
+  video.addEventListener('playing', function () { playedSinceRenewal = true; });
+  // wantPlay is whether the user wants playback: a media error pauses the
+  // element (the browser's own HLS does on a 404), which is not the user's
+  // pause.
+  var wantPlay = false;
+  video.addEventListener('play', function () { wantPlay = true; });
+  video.addEventListener('pause', function () { if (!video.error) wantPlay = false; });
   function renewSession() {
-    if (renewing || Date.now() - renewedAt < 10000) return false;
+    if (renewing || (!playedSinceRenewal && Date.now() - renewedAt < 10000)) return false;
+    var engine = document.body.dataset.engine;
     renewing = true;
     var resume = {
       at: video.currentTime,
-      paused: video.paused,
+      paused: !wantPlay,
       // What the menus say: the user's last choice, even one that
       // hls.js had not finished loading when the session went.
       audio: Number(audioSel.value),
@@ -96,6 +106,12 @@
       .then(function (info) {
         renewing = false;
         renewedAt = Date.now();
+        playedSinceRenewal = false;
+        if (!info.hls) throw new Error('the daemon has no HLS for this file now');
+        if (engine === 'native') {
+          playNativeHLS(info, resume);
+          return;
+        }
         if (hls) hls.destroy();
         hls = null;
         playHLSjs(info, resume);
@@ -159,9 +175,15 @@
     hls.attachMedia(video);
   }
 
-  function playNativeHLS(info) {
+  function playNativeHLS(info, resume) {
     document.body.dataset.engine = 'native';
     video.src = info.hls;
+    if (resume) {
+      video.addEventListener('loadedmetadata', function () {
+        video.currentTime = resume.at;
+      }, { once: true });
+      if (resume.paused) return;
+    }
     video.play().catch(function () { say('Press play'); });
   }
 
@@ -181,7 +203,10 @@
 
   video.addEventListener('playing', function () { say(''); });
   video.addEventListener('waiting', function () { say('Buffering…'); });
-  video.addEventListener('error', function () { say('This browser cannot play this stream.'); });
+  video.addEventListener('error', function () {
+    if (document.body.dataset.engine === 'native' && renewSession()) return;
+    say('This browser cannot play this stream.');
+  });
 
   say('Preparing…');
   fetchSession()
