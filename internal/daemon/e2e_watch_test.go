@@ -261,6 +261,30 @@ func artifactDir(t testing.TB) string {
 	return dir
 }
 
+// e2eWatchTask starts a cold daemon with cfg that logs to the returned buffer, and a
+// loopback seeder of film, and adds film's task to the daemon.
+func e2eWatchTask(t *testing.T, cfg config.Config, film string) (*running, control.AddResponse, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	r := startDaemon(t, cfg, logs)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
+	if err != nil {
+		t.Fatalf("AddTask() error = %v", err)
+	}
+	return r, add, logs
+}
+
+// e2eHLSSessions is how many HLS sessions the daemon has open for a task.
+func e2eHLSSessions(t *testing.T, r *running, taskID string) int {
+	t.Helper()
+	ti, err := r.client.Task(t.Context(), taskID)
+	if err != nil {
+		t.Fatalf("Task() error = %v", err)
+	}
+	return len(ti.HLS)
+}
+
 // TestE2EWatch opens the /watch player page of the tracks torrent (an MKV
 // a browser cannot play raw) in headless Chromium, from a cold daemon fed
 // by a loopback seeder, and uses it like a person: it plays past 3 s with
@@ -276,13 +300,7 @@ func TestE2EWatch(t *testing.T) {
 	film := e2eMakeTracks(t, t.TempDir(), seconds)
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.SegmentSeconds = e2eSegSeconds
-	logs := &logBuffer{}
-	r := startDaemon(t, cfg, logs)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
-	if err != nil {
-		t.Fatalf("AddTask() error = %v", err)
-	}
+	r, add, logs := e2eWatchTask(t, cfg, film)
 	base := e2eMediaBase(r)
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 	watchURL := base + "/watch?" + q.Encode()
@@ -301,13 +319,7 @@ func TestE2EWatch(t *testing.T) {
 	}
 	// That request started the session the page asks for next, so its probe runs while the
 	// browser loads the page and hls.js.
-	hlsSessions := func() int {
-		ti, err := r.client.Task(t.Context(), add.TaskID)
-		if err != nil {
-			t.Fatalf("Task() error = %v", err)
-		}
-		return len(ti.HLS)
-	}
+	hlsSessions := func() int { return e2eHLSSessions(t, r, add.TaskID) }
 	enginetest.WaitFor(t, time.Minute, "the HLS session started by GET /watch", func() bool { return hlsSessions() == 1 })
 	want404 := e2eGetNotFound(t, base+"/stream?id="+add.TaskID+"&t=wrong"+strings.Repeat("0", 40))
 	e2eAssert404(t, "watch with a wrong token", want404,
@@ -421,21 +433,9 @@ func TestE2EWatchAfterIdle(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
-	logs := &logBuffer{}
-	r := startDaemon(t, cfg, logs)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
-	if err != nil {
-		t.Fatalf("AddTask() error = %v", err)
-	}
+	r, add, logs := e2eWatchTask(t, cfg, film)
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
-	hlsSessions := func() int {
-		ti, err := r.client.Task(t.Context(), add.TaskID)
-		if err != nil {
-			t.Fatalf("Task() error = %v", err)
-		}
-		return len(ti.HLS)
-	}
+	hlsSessions := func() int { return e2eHLSSessions(t, r, add.TaskID) }
 
 	c := startCDP(t, chromium)
 	s := c.newPage()
@@ -480,21 +480,9 @@ func TestE2EWatchNativeAfterIdle(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
-	logs := &logBuffer{}
-	r := startDaemon(t, cfg, logs)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
-	if err != nil {
-		t.Fatalf("AddTask() error = %v", err)
-	}
+	r, add, logs := e2eWatchTask(t, cfg, film)
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
-	hlsSessions := func() int {
-		ti, err := r.client.Task(t.Context(), add.TaskID)
-		if err != nil {
-			t.Fatalf("Task() error = %v", err)
-		}
-		return len(ti.HLS)
-	}
+	hlsSessions := func() int { return e2eHLSSessions(t, r, add.TaskID) }
 
 	c := startCDP(t, chromium)
 	s := c.newPage()

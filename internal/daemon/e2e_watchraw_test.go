@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/torrentclaw/cli/internal/control"
-	"github.com/torrentclaw/cli/internal/enginetest"
 )
 
 // e2eMakeMP4 writes a torrent directory dir/Film with Film.mp4 (H.264 and
@@ -42,13 +39,7 @@ func TestE2EWatchRaw(t *testing.T) {
 	const seconds = 30
 	film := e2eMakeMP4(t, t.TempDir(), seconds)
 	cfg := testConfig(t, t.TempDir())
-	logs := &logBuffer{}
-	r := startDaemon(t, cfg, logs)
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
-	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
-	if err != nil {
-		t.Fatalf("AddTask() error = %v", err)
-	}
+	r, add, logs := e2eWatchTask(t, cfg, film)
 	base := e2eMediaBase(r)
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 
