@@ -75,12 +75,15 @@
   // The daemon closes an HLS session nothing was asked of for a while
   // (hls.idle_timeout): after a long pause its URLs answer 404, and hls.js
   // or the browser's own HLS gives up on the next segment or track it
-  // needs. Ask for the session again (the same token opens a new one) and
-  // go on where playback is, with the same tracks. Once more only after
-  // playback went on or 10 s passed, so a daemon that is gone, or a stream
-  // the browser cannot play, ends in an error instead of a loop.
+  // needs. A restarted daemon has no session either, and one that is
+  // restarting answers nothing. Ask for the session again (the same token
+  // opens a new one; while nothing answers, every 2 s for 3 min) and go on
+  // where playback is, with the same tracks. Once more only after playback
+  // went on or 10 s passed, so a daemon that is gone, or a stream the
+  // browser cannot play, ends in an error instead of a loop.
   var renewing = false;
   var renewedAt = 0;
+  var renewTries = 90;
   var playedSinceRenewal = true;
   video.addEventListener('playing', function () { playedSinceRenewal = true; });
   // wantPlay is whether the user wants playback: a media error pauses the
@@ -102,24 +105,39 @@
       subs: Number(subsSel.value)
     };
     say('Reconnecting…');
-    fetchSession()
-      .then(function (info) {
-        renewing = false;
-        renewedAt = Date.now();
-        playedSinceRenewal = false;
-        if (!info.hls) throw new Error('the daemon has no HLS for this file now');
-        if (engine === 'native') {
-          playNativeHLS(info, resume);
-          return;
-        }
-        if (hls) hls.destroy();
-        hls = null;
-        playHLSjs(info, resume);
-      })
-      .catch(function (e) {
-        renewing = false;
-        say('Playback failed: ' + e.message);
-      });
+    var tries = 0;
+    function fail(e) {
+      renewing = false;
+      say('Playback failed: ' + e.message);
+    }
+    function attempt() {
+      fetchSession()
+        .then(function (info) {
+          renewing = false;
+          renewedAt = Date.now();
+          playedSinceRenewal = false;
+          if (!info.hls) throw new Error('the daemon has no HLS for this file now');
+          if (engine === 'native') {
+            playNativeHLS(info, resume);
+            return;
+          }
+          if (hls) hls.destroy();
+          hls = null;
+          playHLSjs(info, resume);
+        }, function (e) {
+          // fetch fails with a TypeError when nothing answers: the daemon
+          // is restarting. Ask again every 2 s for 3 min. An answer that
+          // is not OK (the token was revoked, the task removed) is final.
+          if (e instanceof TypeError && ++tries < renewTries) {
+            say('Reconnecting… (the daemon is not answering)');
+            setTimeout(attempt, 2000);
+            return;
+          }
+          fail(e);
+        })
+        .catch(fail);
+    }
+    attempt();
     return true;
   }
 
