@@ -519,48 +519,60 @@ func TestE2EWatchNativeAfterIdle(t *testing.T) {
 
 // TestE2EWatchDaemonRestart: the daemon stops while the page plays (an
 // upgrade, a crash and its restart) and comes back a while later with the
-// same config. hls.js gives up on the unreachable daemon after its retries;
-// the page must keep asking for a session until the daemon answers, and
-// then play on from where the user was.
+// same config. The player gives up on the unreachable daemon after its own
+// retries (hls.js after about 15 s, Chromium's raw playback after about
+// 30 s); the page must keep asking for a session until the daemon answers,
+// and then play on from where the user was, on either path.
 func TestE2EWatchDaemonRestart(t *testing.T) {
 	e2eStart(t)
 	e2eNeedFFmpeg(t)
 	chromium := e2eTool(t, "chromium")
 	const seconds = 120 // longer than hls.js buffers ahead (30 s)
-	film := e2eMakeTracks(t, t.TempDir(), seconds)
-	cfg := testConfig(t, t.TempDir()) // a fixed media port: the page's URLs stay valid
-	cfg.HLS.SegmentSeconds = e2eSegSeconds
-	r, add, logs := e2eWatchTask(t, cfg, film)
-	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
-	c := startCDP(t, chromium)
-	s := c.newPage()
-	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
-	const slow = 3 * time.Minute
-	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run() = %v, want nil on clean shutdown", err)
-	}
+	for _, tc := range []struct {
+		engine string
+		film   func(t testing.TB, dir string, seconds int) string
+	}{{"hlsjs", e2eMakeTracks}, {"raw", e2eMakeMP4}} {
+		t.Run(tc.engine, func(t *testing.T) {
+			film := tc.film(t, t.TempDir(), seconds)
+			cfg := testConfig(t, t.TempDir()) // a fixed media port: the page's URLs stay valid
+			cfg.HLS.SegmentSeconds = e2eSegSeconds
+			r, add, logs := e2eWatchTask(t, cfg, film)
+			q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
+			c := startCDP(t, chromium)
+			s := c.newPage()
+			c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
+			const slow = 3 * time.Minute
+			c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
+			var st pageState
+			c.eval(s, pageStateJS, 30*time.Second, &st)
+			if st.Engine != tc.engine {
+				t.Fatalf("page state %+v, want it playing with %s", st, tc.engine)
+			}
+			if err := r.stop(t); err != nil {
+				t.Fatalf("Run() = %v, want nil on clean shutdown", err)
+			}
 
-	// Far past what hls.js has buffered: it needs the daemon, which is gone.
-	const to = 90
-	c.eval(s, fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %d; return true; })()`, to), 30*time.Second, nil)
-	c.waitJS(s, `/not answering|failed/.test(document.getElementById('status').textContent)`, slow,
-		"the page to find the daemon gone")
-	var st pageState
-	c.eval(s, pageStateJS, 30*time.Second, &st)
-	t.Logf("daemon stopped: %+v", st)
-	if !strings.Contains(st.Status, "not answering") {
-		t.Fatalf("page state %+v, want it waiting for the daemon", st)
-	}
+			// Far past what the player has buffered: it needs the daemon, which is gone.
+			const to = 90
+			c.eval(s, fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %d; return true; })()`, to), 30*time.Second, nil)
+			c.waitJS(s, `/not answering|failed|cannot/.test(document.getElementById('status').textContent)`, slow,
+				"the page to find the daemon gone")
+			c.eval(s, pageStateJS, 30*time.Second, &st)
+			t.Logf("daemon stopped: %+v", st)
+			if !strings.Contains(st.Status, "not answering") {
+				t.Fatalf("page state %+v, want it waiting for the daemon", st)
+			}
 
-	logs2 := &logBuffer{}
-	startDaemon(t, cfg, logs2)
-	c.waitJS(s, fmt.Sprintf(`document.getElementById('video').currentTime > %d + 1.5 || /failed/.test(document.getElementById('status').textContent)`, to),
-		slow, "playback to go on after the restart, or the page to give up")
-	c.eval(s, pageStateJS, 30*time.Second, &st)
-	t.Logf("after the restart: %+v", st)
-	if st.Time < to+1.5 || st.Time > to+10 || st.Status != "" {
-		t.Errorf("page state %+v, want playback going on from %d s", st, to)
+			logs2 := &logBuffer{}
+			startDaemon(t, cfg, logs2)
+			c.waitJS(s, fmt.Sprintf(`document.getElementById('video').currentTime > %d + 1.5 || /failed|cannot/.test(document.getElementById('status').textContent)`, to),
+				slow, "playback to go on after the restart, or the page to give up")
+			c.eval(s, pageStateJS, 30*time.Second, &st)
+			t.Logf("after the restart: %+v", st)
+			if st.Time < to+1.5 || st.Time > to+10 || st.Status != "" {
+				t.Errorf("page state %+v, want playback going on from %d s", st, to)
+			}
+			assertNoSecrets(t, logs.String()+logs2.String(), add.Token.Reveal())
+		})
 	}
-	assertNoSecrets(t, logs.String()+logs2.String(), add.Token.Reveal())
 }

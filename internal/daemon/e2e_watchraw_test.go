@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torrentclaw/cli/internal/config"
+	"github.com/torrentclaw/cli/internal/enginetest"
 )
 
 // e2eMakeMP4 writes a torrent directory dir/Film with Film.mp4 (H.264 and
@@ -31,14 +34,16 @@ func e2eMakeMP4(t testing.TB, dir string, seconds int) string {
 
 // TestE2EWatchRaw opens /watch for an MP4 the browser plays itself: the
 // page must play the file raw (no hls.js, no segment, no ffmpeg), offer the
-// sidecar subtitles and show a cue when they are picked, and seek.
+// sidecar subtitles and show a cue when they are picked (after the session
+// that converts them has idled out), and seek.
 func TestE2EWatchRaw(t *testing.T) {
 	e2eStart(t)
 	e2eNeedFFmpeg(t)
 	chromium := e2eTool(t, "chromium")
-	const seconds = 30
+	const seconds = 60 // room for the idle close before the subtitles are picked
 	film := e2eMakeMP4(t, t.TempDir(), seconds)
 	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
 	r, add, logs := e2eWatchTask(t, cfg, film)
 	base := e2eMediaBase(r)
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
@@ -64,6 +69,9 @@ func TestE2EWatchRaw(t *testing.T) {
 		t.Errorf("duration %.1f s, want the whole title (%d s)", st.Duration, seconds)
 	}
 
+	// The sidecar's WebVTT is the HLS session's, and raw playback asks that session for
+	// nothing: it is closed as idle long before a user may want subtitles.
+	enginetest.WaitFor(t, time.Minute, "the session to be closed as idle", func() bool { return e2eHLSSessions(t, r, add.TaskID) == 0 })
 	c.eval(s, `(() => { const m = document.getElementById('subs'); m.value = '0'; m.dispatchEvent(new Event('change')); return true; })()`, 30*time.Second, nil)
 	c.waitJS(s, `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues &&
 		[...tt.activeCues].some(c => c.text.includes('`+e2eFreCue+`')))`, slow, "a French cue becomes active")

@@ -41,24 +41,61 @@
 
   function playRaw(info) {
     document.body.dataset.engine = 'raw';
-    var subs = (info.subtitles || []).filter(function (s) { return s.vtt; });
-    subs.forEach(function (s) {
+    var subs = vttSubtitles(info);
+    var tracks = subs.map(function (s) {
       var tr = document.createElement('track');
       tr.kind = 'subtitles';
       tr.label = trackLabel(s);
       if (s.language) tr.srclang = s.language;
       tr.src = s.vtt;
       video.appendChild(tr);
+      return tr;
     });
     fill(subsSel, subs.map(trackLabel), 'Off');
     fill(audioSel, (info.audio || []).map(trackLabel));
     subsSel.onchange = function () {
       var want = Number(subsSel.value);
-      for (var i = 0; i < video.textTracks.length; i++) {
-        video.textTracks[i].mode = i === want ? 'showing' : 'disabled';
+      function show() {
+        for (var i = 0; i < video.textTracks.length; i++) {
+          video.textTracks[i].mode = i === want ? 'showing' : 'disabled';
+        }
       }
+      if (want < 0) {
+        show();
+        return;
+      }
+      // The WebVTT files are the HLS session's, which the daemon closes
+      // after hls.idle_timeout without a request, and raw playback makes
+      // none: a track picked later would load from a closed session. Ask
+      // for the session first (the open one, or a new one) and load the
+      // track from its URL.
+      fetchSession()
+        .then(function (fresh) {
+          vttSubtitles(fresh).forEach(function (s, i) {
+            var u = new URL(s.vtt, document.baseURI).href;
+            if (tracks[i] && tracks[i].src !== u) tracks[i].src = u;
+          });
+        })
+        .catch(function () {})
+        .then(show);
     };
-    video.src = info.raw;
+    load(info.raw);
+  }
+
+  function vttSubtitles(info) {
+    return (info.subtitles || []).filter(function (s) { return s.vtt; });
+  }
+
+  // load gives the <video> src and, when resuming, goes back to where
+  // playback was, playing on unless the user had paused.
+  function load(src, resume) {
+    video.src = src;
+    if (resume) {
+      video.addEventListener('loadedmetadata', function () {
+        video.currentTime = resume.at;
+      }, { once: true });
+      if (resume.paused) return;
+    }
     video.play().catch(function () { say('Press play'); });
   }
 
@@ -116,6 +153,10 @@
           renewing = false;
           renewedAt = Date.now();
           playedSinceRenewal = false;
+          if (engine === 'raw') {
+            load(info.raw, resume);
+            return;
+          }
           if (!info.hls) throw new Error('the daemon has no HLS for this file now');
           if (engine === 'native') {
             playNativeHLS(info, resume);
@@ -195,14 +236,7 @@
 
   function playNativeHLS(info, resume) {
     document.body.dataset.engine = 'native';
-    video.src = info.hls;
-    if (resume) {
-      video.addEventListener('loadedmetadata', function () {
-        video.currentTime = resume.at;
-      }, { once: true });
-      if (resume.paused) return;
-    }
-    video.play().catch(function () { say('Press play'); });
+    load(info.hls, resume);
   }
 
   // hls.js (540 KB) is fetched and parsed only when the page needs it, after
@@ -222,7 +256,12 @@
   video.addEventListener('playing', function () { say(''); });
   video.addEventListener('waiting', function () { say('Buffering…'); });
   video.addEventListener('error', function () {
-    if (document.body.dataset.engine === 'native' && renewSession()) return;
+    var engine = document.body.dataset.engine;
+    // The raw file: only a network error (the daemon went away) is worth
+    // another try; the browser's own HLS reports a closed session's 404 as
+    // a media error too.
+    var network = video.error && video.error.code === video.error.MEDIA_ERR_NETWORK;
+    if ((engine === 'native' || (engine === 'raw' && network)) && renewSession()) return;
     say('This browser cannot play this stream.');
   });
 
