@@ -43,8 +43,8 @@ type cdpReply struct {
 	} `json:"error"`
 }
 
-// startCDP starts headless Chromium with a debugging pipe.
-func startCDP(t testing.TB, bin string) *cdp {
+// startCDP starts headless Chromium with a debugging pipe, and flags.
+func startCDP(t testing.TB, bin string, flags ...string) *cdp {
 	t.Helper()
 	// Chromium reads commands from fd 3 and writes replies to fd 4.
 	chromeRead, ourWrite, err := os.Pipe()
@@ -56,13 +56,13 @@ func startCDP(t testing.TB, bin string) *cdp {
 		t.Fatal(err)
 	}
 	out := &lockedBuffer{}
-	cmd := exec.Command(bin, chromiumArgs(t,
+	args := append([]string{
 		"--hide-scrollbars",
 		"--mute-audio",
 		"--window-size=1280,860",
 		"--autoplay-policy=no-user-gesture-required",
-		"--remote-debugging-pipe",
-		"about:blank")...)
+		"--remote-debugging-pipe"}, flags...)
+	cmd := exec.Command(bin, chromiumArgs(t, append(args, "about:blank")...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = []*os.File{chromeRead, chromeWrite}
 	inOwnGroup(cmd) // sysproc_*_test.go
@@ -465,13 +465,18 @@ func TestE2EWatchAfterIdle(t *testing.T) {
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
 }
 
-// TestE2EWatchNativeAfterIdle is TestE2EWatchAfterIdle on the browser's own
-// HLS, the path Safari takes: Chromium plays HLS itself too (since 2025),
-// and the page takes that path when hls.js cannot load (blocked here). A
-// segment URL of the closed session answers 404, which the browser reports
-// as a media error and pauses on; the page must ask for the session again
-// and play on from where it was.
-func TestE2EWatchNativeAfterIdle(t *testing.T) {
+// TestE2EWatchNative plays the page on the browser's own HLS, the path
+// Safari takes: Chromium plays HLS itself too (since 2025), and the page
+// takes that path when hls.js cannot load (blocked here). Chromium lists
+// the audio renditions as the video's audioTracks (with its
+// AudioVideoTracks feature, which Safari has on) and none of the subtitle
+// renditions, so the page's menus must work from the audio tracks and its
+// own <track> elements: Spanish audio and French subtitles play. Then,
+// after a pause longer than the idle timeout, a segment URL of the closed
+// session answers 404, which the browser reports as a media error and
+// pauses on; the page must ask for the session again and play on from
+// where it was, with the same audio and subtitles.
+func TestE2EWatchNative(t *testing.T) {
 	e2eStart(t)
 	e2eNeedFFmpeg(t)
 	chromium := e2eTool(t, "chromium")
@@ -484,7 +489,7 @@ func TestE2EWatchNativeAfterIdle(t *testing.T) {
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 	hlsSessions := func() int { return e2eHLSSessions(t, r, add.TaskID) }
 
-	c := startCDP(t, chromium)
+	c := startCDP(t, chromium, "--enable-blink-features=AudioVideoTracks")
 	s := c.newPage()
 	var native string
 	c.eval(s, `document.createElement('video').canPlayType('application/vnd.apple.mpegurl')`, 30*time.Second, &native)
@@ -498,13 +503,32 @@ func TestE2EWatchNativeAfterIdle(t *testing.T) {
 	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 	var st pageState
 	c.eval(s, pageStateJS, 30*time.Second, &st)
-	if st.Engine != "native" {
-		t.Fatalf("page state %+v, want the browser's own HLS", st)
+	t.Logf("playing: %+v", st)
+	if st.Engine != "native" || len(st.AudioOptions) != 2 || !strings.HasPrefix(st.AudioOptions[1], "Spanish") || len(st.SubOptions) != 4 {
+		t.Fatalf("page state %+v, want the browser's own HLS with 2 audio tracks and Off + 3 subtitles in the menus", st)
 	}
+
+	// The menus: Spanish audio, French subtitles.
+	c.eval(s, `(() => { const a = document.getElementById('audio'); a.value = '1'; a.dispatchEvent(new Event('change'));
+		const m = document.getElementById('subs'); const o = [...m.options].find(o => o.textContent.startsWith('French'));
+		m.value = o.value; m.dispatchEvent(new Event('change')); return true; })()`, 30*time.Second, nil)
+	frenchCue := `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues &&
+		[...tt.activeCues].some(c => c.text.includes('` + e2eFreCue + `')))`
+	c.waitJS(s, `document.body.dataset.audio === 'es' && `+frenchCue, slow, "Spanish audio and a French cue")
+	// The browser switches renditions for what it fetches next: seek past its buffer, and
+	// the daemon must make the Spanish rendition's segments (track 2: video is 0, English 1).
+	const spanish = "track=2 "
+	c.eval(s, `(() => { document.getElementById('video').currentTime = 20; return true; })()`, 30*time.Second, nil)
+	c.waitJS(s, `document.getElementById('video').currentTime > 21.5`, slow, "playback goes on in Spanish")
+	if !strings.Contains(logs.String(), spanish) {
+		t.Fatal("no segment of the Spanish rendition was made after the switch")
+	}
+
 	c.eval(s, `document.getElementById('video').pause()`, 30*time.Second, nil)
 	enginetest.WaitFor(t, time.Minute, "the paused page's session to be closed as idle", func() bool { return hlsSessions() == 0 })
 
 	// Far from what the browser has buffered: it must ask the closed session for a segment.
+	before := len(logs.String())
 	const to = seconds - 8
 	c.eval(s, fmt.Sprintf(`(() => { const v = document.getElementById('video'); v.currentTime = %d; v.play(); return true; })()`, to), 30*time.Second, nil)
 	c.waitJS(s, fmt.Sprintf(`document.getElementById('video').currentTime > %d + 1.5 || /failed|cannot/.test(document.getElementById('status').textContent)`, to),
@@ -512,7 +536,11 @@ func TestE2EWatchNativeAfterIdle(t *testing.T) {
 	c.eval(s, pageStateJS, 30*time.Second, &st)
 	t.Logf("after the idle close: %+v", st)
 	if st.Engine != "native" || st.Time < to+1.5 || st.Time > to+10 || strings.Contains(st.Status, "failed") || strings.Contains(st.Status, "cannot") {
-		t.Errorf("page state %+v, want the browser's own HLS playing on from %d s", st, to)
+		t.Fatalf("page state %+v, want the browser's own HLS playing on from %d s", st, to)
+	}
+	c.waitJS(s, `document.body.dataset.audio === 'es' && `+frenchCue, slow, "Spanish audio and French cues after the renewal")
+	if !strings.Contains(logs.String()[before:], spanish) {
+		t.Error("the new session made no segment of the Spanish rendition")
 	}
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
 }

@@ -41,8 +41,21 @@
 
   function playRaw(info) {
     document.body.dataset.engine = 'raw';
+    sideTracks(info);
+    fill(audioSel, (info.audio || []).map(trackLabel));
+    load(info.raw);
+  }
+
+  // sideTracks gives the <video> the session's text subtitles as <track>
+  // elements (the raw file, and the browser's own HLS, which in Chromium
+  // offers none of the renditions) and the subtitle menu over them. Called
+  // again after a renewal, it replaces them with the new session's, keeping
+  // the choice.
+  var ownTracks = [];
+  function sideTracks(info) {
+    ownTracks.forEach(function (tr) { video.removeChild(tr); });
     var subs = vttSubtitles(info);
-    var tracks = subs.map(function (s) {
+    ownTracks = subs.map(function (s) {
       var tr = document.createElement('track');
       tr.kind = 'subtitles';
       tr.label = trackLabel(s);
@@ -51,17 +64,15 @@
       video.appendChild(tr);
       return tr;
     });
+    var was = Number(subsSel.value);
     fill(subsSel, subs.map(trackLabel), 'Off');
-    fill(audioSel, (info.audio || []).map(trackLabel));
+    function show(want) {
+      ownTracks.forEach(function (tr, i) { tr.track.mode = i === want ? 'showing' : 'disabled'; });
+    }
     subsSel.onchange = function () {
       var want = Number(subsSel.value);
-      function show() {
-        for (var i = 0; i < video.textTracks.length; i++) {
-          video.textTracks[i].mode = i === want ? 'showing' : 'disabled';
-        }
-      }
       if (want < 0) {
-        show();
+        show(want);
         return;
       }
       // The WebVTT files are the HLS session's, which the daemon closes
@@ -73,13 +84,48 @@
         .then(function (fresh) {
           vttSubtitles(fresh).forEach(function (s, i) {
             var u = new URL(s.vtt, document.baseURI).href;
-            if (tracks[i] && tracks[i].src !== u) tracks[i].src = u;
+            if (ownTracks[i] && ownTracks[i].src !== u) ownTracks[i].src = u;
           });
         })
         .catch(function () {})
-        .then(show);
+        .then(function () { show(want); });
     };
-    load(info.raw);
+    if (was >= 0 && was < subs.length) {
+      subsSel.value = String(was);
+      show(was);
+    }
+  }
+
+  // nativeAudio fills the audio menu from the <video>'s own audio tracks,
+  // the HLS renditions the browser's own HLS found (Safari; Chromium with
+  // its AudioVideoTracks feature). pick, when 0 or more, is chosen as soon
+  // as that track exists (after a renewal).
+  function nativeAudio(pick) {
+    var at = video.audioTracks;
+    if (!at) return;
+    function sync() {
+      var list = [];
+      for (var i = 0; i < at.length; i++) list.push(at[i]);
+      if (pick >= 0 && pick < list.length) {
+        list.forEach(function (t, i) { t.enabled = i === pick; });
+        pick = -1;
+      }
+      fill(audioSel, list.map(function (t) { return t.label || t.language || 'Track'; }));
+      list.forEach(function (t, i) {
+        if (t.enabled) {
+          audioSel.value = String(i);
+          document.body.dataset.audio = t.language || t.label;
+        }
+      });
+    }
+    at.onaddtrack = sync;
+    at.onremovetrack = sync;
+    at.onchange = sync;
+    audioSel.onchange = function () {
+      var want = Number(audioSel.value);
+      for (var i = 0; i < at.length; i++) at[i].enabled = i === want;
+    };
+    sync();
   }
 
   function vttSubtitles(info) {
@@ -236,6 +282,8 @@
 
   function playNativeHLS(info, resume) {
     document.body.dataset.engine = 'native';
+    nativeAudio(resume ? resume.audio : -1);
+    sideTracks(info);
     load(info.hls, resume);
   }
 
