@@ -465,6 +465,44 @@ func TestE2EWatchAfterIdle(t *testing.T) {
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
 }
 
+// TestE2EWatchSubtitlesAfterIdle: subtitles picked in a page paused for
+// longer than the idle timeout come from the closed session. The page must
+// renew the session, show the cue where it is paused, stay paused, and not
+// go on saying it is reconnecting.
+func TestE2EWatchSubtitlesAfterIdle(t *testing.T) {
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	chromium := e2eTool(t, "chromium")
+	film := e2eMakeTracks(t, t.TempDir(), 20)
+	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
+	r, add, logs := e2eWatchTask(t, cfg, film)
+	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
+
+	c := startCDP(t, chromium)
+	s := c.newPage()
+	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
+	const slow = 3 * time.Minute
+	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
+	// Paused half-way through a second: the French sidecar has a cue from 0 to 0.9 s of each.
+	var at float64
+	c.eval(s, `(() => { const v = document.getElementById('video'); v.pause(); v.currentTime = Math.floor(v.currentTime) + 0.5; return v.currentTime; })()`, 30*time.Second, &at)
+	enginetest.WaitFor(t, time.Minute, "the paused page's session to be closed as idle", func() bool { return e2eHLSSessions(t, r, add.TaskID) == 0 })
+
+	c.eval(s, `(() => { const m = document.getElementById('subs'); const o = [...m.options].find(o => o.textContent.startsWith('French'));
+		m.value = o.value; m.dispatchEvent(new Event('change')); return true; })()`, 30*time.Second, nil)
+	c.waitJS(s, `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues &&
+		[...tt.activeCues].some(c => c.text.includes('`+e2eFreCue+`')))`, slow, "a French cue where the page is paused")
+	var st pageState
+	c.eval(s, pageStateJS, 30*time.Second, &st)
+	t.Logf("after the idle close: %+v", st)
+	if !st.Paused || st.Time < at-0.1 || st.Time > at+0.5 || st.Status != "" {
+		t.Errorf("page state %+v, want it still paused at %.1f s, with no status", st, at)
+	}
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}
+
 // TestE2EWatchNative plays the page on the browser's own HLS, the path
 // Safari takes: Chromium plays HLS itself too (since 2025), and the page
 // takes that path when hls.js cannot load (blocked here). Chromium lists

@@ -199,6 +199,8 @@
           renewing = false;
           renewedAt = Date.now();
           playedSinceRenewal = false;
+          // Playing clears it too; a paused page must not stay on it.
+          say('');
           if (engine === 'raw') {
             load(info.raw, resume);
             return;
