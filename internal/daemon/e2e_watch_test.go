@@ -275,6 +275,34 @@ func e2eWatchTask(t *testing.T, cfg config.Config, film string) (*running, contr
 	return r, add, logs
 }
 
+// e2eWatchStart skips or fails a /watch browser test that cannot run here, and returns
+// Chromium's path.
+func e2eWatchStart(t *testing.T) string {
+	t.Helper()
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	return e2eTool(t, "chromium")
+}
+
+// e2eWatchURL is the /watch page of a task, with its token.
+func e2eWatchURL(r *running, add control.AddResponse) string {
+	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
+	return e2eMediaBase(r) + "/watch?" + q.Encode()
+}
+
+// e2ePickSubsJS picks, in the page's subtitle menu, the first track whose name starts
+// with name.
+func e2ePickSubsJS(name string) string {
+	return `(() => { const m = document.getElementById('subs'); const o = [...m.options].find(o => o.textContent.startsWith('` +
+		name + `')); m.value = o.value; m.dispatchEvent(new Event('change')); return true; })()`
+}
+
+// e2eCueShowingJS is true while a shown subtitle cue holds text.
+func e2eCueShowingJS(text string) string {
+	return `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues &&
+		[...tt.activeCues].some(c => c.text.includes('` + text + `')))`
+}
+
 // e2eHLSSessions is how many HLS sessions the daemon has open for a task.
 func e2eHLSSessions(t *testing.T, r *running, taskID string) int {
 	t.Helper()
@@ -293,17 +321,14 @@ func e2eHLSSessions(t *testing.T, r *running, taskID string) int {
 // The page makes no request to another origin and violates no CSP rule. A
 // screenshot is kept in the artifact dir.
 func TestE2EWatch(t *testing.T) {
-	e2eStart(t)
-	e2eNeedFFmpeg(t)
-	chromium := e2eTool(t, "chromium")
+	chromium := e2eWatchStart(t)
 	const seconds = 30
 	film := e2eMakeTracks(t, t.TempDir(), seconds)
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	r, add, logs := e2eWatchTask(t, cfg, film)
 	base := e2eMediaBase(r)
-	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
-	watchURL := base + "/watch?" + q.Encode()
+	watchURL := e2eWatchURL(r, add)
 
 	// The page: authorized like /stream, strict CSP.
 	resp, err := http.Get(watchURL)
@@ -370,10 +395,8 @@ func TestE2EWatch(t *testing.T) {
 	t.Logf("audio switched to Spanish and played on in %s", time.Since(switchAt).Round(time.Millisecond))
 
 	// Subtitles: French (the sidecar) has a cue every second.
-	c.eval(s, `(() => { const m = document.getElementById('subs'); const o = [...m.options].find(o => o.textContent.startsWith('French'));
-		m.value = o.value; m.dispatchEvent(new Event('change')); return true; })()`, 30*time.Second, nil)
-	c.waitJS(s, `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues &&
-		[...tt.activeCues].some(c => c.text.includes('`+e2eFreCue+`')))`, slow, "a French cue becomes active")
+	c.eval(s, e2ePickSubsJS("French"), 30*time.Second, nil)
+	c.waitJS(s, e2eCueShowingJS(e2eFreCue), slow, "a French cue becomes active")
 	st = state()
 	t.Logf("French cue active: %q at %.2f s", st.Cues, st.Time)
 
@@ -426,20 +449,17 @@ func TestE2EWatch(t *testing.T) {
 // session is closed, pick Spanish (its playlist and segments come from the
 // closed session) and play.
 func TestE2EWatchAfterIdle(t *testing.T) {
-	e2eStart(t)
-	e2eNeedFFmpeg(t)
-	chromium := e2eTool(t, "chromium")
+	chromium := e2eWatchStart(t)
 	film := e2eMakeTracks(t, t.TempDir(), 20)
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
 	r, add, logs := e2eWatchTask(t, cfg, film)
-	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 	hlsSessions := func() int { return e2eHLSSessions(t, r, add.TaskID) }
 
 	c := startCDP(t, chromium)
 	s := c.newPage()
-	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
+	c.call(s, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 	const slow = 3 * time.Minute
 	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 	var at float64
@@ -470,19 +490,16 @@ func TestE2EWatchAfterIdle(t *testing.T) {
 // renew the session, show the cue where it is paused, stay paused, and not
 // go on saying it is reconnecting.
 func TestE2EWatchSubtitlesAfterIdle(t *testing.T) {
-	e2eStart(t)
-	e2eNeedFFmpeg(t)
-	chromium := e2eTool(t, "chromium")
+	chromium := e2eWatchStart(t)
 	film := e2eMakeTracks(t, t.TempDir(), 20)
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
 	r, add, logs := e2eWatchTask(t, cfg, film)
-	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 
 	c := startCDP(t, chromium)
 	s := c.newPage()
-	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
+	c.call(s, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 	const slow = 3 * time.Minute
 	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 	// Paused half-way through a second: the French sidecar has a cue from 0 to 0.9 s of each.
@@ -490,10 +507,8 @@ func TestE2EWatchSubtitlesAfterIdle(t *testing.T) {
 	c.eval(s, `(() => { const v = document.getElementById('video'); v.pause(); v.currentTime = Math.floor(v.currentTime) + 0.5; return v.currentTime; })()`, 30*time.Second, &at)
 	enginetest.WaitFor(t, time.Minute, "the paused page's session to be closed as idle", func() bool { return e2eHLSSessions(t, r, add.TaskID) == 0 })
 
-	c.eval(s, `(() => { const m = document.getElementById('subs'); const o = [...m.options].find(o => o.textContent.startsWith('French'));
-		m.value = o.value; m.dispatchEvent(new Event('change')); return true; })()`, 30*time.Second, nil)
-	c.waitJS(s, `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues &&
-		[...tt.activeCues].some(c => c.text.includes('`+e2eFreCue+`')))`, slow, "a French cue where the page is paused")
+	c.eval(s, e2ePickSubsJS("French"), 30*time.Second, nil)
+	c.waitJS(s, e2eCueShowingJS(e2eFreCue), slow, "a French cue where the page is paused")
 	var st pageState
 	c.eval(s, pageStateJS, 30*time.Second, &st)
 	t.Logf("after the idle close: %+v", st)
@@ -515,16 +530,13 @@ func TestE2EWatchSubtitlesAfterIdle(t *testing.T) {
 // pauses on; the page must ask for the session again and play on from
 // where it was, with the same audio and subtitles.
 func TestE2EWatchNative(t *testing.T) {
-	e2eStart(t)
-	e2eNeedFFmpeg(t)
-	chromium := e2eTool(t, "chromium")
+	chromium := e2eWatchStart(t)
 	const seconds = 40
 	film := e2eMakeTracks(t, t.TempDir(), seconds)
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
 	r, add, logs := e2eWatchTask(t, cfg, film)
-	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 	hlsSessions := func() int { return e2eHLSSessions(t, r, add.TaskID) }
 
 	c := startCDP(t, chromium, "--enable-blink-features=AudioVideoTracks")
@@ -536,7 +548,7 @@ func TestE2EWatchNative(t *testing.T) {
 	}
 	c.call(s, "Network.enable", map[string]any{}, 30*time.Second)
 	c.call(s, "Network.setBlockedURLs", map[string]any{"urls": []string{"*/hls.min.js*"}}, 30*time.Second)
-	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
+	c.call(s, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 	const slow = 3 * time.Minute
 	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 	var st pageState
@@ -550,8 +562,7 @@ func TestE2EWatchNative(t *testing.T) {
 	c.eval(s, `(() => { const a = document.getElementById('audio'); a.value = '1'; a.dispatchEvent(new Event('change'));
 		const m = document.getElementById('subs'); const o = [...m.options].find(o => o.textContent.startsWith('French'));
 		m.value = o.value; m.dispatchEvent(new Event('change')); return true; })()`, 30*time.Second, nil)
-	frenchCue := `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues &&
-		[...tt.activeCues].some(c => c.text.includes('` + e2eFreCue + `')))`
+	frenchCue := e2eCueShowingJS(e2eFreCue)
 	c.waitJS(s, `document.body.dataset.audio === 'es' && `+frenchCue, slow, "Spanish audio and a French cue")
 	// The browser switches renditions for what it fetches next: seek past its buffer, and
 	// the daemon must make the Spanish rendition's segments (track 2: video is 0, English 1).
@@ -590,9 +601,7 @@ func TestE2EWatchNative(t *testing.T) {
 // 30 s); the page must keep asking for a session until the daemon answers,
 // and then play on from where the user was, on either path.
 func TestE2EWatchDaemonRestart(t *testing.T) {
-	e2eStart(t)
-	e2eNeedFFmpeg(t)
-	chromium := e2eTool(t, "chromium")
+	chromium := e2eWatchStart(t)
 	const seconds = 120 // longer than hls.js buffers ahead (30 s)
 	for _, tc := range []struct {
 		engine string
@@ -603,10 +612,9 @@ func TestE2EWatchDaemonRestart(t *testing.T) {
 			cfg := testConfig(t, t.TempDir()) // a fixed media port: the page's URLs stay valid
 			cfg.HLS.SegmentSeconds = e2eSegSeconds
 			r, add, logs := e2eWatchTask(t, cfg, film)
-			q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 			c := startCDP(t, chromium)
 			s := c.newPage()
-			c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
+			c.call(s, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 			const slow = 3 * time.Minute
 			c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 			var st pageState

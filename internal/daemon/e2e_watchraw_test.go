@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -37,23 +36,19 @@ func e2eMakeMP4(t testing.TB, dir string, seconds int) string {
 // sidecar subtitles and show a cue when they are picked (after the session
 // that converts them has idled out), and seek.
 func TestE2EWatchRaw(t *testing.T) {
-	e2eStart(t)
-	e2eNeedFFmpeg(t)
-	chromium := e2eTool(t, "chromium")
+	chromium := e2eWatchStart(t)
 	const seconds = 60 // room for the idle close before the subtitles are picked
 	film := e2eMakeMP4(t, t.TempDir(), seconds)
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.IdleTimeout = config.Duration(2 * time.Second)
 	r, add, logs := e2eWatchTask(t, cfg, film)
-	base := e2eMediaBase(r)
-	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
 
 	c := startCDP(t, chromium)
 	s := c.newPage()
 	c.call(s, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": `window.__csp = [];
 		document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`}, 30*time.Second)
 	start := time.Now()
-	c.call(s, "Page.navigate", map[string]any{"url": base + "/watch?" + q.Encode()}, 60*time.Second)
+	c.call(s, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 	const slow = 3 * time.Minute
 	c.waitJS(s, `document.getElementById('video').currentTime > 3`, slow, "play past 3 s")
 	var st pageState
@@ -73,8 +68,7 @@ func TestE2EWatchRaw(t *testing.T) {
 	// nothing: it is closed as idle long before a user may want subtitles.
 	enginetest.WaitFor(t, time.Minute, "the session to be closed as idle", func() bool { return e2eHLSSessions(t, r, add.TaskID) == 0 })
 	c.eval(s, `(() => { const m = document.getElementById('subs'); m.value = '0'; m.dispatchEvent(new Event('change')); return true; })()`, 30*time.Second, nil)
-	c.waitJS(s, `[...document.getElementById('video').textTracks].some(tt => tt.mode === 'showing' && tt.activeCues &&
-		[...tt.activeCues].some(c => c.text.includes('`+e2eFreCue+`')))`, slow, "a French cue becomes active")
+	c.waitJS(s, e2eCueShowingJS(e2eFreCue), slow, "a French cue becomes active")
 
 	mid := float64(seconds) / 2
 	c.eval(s, fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %f; return true; })()`, mid), 30*time.Second, nil)

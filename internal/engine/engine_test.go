@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -579,29 +580,14 @@ func TestKickKeepsOtherReadersWaiting(t *testing.T) {
 	// reader's waitAvailable), as the read's goroutine's stack says. The library reads
 	// once more after a failed wait, so a single kick would not show the failure: several
 	// must, each after the read is back in its wait.
-	const kicks = 5
-	for i := range kicks {
-		enginetest.WaitFor(t, 30*time.Second, "the read to wait for data in the library", func() bool {
-			return len(done) > 0 || parkedIn("TestKickKeepsOtherReadersWaiting.func", "waitAvailable")
-		})
+	kickParked(t, task, 5, "the read", func() bool {
 		select {
 		case err := <-done:
-			t.Fatalf("the read ended after %d kicks, before any peer: %v", i, err)
+			t.Fatalf("the read ended after %d kicks, before any peer: %v", engine.Kicks(task), err)
 		default:
 		}
-		engine.KickNow(task)
-	}
-	if n := engine.Kicks(task); n != kicks {
-		t.Fatalf("%d kicks, want %d", n, kicks)
-	}
-	enginetest.WaitFor(t, 30*time.Second, "the read to wait again after the last kick", func() bool {
-		return len(done) > 0 || parkedIn("TestKickKeepsOtherReadersWaiting.func", "waitAvailable")
+		return parkedIn("TestKickKeepsOtherReadersWaiting.func", "waitAvailable")
 	})
-	select {
-	case err := <-done:
-		t.Fatalf("the read ended after %d kicks, before any peer: %v", kicks, err)
-	default:
-	}
 	if err := task.AddPeers(si.Peer.String()); err != nil {
 		t.Fatal(err)
 	}
@@ -627,19 +613,7 @@ func TestKickKeepsBitrateProbeWaiting(t *testing.T) {
 	dumpOnFailure(t, le, seeder.Engine())
 	torrentPath, _ := enginetest.WriteTorrentFile(t, t.TempDir(), film, pieceLen)
 	task := addStream(t, le, torrentPath) // no peer yet: the probe waits for the header
-	const kicks = 5
-	for i := range kicks {
-		enginetest.WaitFor(t, 30*time.Second, "the probe to wait for data in the library", func() bool {
-			return parkedIn("probeBitrate", "waitAvailable")
-		})
-		engine.KickNow(task)
-		if n := engine.Kicks(task); n != int64(i+1) {
-			t.Fatalf("%d kicks, want %d", n, i+1)
-		}
-	}
-	enginetest.WaitFor(t, 30*time.Second, "the probe to wait again after the last kick", func() bool {
-		return parkedIn("probeBitrate", "waitAvailable")
-	})
+	kickParked(t, task, 5, "the probe", func() bool { return parkedIn("probeBitrate", "waitAvailable") })
 	if err := task.AddPeers(si.Peer.String()); err != nil {
 		t.Fatal(err)
 	}
@@ -648,6 +622,23 @@ func TestKickKeepsBitrateProbeWaiting(t *testing.T) {
 	})
 	if st.BufferedSeconds < 29.9 || st.BufferedSeconds > 30.1 {
 		t.Errorf("Status() buffered the whole file as %.2f s, want 30 s", st.BufferedSeconds)
+	}
+}
+
+// kickParked kicks task n times, each once parked says a read (named by what) waits in the
+// library, and then waits for parked once more: the read must wait again after the last
+// kick. Every kick must count.
+func kickParked(t *testing.T, task *engine.Task, n int, what string, parked func() bool) {
+	t.Helper()
+	for i := 0; i <= n; i++ {
+		enginetest.WaitFor(t, 30*time.Second, fmt.Sprintf("%s to wait for data in the library after %d kicks", what, i), parked)
+		if i == n {
+			break
+		}
+		engine.KickNow(task)
+		if got := engine.Kicks(task); got != int64(i+1) {
+			t.Fatalf("%d kicks, want %d", got, i+1)
+		}
 	}
 }
 

@@ -27,9 +27,10 @@
     sel.appendChild(o);
   }
 
+  // trackLabel names a track: the session's and hls.js's have a name, the
+  // <video>'s own audio tracks a label.
   function trackLabel(t) {
-    var name = t.name || t.language || t.lang || 'Track';
-    return name;
+    return t.name || t.label || t.language || t.lang || 'Track';
   }
 
   function canPlayRaw(info) {
@@ -110,7 +111,7 @@
         list.forEach(function (t, i) { t.enabled = i === pick; });
         pick = -1;
       }
-      fill(audioSel, list.map(function (t) { return t.label || t.language || 'Track'; }));
+      fill(audioSel, list.map(trackLabel));
       list.forEach(function (t, i) {
         if (t.enabled) {
           audioSel.value = String(i);
