@@ -38,7 +38,7 @@ func ContentType(resource string) string {
 	switch r.kind {
 	case kindSegment, kindAudioSegment:
 		return segmentContentType
-	case kindSubtitle:
+	case kindSubtitle, kindSubWindow:
 		return webvttContentType
 	}
 	return playlistContentType
@@ -58,11 +58,12 @@ const (
 	kindAudioSegment
 	kindSubPlaylist
 	kindSubtitle
+	kindSubWindow
 )
 
 type resource struct {
 	kind  resourceKind
-	index int // segment index, segment kinds only
+	index int // segment or subtitle window index
 	track int // audio or subtitle rendition number
 }
 
@@ -83,6 +84,11 @@ func audioSegmentName(k, i int) string { return fmt.Sprintf("a%d-%05d.ts", k, i)
 func audioPlaylistName(k int) string    { return "audio-" + strconv.Itoa(k) + ".m3u8" }
 func subtitlePlaylistName(k int) string { return "subs-" + strconv.Itoa(k) + ".m3u8" }
 func subtitleFileName(k int) string     { return "subs-" + strconv.Itoa(k) + ".vtt" }
+
+// subtitleWindowName is the WebVTT file of window w of subtitle rendition k.
+func subtitleWindowName(k, w int) string {
+	return "subs-" + strconv.Itoa(k) + "-" + strconv.Itoa(w) + ".vtt"
+}
 
 // parseNumber parses a canonical non-negative decimal (no sign, no leading
 // zero) of at most max.
@@ -130,6 +136,14 @@ func parseResource(name string) (resource, error) {
 		if !ok {
 			kind = kindSubtitle
 			k, ok = strings.CutSuffix(rest, ".vtt")
+		}
+		if kw, w, windowed := strings.Cut(k, "-"); ok && windowed && kind == kindSubtitle {
+			n, ok1 := parseNumber(kw, maxRenditions)
+			wn, ok2 := parseNumber(w, maxSegmentIndex)
+			if ok1 && ok2 {
+				return resource{kind: kindSubWindow, track: n, index: wn}, nil
+			}
+			return resource{}, ErrBadResource
 		}
 		if n, ok2 := parseNumber(k, maxRenditions); ok && ok2 {
 			return resource{kind: kind, track: n}, nil
@@ -503,10 +517,30 @@ func quotedValue(s string) string {
 	}, s)
 }
 
+// windowCount is the number of subtitle windows of window seconds a title
+// of duration seconds has: the last one takes a tail shorter than
+// minLastSeconds, as a plan's last segment does.
+func windowCount(duration, window float64) int {
+	return max(1, int(math.Ceil((duration-minLastSeconds)/window)))
+}
+
 // renderSubtitlePlaylist writes the media playlist of a subtitle rendition:
-// one WebVTT file covering the whole title.
-func renderSubtitlePlaylist(k int, duration float64, token string) []byte {
-	pl := &mediaPlaylist{segments: []playlistEntry{{duration: duration, uri: withToken(subtitleFileName(k), token)}}}
+// one WebVTT file covering the whole title, or with window > 0 one file
+// per window seconds (the last one takes the rest).
+func renderSubtitlePlaylist(k int, duration, window float64, token string) []byte {
+	pl := &mediaPlaylist{}
+	if window <= 0 {
+		pl.segments = []playlistEntry{{duration: duration, uri: withToken(subtitleFileName(k), token)}}
+	} else {
+		n := windowCount(duration, window)
+		for w := range n {
+			d := window
+			if w == n-1 {
+				d = duration - float64(w)*window
+			}
+			pl.segments = append(pl.segments, playlistEntry{duration: max(d, 0), uri: withToken(subtitleWindowName(k, w), token)})
+		}
+	}
 	pl.targetDuration = targetDuration(pl.segments)
 	return pl.render()
 }

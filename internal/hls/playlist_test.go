@@ -285,6 +285,9 @@ func FuzzResourceName(f *testing.F) {
 	for _, tc := range sessionIDTests {
 		f.Add(tc.id)
 	}
+	for _, name := range []string{"audio-3.m3u8", "a2-00007.ts", "subs-1.m3u8", "subs-1.vtt", "subs-1-17.vtt", "subs-1-017.vtt"} {
+		f.Add(name)
+	}
 	ref := regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 	f.Fuzz(func(t *testing.T, s string) {
 		if got, want := ValidSessionID(s), ref.MatchString(s); got != want {
@@ -305,6 +308,16 @@ func FuzzResourceName(f *testing.F) {
 			back = indexName
 		case kindSegment:
 			back = segmentName(r.index)
+		case kindAudioPlaylist:
+			back = audioPlaylistName(r.track)
+		case kindAudioSegment:
+			back = audioSegmentName(r.track, r.index)
+		case kindSubPlaylist:
+			back = subtitlePlaylistName(r.track)
+		case kindSubtitle:
+			back = subtitleFileName(r.track)
+		case kindSubWindow:
+			back = subtitleWindowName(r.track, r.index)
 		}
 		if back != s {
 			t.Errorf("parseResource(%q) = %+v, which names %q", s, r, back)

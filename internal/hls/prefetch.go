@@ -239,6 +239,7 @@ func (s *Session) readDiscard(ctx context.Context, off, n int64) (int64, error) 
 // (MP4 or Matroska) for the prefetch; a failure only means no prefetch.
 func (s *Session) loadSeekIndex() {
 	defer s.wg.Done()
+	defer close(s.idxDone)
 	ctx, cancel := context.WithTimeout(s.ctx, probeTimeout)
 	defer cancel()
 	idx, err := fetchKeyframes(ctx, s.m.client, s.input, s.media) // no I/O for other containers

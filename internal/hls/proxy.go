@@ -160,20 +160,42 @@ func (m *Manager) serveInput(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/"+s.id+"/")
+	rest, bound, bounded := strings.Cut(rest, "/")
 	k, err := strconv.Atoi(rest)
 	if !ok || err != nil || k < 0 || k >= len(s.inputs) || strconv.Itoa(k) != rest {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
+	}
+	rangeHeader := r.Header.Get("Range")
+	if bounded {
+		end, tail, ok := parseBound(bound)
+		if !ok {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		from, to, ok := parseByteRange(rangeHeader)
+		switch {
+		case !ok:
+			http.Error(w, "bad range", http.StatusBadRequest)
+			return
+		case from >= end && from < tail:
+			// Past the bound: what ffmpeg sees as the input's end.
+			http.Error(w, "past the bound", http.StatusRequestedRangeNotSatisfiable)
+			return
+		case from < end && (to < 0 || to >= end):
+			rangeHeader = "bytes=" + strconv.FormatInt(from, 10) + "-" + strconv.FormatInt(end-1, 10)
+		}
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, s.inputs[k], nil)
 	if err != nil {
 		http.Error(w, "bad input", http.StatusBadGateway)
 		return
 	}
-	for _, h := range []string{"Range", "If-Range"} {
-		if v := r.Header.Get(h); v != "" {
-			req.Header.Set(h, v)
-		}
+	if rangeHeader != "" {
+		req.Header.Set("Range", rangeHeader)
+	}
+	if v := r.Header.Get("If-Range"); v != "" {
+		req.Header.Set("If-Range", v)
 	}
 	resp, err := m.client.Do(req)
 	if err != nil {
@@ -191,6 +213,44 @@ func (m *Manager) serveInput(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		_, _ = io.Copy(w, resp.Body) // a player's seek cuts this short
 	}
+}
+
+// parseBound parses the "<end>-<tail>" of a bounded input URL
+// (Session.boundedInput): canonical decimals with 0 < end < tail.
+func parseBound(s string) (end, tail int64, ok bool) {
+	a, b, ok := strings.Cut(s, "-")
+	end, err1 := strconv.ParseInt(a, 10, 64)
+	tail, err2 := strconv.ParseInt(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil || end <= 0 || tail <= end ||
+		strconv.FormatInt(end, 10) != a || strconv.FormatInt(tail, 10) != b {
+		return 0, 0, false
+	}
+	return end, tail, true
+}
+
+// parseByteRange parses the single range ffmpeg asks for: "bytes=<from>-"
+// or "bytes=<from>-<to>" (to -1 when open); no header is the whole input.
+func parseByteRange(h string) (from, to int64, ok bool) {
+	if h == "" {
+		return 0, -1, true
+	}
+	spec, found := strings.CutPrefix(h, "bytes=")
+	a, b, dash := strings.Cut(spec, "-")
+	if !found || !dash || a == "" {
+		return 0, 0, false
+	}
+	from, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || from < 0 || strconv.FormatInt(from, 10) != a {
+		return 0, 0, false
+	}
+	if b == "" {
+		return from, -1, true
+	}
+	to, err = strconv.ParseInt(b, 10, 64)
+	if err != nil || to < from || strconv.FormatInt(to, 10) != b {
+		return 0, 0, false
+	}
+	return from, to, true
 }
 
 // proxyCredentials decodes "Basic base64(user:pass)".

@@ -60,6 +60,9 @@ type Session struct {
 	opts     TrackOptions
 
 	ready chan struct{} // closed when prepare is done
+	// idxDone is closed when seekIdx is as good as it gets: after
+	// prepare (copy) or after loadSeekIndex (transcode).
+	idxDone chan struct{}
 	// Written by prepare before ready is closed; read-only after.
 	media     *mediaInfo
 	variant   variant
@@ -79,7 +82,8 @@ type Session struct {
 	changed   chan struct{} // closed and replaced on every state change
 	runs      int
 	diskBytes int64
-	subState  []subtitleState // by text subtitle number
+	subState  []subtitleState             // by text subtitle number
+	winState  map[resource]*subtitleState // subtitle windows (subtitles.go)
 	// seekIdx maps segment starts to input bytes for the prefetch (nil:
 	// unknown); set by probeAndPlan (copy) or loadSeekIndex (transcode).
 	seekIdx *seekIndex
@@ -179,6 +183,7 @@ func newSession(m *Manager, spec Spec, dir, secret string) *Session {
 		ctx:       ctx,
 		cancel:    cancel,
 		ready:     make(chan struct{}),
+		idxDone:   make(chan struct{}),
 		lastTouch: now,
 		changed:   make(chan struct{}),
 	}
@@ -284,6 +289,8 @@ func (s *Session) prepare() {
 		// holding the playlists back.
 		s.wg.Add(1)
 		go s.loadSeekIndex()
+	} else {
+		close(s.idxDone)
 	}
 	if err == nil && s.startSec > 0 {
 		idx := s.plan.indexAt(s.startSec)
@@ -465,7 +472,11 @@ func (s *Session) Playlist(ctx context.Context, name, token string) ([]byte, err
 		if r.track >= len(s.textSubs) {
 			return nil, fmt.Errorf("playlist %q: %w", name, ErrBadResource)
 		}
-		return renderSubtitlePlaylist(r.track, s.plan.duration, token), nil
+		window := 0.0
+		if s.subWindowed(r.track) {
+			window = subWindowSeconds
+		}
+		return renderSubtitlePlaylist(r.track, s.plan.duration, window, token), nil
 	}
 	return mediaPlaylistFor(s.plan, token).render(), nil
 }

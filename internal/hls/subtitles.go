@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/torrentclaw/cli/internal/atomicfile"
 )
 
 // timestampMap is the X-TIMESTAMP-MAP header of every WebVTT file.
@@ -40,13 +43,14 @@ const subtitleTimeout = 30 * time.Minute
 // sidecarFormats maps a sidecar's format to ffmpeg's demuxer.
 var sidecarFormats = map[string]string{"srt": "srt", "ass": "ass", "ssa": "ass", "vtt": "webvtt"}
 
-// Subtitle returns the path of the WebVTT file of text subtitle rendition
-// "subs-<k>.vtt", converting it on first use; concurrent requests share
-// one conversion, and a failed one is retried by the next request.
-// Content type: text/vtt.
+// Subtitle returns the path of a WebVTT file of a text subtitle
+// rendition, making it on first use: "subs-<k>.vtt", the whole track, or
+// "subs-<k>-<w>.vtt", window w of an embedded track (subWindowed).
+// Concurrent requests share one conversion, and a failed one is retried by
+// the next request. Content type: text/vtt.
 func (s *Session) Subtitle(ctx context.Context, name string) (string, error) {
 	r, err := parseResource(name)
-	if err != nil || r.kind != kindSubtitle {
+	if err != nil || (r.kind != kindSubtitle && r.kind != kindSubWindow) {
 		return "", fmt.Errorf("subtitle %q: %w", name, ErrBadResource)
 	}
 	if !s.begin() {
@@ -57,16 +61,17 @@ func (s *Session) Subtitle(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	k := r.track
-	if k >= len(s.textSubs) {
+	if k >= len(s.textSubs) || (r.kind == kindSubWindow &&
+		(!s.subWindowed(k) || r.index >= windowCount(s.plan.duration, subWindowSeconds))) {
 		return "", fmt.Errorf("subtitle %q: %w", name, ErrBadResource)
 	}
-	path := filepath.Join(s.dir, subtitleFileName(k))
+	path := filepath.Join(s.dir, name) // parseResource accepts canonical names only
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return "", ErrNotFound
 	}
-	st := &s.subState[k]
+	st := s.subtitleStateLocked(r)
 	if st.ready {
 		s.mu.Unlock()
 		return path, nil
@@ -74,7 +79,7 @@ func (s *Session) Subtitle(ctx context.Context, name string) (string, error) {
 	if !st.running {
 		st.running, st.err, st.done = true, nil, make(chan struct{})
 		s.wg.Add(1)
-		go s.convertSubtitle(k, st.done)
+		go s.convertSubtitle(r, st)
 	}
 	done := st.done
 	s.mu.Unlock()
@@ -96,17 +101,38 @@ func (s *Session) Subtitle(ctx context.Context, name string) (string, error) {
 	return path, nil
 }
 
-// convertSubtitle makes subs-<k>.vtt and records the outcome.
-func (s *Session) convertSubtitle(k int, done chan struct{}) {
+// subtitleStateLocked returns the state of a whole track or a window.
+// s.mu must be held.
+func (s *Session) subtitleStateLocked(r resource) *subtitleState {
+	if r.kind == kindSubtitle {
+		return &s.subState[r.track]
+	}
+	if s.winState == nil {
+		s.winState = make(map[resource]*subtitleState)
+	}
+	st := s.winState[r]
+	if st == nil {
+		st = &subtitleState{}
+		s.winState[r] = st
+	}
+	return st
+}
+
+// convertSubtitle makes one WebVTT file and records the outcome in st.
+func (s *Session) convertSubtitle(r resource, st *subtitleState) {
 	defer s.wg.Done()
-	err := s.makeSubtitle(k)
+	var err error
+	if r.kind == kindSubtitle {
+		err = s.makeSubtitle(r.track)
+	} else {
+		err = s.makeWindow(r.track, r.index)
+	}
 	s.mu.Lock()
-	st := &s.subState[k]
 	st.running, st.err, st.ready = false, err, err == nil
-	close(done)
+	close(st.done)
 	s.mu.Unlock()
 	if err != nil && s.ctx.Err() == nil {
-		s.log.Warn("hls subtitle conversion failed", "subtitle", k, "err", err)
+		s.log.Warn("hls subtitle conversion failed", "subtitle", r.track, "window", r.index, "err", err)
 	}
 }
 
@@ -164,6 +190,127 @@ func (s *Session) makeSubtitle(k int) error {
 		return err
 	}
 	return os.Rename(part, filepath.Join(s.dir, subtitleFileName(k)))
+}
+
+// Windows. An embedded track's cues are spread through the whole file,
+// so the whole-track file above exists only once the download is
+// complete. An HLS player asks for subtitles near the playhead, in
+// windows of subWindowSeconds (subs-<k>-<w>.m3u8 lists them), and window
+// w needs only the bytes around it: ffmpeg seeks to a little before the
+// window (the container's index, in the file's tail, says where) and
+// reads through the input proxy, which ends the input at the first
+// keyframe a little after the window (boundedInput). The window's file
+// holds every cue that shows during it, moved onto the session's timeline.
+
+// subWindowSeconds is the length of a subtitle window.
+const subWindowSeconds = 10.0
+
+// subWindowLead is how long before a window ffmpeg starts reading: a cue
+// that began up to this much earlier and still shows is included.
+const subWindowLead = 5.0
+
+// subWindowTail is how far past a window's end the input stays readable:
+// a muxer may store a subtitle packet somewhat after video of the same time.
+const subWindowTail = 2.0
+
+// subWindowed reports whether text subtitle rendition k is served in
+// windows: an embedded track of a container whose index gives byte
+// offsets (Matroska, MP4).
+func (s *Session) subWindowed(k int) bool {
+	if s.textSubs[k].input != 0 {
+		return false
+	}
+	for _, f := range strings.Split(s.media.format, ",") {
+		switch f {
+		case "matroska", "webm", "mp4", "mov":
+			return true
+		}
+	}
+	return false
+}
+
+// makeWindow makes subs-<k>-<w>.vtt.
+func (s *Session) makeWindow(k, w int) error {
+	from := float64(w) * subWindowSeconds
+	to := from + subWindowSeconds
+	if w == windowCount(s.plan.duration, subWindowSeconds)-1 {
+		to = math.Inf(1)
+	}
+	out := filepath.Join(s.dir, subtitleWindowName(k, w))
+	s.mu.Lock()
+	whole := s.subState[k].ready
+	s.mu.Unlock()
+	select {
+	case <-s.idxDone:
+	case <-s.ctx.Done():
+		return ErrNotFound
+	}
+	s.mu.Lock()
+	si := s.seekIdx
+	s.mu.Unlock()
+	if whole || si == nil {
+		// Cut the window from the whole track: made already, or the
+		// only way when the index does not say where bytes are.
+		p, err := s.Subtitle(s.ctx, subtitleFileName(k))
+		if err != nil {
+			return err
+		}
+		vtt, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		cues, err := parseVTTCues(vtt)
+		if err != nil {
+			return err
+		}
+		return atomicfile.Write(out, windowVTT(cues, 0, from, to), 0o600)
+	}
+	ffmpeg, _, err := s.m.binaries()
+	if err != nil {
+		return err
+	}
+	env, err := s.procEnv()
+	if err != nil {
+		return err
+	}
+	seekFrom := max(0, from-subWindowLead)
+	// No -reconnect: the bounded input ends with a short read, which
+	// must end ffmpeg's input rather than be retried.
+	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+		"-copyts", "-ss", strconv.FormatFloat(seekFrom, 'f', 3, 64),
+		"-i", s.boundedInput(si, to+subWindowTail),
+		"-map", fmt.Sprintf("0:%d", s.textSubs[k].streamIndex),
+		"-c:s", "webvtt", "-f", "webvtt", out + ".part"}
+	if err := s.runFFmpeg(ffmpeg, args, env); err != nil {
+		_ = os.Remove(out + ".part")
+		return err
+	}
+	vtt, err := os.ReadFile(out + ".part")
+	_ = os.Remove(out + ".part")
+	if err != nil {
+		return err
+	}
+	cues, err := parseVTTCues(vtt)
+	if err != nil {
+		return err
+	}
+	// -copyts keeps the container's timestamps; the session's timeline
+	// starts at the container's start time.
+	return atomicfile.Write(out, windowVTT(cues, -s.media.startTime, from, to), 0o600)
+}
+
+// boundedInput is the input URL for reading up to the first keyframe at
+// or after until seconds: the proxy serves bytes before that keyframe's
+// offset and from the last keyframe's on (the container's index and
+// trailer), and ends every read at the bound. Past the last keyframe
+// there is no bound.
+func (s *Session) boundedInput(si *seekIndex, until float64) string {
+	i, _ := slices.BinarySearch(si.times, until)
+	last := len(si.offsets) - 1
+	if i >= last || si.offsets[i] >= si.offsets[last] {
+		return s.ffInput(0)
+	}
+	return s.ffInput(0) + "/" + strconv.FormatInt(si.offsets[i], 10) + "-" + strconv.FormatInt(si.offsets[last], 10)
 }
 
 // addTimestampMap puts X-TIMESTAMP-MAP into the WebVTT header block.

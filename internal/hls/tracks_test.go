@@ -91,6 +91,8 @@ func TestRenditionResources(t *testing.T) {
 		{"a1-00042.ts", kindAudioSegment, 1, 42},
 		{"subs-2.m3u8", kindSubPlaylist, 2, 0},
 		{"subs-2.vtt", kindSubtitle, 2, 0},
+		{"subs-2-0.vtt", kindSubWindow, 2, 0},
+		{"subs-0-361.vtt", kindSubWindow, 0, 361},
 	} {
 		r, err := parseResource(tc.name)
 		if err != nil || r.kind != tc.kind || r.track != tc.track || r.index != tc.index {
@@ -98,7 +100,8 @@ func TestRenditionResources(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"audio-01.m3u8", "audio--1.m3u8", "audio-1000.m3u8", "a01-00000.ts", "a1-0001.ts",
-		"a1-00001.m3u8", "subs-1.srt", "subs-.vtt", "subs-+1.vtt", "audio-1.ts", "a-00001.ts", "a1_00001.ts"} {
+		"a1-00001.m3u8", "subs-1.srt", "subs-.vtt", "subs-+1.vtt", "audio-1.ts", "a-00001.ts", "a1_00001.ts",
+		"subs-1-01.vtt", "subs-1-.vtt", "subs--1.vtt", "subs-1-2.m3u8", "subs-1-2-3.vtt", "subs-01-2.vtt", "subs-1-+2.vtt"} {
 		if r, err := parseResource(bad); err == nil {
 			t.Errorf("parseResource(%q) = %+v, want an error", bad, r)
 		}
@@ -335,30 +338,54 @@ func TestTracks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Embedded tracks come in 10 s windows (TestSubtitleWindows), the
+		// sidecar as one file.
+		wantFiles := []playlistEntry{{duration: vpl.total(), uri: subtitleFileName(k)}}
+		if k < 2 {
+			wantFiles = []playlistEntry{{duration: 10, uri: subtitleWindowName(k, 0)}, {duration: vpl.total() - 10, uri: subtitleWindowName(k, 1)}}
+		}
 		pl, err := parseMediaPlaylist(b)
-		if err != nil || len(pl.segments) != 1 || pl.segments[0].uri != subtitleFileName(k)+q ||
-			math.Abs(pl.segments[0].duration-vpl.total()) > 0.001 {
-			t.Errorf("subs-%d.m3u8 = %+v, %v; want one %s covering %.3f s:\n%s", k, pl, err, subtitleFileName(k), vpl.total(), b)
+		if err != nil || len(pl.segments) != len(wantFiles) {
+			t.Fatalf("subs-%d.m3u8 = %+v, %v; want %+v:\n%s", k, pl, err, wantFiles, b)
 		}
-		p, err := s.Subtitle(t.Context(), subtitleFileName(k))
-		if err != nil {
-			t.Fatalf("Subtitle(%s) = %v", subtitleFileName(k), err)
+		var files []string
+		for i, seg := range pl.segments {
+			if seg.uri != wantFiles[i].uri+q || math.Abs(seg.duration-wantFiles[i].duration) > 0.001 {
+				t.Errorf("subs-%d.m3u8 entry %d = %+v, want %+v", k, i, seg, wantFiles[i])
+			}
+			files = append(files, wantFiles[i].uri)
 		}
-		vtt, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
+		// The whole track is there too (the raw path's <track>).
+		if k < 2 {
+			files = append(files, subtitleFileName(k))
 		}
-		header, cues := parseVTT(t, vtt)
-		if !slices.Contains(header, "X-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000") {
-			t.Errorf("%s header %q lacks the timestamp map", subtitleFileName(k), header)
-		}
-		if len(cues) != len(want) {
-			t.Fatalf("%s has cues %+v, want %+v", subtitleFileName(k), cues, want)
-		}
-		for i, c := range cues {
-			w := want[i]
-			if c.text != w.text || math.Abs(c.start-w.start) > oneFrame || math.Abs(c.end-w.end) > oneFrame {
-				t.Errorf("%s cue %d = %+v, want %+v", subtitleFileName(k), i, c, w)
+		for _, name := range files {
+			p, err := s.Subtitle(t.Context(), name)
+			if err != nil {
+				t.Fatalf("Subtitle(%s) = %v", name, err)
+			}
+			vtt, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			header, cues := parseVTT(t, vtt)
+			if !slices.Contains(header, "X-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000") {
+				t.Errorf("%s header %q lacks the timestamp map", name, header)
+			}
+			var w []vttCue
+			for _, c := range want {
+				if name == subtitleWindowName(k, 1) && c.end <= 10 || name == subtitleWindowName(k, 0) && c.start >= 10 {
+					continue
+				}
+				w = append(w, c)
+			}
+			if len(cues) != len(w) {
+				t.Fatalf("%s has cues %+v, want %+v", name, cues, w)
+			}
+			for i, c := range cues {
+				if c.text != w[i].text || math.Abs(c.start-w[i].start) > oneFrame || math.Abs(c.end-w[i].end) > oneFrame {
+					t.Errorf("%s cue %d = %+v, want %+v", name, i, c, w[i])
+				}
 			}
 		}
 	}
@@ -429,7 +456,7 @@ func TestInputProxyRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	get := func(user, pass, path string) int {
+	fetch := func(user, pass, path, rng string) (int, string) {
 		t.Helper()
 		proxy := &url.URL{Scheme: "http", Host: addr, User: url.UserPassword(user, pass)}
 		c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
@@ -438,14 +465,19 @@ func TestInputProxyRefuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("Range", "bytes=0-99")
+		req.Header.Set("Range", rng)
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatalf("GET through the proxy: %v", err)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp.StatusCode, resp.Header.Get("Content-Range")
+	}
+	get := func(user, pass, path string) int {
+		t.Helper()
+		code, _ := fetch(user, pass, path, "bytes=0-99")
+		return code
 	}
 	if got := get(a.id, a.secret, "/"+a.id+"/0"); got != 206 {
 		t.Errorf("own credentials, own input: status %d, want 206", got)
@@ -458,6 +490,34 @@ func TestInputProxyRefuses(t *testing.T) {
 	} {
 		if got := get(tc.user, tc.pass, tc.path); got == 206 || got == 200 {
 			t.Errorf("%s: status %d, want a refusal", tc.name, got)
+		}
+	}
+	// A bounded input (subtitle windows): reads end at the bound, the
+	// bytes between the bound and the tail are not there, the tail is.
+	size := strconv.FormatInt(srv.size, 10)
+	bounded := "/" + a.id + "/0/1000-5000"
+	for _, tc := range []struct {
+		rng  string
+		code int
+		cr   string
+	}{
+		{"bytes=0-", 206, "bytes 0-999/" + size},
+		{"bytes=10-99", 206, "bytes 10-99/" + size},
+		{"bytes=900-2000", 206, "bytes 900-999/" + size},
+		{"bytes=1000-", 416, ""},
+		{"bytes=4999-", 416, ""},
+		{"bytes=5000-", 206, "bytes 5000-" + strconv.FormatInt(srv.size-1, 10) + "/" + size},
+		{"bytes=-500", 400, ""},
+		{"bytes=0-10,20-30", 400, ""},
+	} {
+		code, cr := fetch(a.id, a.secret, bounded, tc.rng)
+		if code != tc.code || cr != tc.cr {
+			t.Errorf("bounded %s: %d %q, want %d %q", tc.rng, code, cr, tc.code, tc.cr)
+		}
+	}
+	for _, bad := range []string{"/0/5000-1000", "/0/0-10", "/0/01-10", "/0/1-", "/0/x", "/0/1-2/3"} {
+		if got := get(a.id, a.secret, "/"+a.id+bad); got != 404 {
+			t.Errorf("bound %s: status %d, want 404", bad, got)
 		}
 	}
 	if err := a.Close(); err != nil {
