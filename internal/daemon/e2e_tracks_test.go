@@ -168,7 +168,7 @@ func TestE2ETracks(t *testing.T) {
 	for k, u := range uris["SUBTITLES"] {
 		code, pl := get(t, u)
 		vtts := e2eURIs(t, u, pl)
-		// The embedded tracks come in 10 s windows, the sidecar whole.
+		// The embedded tracks come in 6 s windows, the sidecar whole.
 		want := map[bool]int{true: 2, false: 1}[k < 2]
 		if code != http.StatusOK || len(vtts) != want {
 			t.Fatalf("subtitle playlist %d = %d, %d URIs, want %d:\n%s", k, code, len(vtts), want, pl)

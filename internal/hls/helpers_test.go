@@ -118,6 +118,7 @@ type mediaServer struct {
 	size     int64
 	served   atomic.Int64 // bytes handed to ServeContent
 	requests atomic.Int64
+	range_   atomic.Value  // string: the Range header of the latest request
 	gate     chan struct{} // closed: stalled bytes flow
 	gateOnce sync.Once
 }
@@ -141,6 +142,7 @@ func serveMedia(t testing.TB, path string, o serverOptions) *mediaServer {
 			return
 		}
 		ms.requests.Add(1)
+		ms.range_.Store(r.Header.Get("Range"))
 		rs := &slowReader{r: bytes.NewReader(data), ms: ms, o: o, ctx: r.Context()}
 		http.ServeContent(w, r, filepath.Base(path), time.Time{}, rs)
 	}))

@@ -167,6 +167,7 @@ func (m *Manager) serveInput(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rangeHeader := r.Header.Get("Range")
+	limit, limitFrom := int64(-1), int64(0) // bytes of the body to pass on from limitFrom; -1 all
 	if bounded {
 		end, tail, ok := parseBound(bound)
 		if !ok {
@@ -183,7 +184,12 @@ func (m *Manager) serveInput(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "past the bound", http.StatusRequestedRangeNotSatisfiable)
 			return
 		case from < end && (to < 0 || to >= end):
-			rangeHeader = "bytes=" + strconv.FormatInt(from, 10) + "-" + strconv.FormatInt(end-1, 10)
+			// The request upstream stays open-ended: a bounded range
+			// makes the daemon ask the swarm for all of it at once, in
+			// competition with the player; an open one is read ahead
+			// like the player's. The body is cut at the bound here.
+			limit, limitFrom = end-from, from
+			rangeHeader = "bytes=" + strconv.FormatInt(from, 10) + "-"
 		}
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, s.inputs[k], nil)
@@ -209,10 +215,24 @@ func (m *Manager) serveInput(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(h, v)
 		}
 	}
-	w.WriteHeader(resp.StatusCode)
-	if r.Method != http.MethodHead {
-		_, _ = io.Copy(w, resp.Body) // a player's seek cuts this short
+	if limit >= 0 {
+		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if resp.StatusCode != http.StatusPartialContent || !ok || start != limitFrom || start+limit > total {
+			http.Error(w, "input did not answer the range", http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Range", "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(start+limit-1, 10)+"/"+strconv.FormatInt(total, 10))
+		w.Header().Set("Content-Length", strconv.FormatInt(limit, 10))
 	}
+	w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if limit >= 0 {
+		_, _ = io.CopyN(w, resp.Body, limit)
+		return
+	}
+	_, _ = io.Copy(w, resp.Body) // a player's seek cuts this short
 }
 
 // parseBound parses the "<end>-<tail>" of a bounded input URL

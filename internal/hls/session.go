@@ -125,6 +125,10 @@ type subtitleState struct {
 	running, ready bool
 	err            error
 	done           chan struct{} // closed when the running conversion ends
+	waiters        int           // requests waiting for done
+	// cancel stops a window's conversion (nil for a whole track, which
+	// only the session's close stops).
+	cancel context.CancelFunc
 }
 
 type segInfo struct {

@@ -78,20 +78,35 @@ func (s *Session) Subtitle(ctx context.Context, name string) (string, error) {
 	}
 	if !st.running {
 		st.running, st.err, st.done = true, nil, make(chan struct{})
+		jobCtx := s.ctx
+		if r.kind == kindSubWindow {
+			// A window nobody waits for any more (the player seeked
+			// away) stops reading: its bytes would compete with the
+			// ones the player waits for.
+			jobCtx, st.cancel = context.WithCancel(s.ctx)
+		}
 		s.wg.Add(1)
-		go s.convertSubtitle(r, st)
+		go s.convertSubtitle(jobCtx, r, st)
 	}
+	st.waiters++
 	done := st.done
 	s.mu.Unlock()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return "", ctx.Err()
+		err = ctx.Err()
 	case <-s.ctx.Done():
-		return "", ErrNotFound
+		err = ErrNotFound
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	st.waiters--
+	if err != nil {
+		if st.waiters == 0 && st.running && st.cancel != nil {
+			time.AfterFunc(subWindowGrace, func() { s.abandonWindow(r, st) })
+		}
+		return "", err
+	}
 	if s.closed {
 		return "", ErrNotFound
 	}
@@ -99,6 +114,27 @@ func (s *Session) Subtitle(ctx context.Context, name string) (string, error) {
 		return "", st.err
 	}
 	return path, nil
+}
+
+// abandonWindow stops a window's conversion that nobody waits for.
+func (s *Session) abandonWindow(r resource, st *subtitleState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st.waiters > 0 || !st.running {
+		return
+	}
+	st.cancel()
+	if s.winState[r] == st {
+		delete(s.winState, r) // the next request starts afresh
+	}
+}
+
+// subtitleResourceName names a whole track or a window.
+func subtitleResourceName(r resource) string {
+	if r.kind == kindSubtitle {
+		return subtitleFileName(r.track)
+	}
+	return subtitleWindowName(r.track, r.index)
 }
 
 // subtitleStateLocked returns the state of a whole track or a window.
@@ -119,20 +155,26 @@ func (s *Session) subtitleStateLocked(r resource) *subtitleState {
 }
 
 // convertSubtitle makes one WebVTT file and records the outcome in st.
-func (s *Session) convertSubtitle(r resource, st *subtitleState) {
+func (s *Session) convertSubtitle(ctx context.Context, r resource, st *subtitleState) {
 	defer s.wg.Done()
+	began := time.Now()
 	var err error
 	if r.kind == kindSubtitle {
 		err = s.makeSubtitle(r.track)
 	} else {
-		err = s.makeWindow(r.track, r.index)
+		err = s.makeWindow(ctx, r.track, r.index)
 	}
 	s.mu.Lock()
 	st.running, st.err, st.ready = false, err, err == nil
+	if st.cancel != nil {
+		st.cancel()
+	}
 	close(st.done)
 	s.mu.Unlock()
-	if err != nil && s.ctx.Err() == nil {
-		s.log.Warn("hls subtitle conversion failed", "subtitle", r.track, "window", r.index, "err", err)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("hls subtitle conversion failed", "resource", subtitleResourceName(r), "err", err)
+	} else if err == nil {
+		s.log.Debug("hls subtitle made", "resource", subtitleResourceName(r), "ms", time.Since(began).Milliseconds())
 	}
 }
 
@@ -168,11 +210,11 @@ func (s *Session) makeSubtitle(k int) error {
 		}
 		return append(a, "-c:s", "webvtt", "-f", "webvtt", part)
 	}
-	err = s.runFFmpeg(ffmpeg, args(""), env)
+	err = s.runFFmpeg(s.ctx, ffmpeg, args(""), env)
 	if err != nil && r.input > 0 && s.ctx.Err() == nil {
 		// Sidecar SRTs are often in a legacy 8-bit encoding, which
 		// ffmpeg refuses as invalid UTF-8; Windows-1252 covers most.
-		err = s.runFFmpeg(ffmpeg, args("CP1252"), env)
+		err = s.runFFmpeg(s.ctx, ffmpeg, args("CP1252"), env)
 	}
 	if err != nil {
 		_ = os.Remove(part)
@@ -202,16 +244,27 @@ func (s *Session) makeSubtitle(k int) error {
 // keyframe a little after the window (boundedInput). The window's file
 // holds every cue that shows during it, moved onto the session's timeline.
 
-// subWindowSeconds is the length of a subtitle window.
-const subWindowSeconds = 10.0
+// subWindowSeconds is the length of a subtitle window: about a segment,
+// so that a window needs few bytes beyond those the video's segments
+// around the playhead need anyway (on a swarm barely faster than the
+// title, 10 s windows showed the first cues seconds late).
+const subWindowSeconds = 6.0
 
-// subWindowLead is how long before a window ffmpeg starts reading: a cue
-// that began up to this much earlier and still shows is included.
-const subWindowLead = 5.0
+// subWindowLead is how long before a window ffmpeg starts reading (from
+// the keyframe before that): a cue that began up to this much earlier and
+// still shows is included. Every second of it is bytes behind the
+// playhead that only the subtitles need.
+const subWindowLead = 1.0
 
 // subWindowTail is how far past a window's end the input stays readable:
 // a muxer may store a subtitle packet somewhat after video of the same time.
-const subWindowTail = 2.0
+const subWindowTail = 1.0
+
+// subWindowGrace is how long a window's conversion goes on after its last
+// request gave up: hls.js gives up on a fragment without a first byte
+// after 10 s and asks again at once, and the conversion should not start
+// over then.
+const subWindowGrace = 5 * time.Second
 
 // subWindowed reports whether text subtitle rendition k is served in
 // windows: an embedded track of a container whose index gives byte
@@ -230,7 +283,7 @@ func (s *Session) subWindowed(k int) bool {
 }
 
 // makeWindow makes subs-<k>-<w>.vtt.
-func (s *Session) makeWindow(k, w int) error {
+func (s *Session) makeWindow(ctx context.Context, k, w int) error {
 	from := float64(w) * subWindowSeconds
 	to := from + subWindowSeconds
 	if w == windowCount(s.plan.duration, subWindowSeconds)-1 {
@@ -242,7 +295,7 @@ func (s *Session) makeWindow(k, w int) error {
 	s.mu.Unlock()
 	select {
 	case <-s.idxDone:
-	case <-s.ctx.Done():
+	case <-ctx.Done():
 		return ErrNotFound
 	}
 	s.mu.Lock()
@@ -251,7 +304,7 @@ func (s *Session) makeWindow(k, w int) error {
 	if whole || si == nil {
 		// Cut the window from the whole track: made already, or the
 		// only way when the index does not say where bytes are.
-		p, err := s.Subtitle(s.ctx, subtitleFileName(k))
+		p, err := s.Subtitle(ctx, subtitleFileName(k))
 		if err != nil {
 			return err
 		}
@@ -273,20 +326,30 @@ func (s *Session) makeWindow(k, w int) error {
 	if err != nil {
 		return err
 	}
+	// A window given up on and its successor may run at once: each
+	// writes its own file.
+	f, err := os.CreateTemp(s.dir, "."+subtitleWindowName(k, w)+".*.part")
+	if err != nil {
+		return err
+	}
+	part := f.Name()
+	_ = f.Close()
+	defer os.Remove(part)
 	seekFrom := max(0, from-subWindowLead)
 	// No -reconnect: the bounded input ends with a short read, which
-	// must end ffmpeg's input rather than be retried.
+	// must end ffmpeg's input rather than be retried. No stream
+	// analysis: it would read the first seconds of the file (maybe not
+	// downloaded), and a text subtitle track is described in the header.
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+		"-probesize", "32", "-analyzeduration", "0",
 		"-copyts", "-ss", strconv.FormatFloat(seekFrom, 'f', 3, 64),
 		"-i", s.boundedInput(si, to+subWindowTail),
 		"-map", fmt.Sprintf("0:%d", s.textSubs[k].streamIndex),
-		"-c:s", "webvtt", "-f", "webvtt", out + ".part"}
-	if err := s.runFFmpeg(ffmpeg, args, env); err != nil {
-		_ = os.Remove(out + ".part")
+		"-c:s", "webvtt", "-f", "webvtt", part}
+	if err := s.runFFmpeg(ctx, ffmpeg, args, env); err != nil {
 		return err
 	}
-	vtt, err := os.ReadFile(out + ".part")
-	_ = os.Remove(out + ".part")
+	vtt, err := os.ReadFile(part)
 	if err != nil {
 		return err
 	}
@@ -329,8 +392,8 @@ func addTimestampMap(vtt []byte) ([]byte, error) {
 
 // runFFmpeg runs one ffmpeg to completion, killed when the session closes
 // or after subtitleTimeout.
-func (s *Session) runFFmpeg(ffmpeg string, args, env []string) error {
-	ctx, cancel := context.WithTimeout(s.ctx, subtitleTimeout)
+func (s *Session) runFFmpeg(ctx context.Context, ffmpeg string, args, env []string) error {
+	ctx, cancel := context.WithTimeout(ctx, subtitleTimeout)
 	defer cancel()
 	// Pdeathsig follows the thread that forked: keep it until Wait.
 	runtime.LockOSThread()

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // windowMedia writes a 60 s title with a subtitle cue every 2 s ("cue i"
@@ -63,11 +64,12 @@ func windowMedia(t *testing.T, ext string) (string, map[int]int64) {
 	return out, kf
 }
 
-// TestSubtitleWindows: an embedded subtitle track is served in 10 s
+// TestSubtitleWindows: an embedded subtitle track is served in 6 s
 // windows, each made from the bytes around it. While the input past 30 s
 // is not there yet (a torrent still downloading), the windows before it
 // come out with the right cues at the right times; the window that needs
-// the missing bytes waits for them.
+// the missing bytes waits for them, and one nobody waits for any more
+// stops.
 func TestSubtitleWindows(t *testing.T) {
 	for _, ext := range []string{"mkv", "mp4"} {
 		t.Run(ext, func(t *testing.T) {
@@ -90,16 +92,16 @@ func TestSubtitleWindows(t *testing.T) {
 				t.Fatal(err)
 			}
 			pl, err := parseMediaPlaylist(b)
-			if err != nil || len(pl.segments) != 6 {
-				t.Fatalf("subs-0.m3u8 = %+v, %v; want 6 windows:\n%s", pl, err, b)
+			if err != nil || len(pl.segments) != 10 {
+				t.Fatalf("subs-0.m3u8 = %+v, %v; want 10 windows:\n%s", pl, err, b)
 			}
 			for w, seg := range pl.segments {
-				if seg.uri != subtitleWindowName(0, w)+"?t="+testToken || math.Abs(seg.duration-10) > 0.1 {
-					t.Errorf("window %d = %+v, want %s for 10 s", w, seg, subtitleWindowName(0, w))
+				if seg.uri != subtitleWindowName(0, w)+"?t="+testToken || math.Abs(seg.duration-6) > 0.1 {
+					t.Errorf("window %d = %+v, want %s for 6 s", w, seg, subtitleWindowName(0, w))
 				}
 			}
 
-			// check asks for window w and expects cues first..first+4.
+			// check asks for window w and expects its three cues.
 			check := func(ctx context.Context, w int) error {
 				p, err := s.Subtitle(ctx, subtitleWindowName(0, w))
 				if err != nil {
@@ -113,11 +115,11 @@ func TestSubtitleWindows(t *testing.T) {
 				if !strings.Contains(strings.Join(header, "\n"), timestampMap) {
 					return fmt.Errorf("window %d header %q lacks the timestamp map", w, header)
 				}
-				if len(cues) != 5 {
-					return fmt.Errorf("window %d has cues %+v, want 5", w, cues)
+				if len(cues) != 3 {
+					return fmt.Errorf("window %d has cues %+v, want 3", w, cues)
 				}
 				for j, c := range cues {
-					i := 5*w + j
+					i := 3*w + j
 					want := vttCue{float64(2*i) + 0.5, float64(2*i) + 1.5, fmt.Sprintf("cue %d", i)}
 					if c.text != want.text || math.Abs(c.start-want.start) > oneFrame || math.Abs(c.end-want.end) > oneFrame {
 						return fmt.Errorf("window %d cue %d = %+v, want %+v", w, j, c, want)
@@ -126,28 +128,49 @@ func TestSubtitleWindows(t *testing.T) {
 				return nil
 			}
 			waiting := make(chan error, 1)
-			go func() { waiting <- check(t.Context(), 2) }()
-			for w := range 2 {
+			go func() { waiting <- check(t.Context(), 4) }()
+			for w := range 4 {
 				if err := check(t.Context(), w); err != nil {
 					t.Fatal(err)
 				}
 			}
 			select {
 			case err := <-waiting:
-				t.Fatalf("window 2 was made without the input past 30 s (%v)", err)
+				t.Fatalf("window 4 was made without the input past 30 s (%v)", err)
 			default:
 			}
+			// A window nobody waits for any more (the player seeked away)
+			// stops its ffmpeg (after a grace period); window 4's goes on.
+			ffmpegs := func() int {
+				n := 0
+				for _, c := range children(t) {
+					if strings.Contains(c, "(ffmpeg,") {
+						n++
+					}
+				}
+				return n
+			}
+			waitFor(t, "window 4's ffmpeg", time.Minute, func() bool { return ffmpegs() == 1 })
+			ctx, cancel := context.WithCancel(t.Context())
+			gaveUp := make(chan error, 1)
+			go func() { gaveUp <- check(ctx, 7) }()
+			waitFor(t, "window 7's ffmpeg", time.Minute, func() bool { return ffmpegs() == 2 })
+			cancel()
+			if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+				t.Fatalf("window 7 given up on: %v", err)
+			}
+			waitFor(t, "window 7's ffmpeg to end", time.Minute, func() bool { return ffmpegs() == 1 })
 			srv.release()
 			if err := <-waiting; err != nil {
 				t.Fatal(err)
 			}
-			for w := 3; w < 6; w++ {
+			for w := 5; w < 10; w++ {
 				if err := check(t.Context(), w); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if _, err := s.Subtitle(t.Context(), subtitleWindowName(0, 6)); !errors.Is(err, ErrBadResource) {
-				t.Errorf("Subtitle(%s) = %v, want ErrBadResource", subtitleWindowName(0, 6), err)
+			if _, err := s.Subtitle(t.Context(), subtitleWindowName(0, 10)); !errors.Is(err, ErrBadResource) {
+				t.Errorf("Subtitle(%s) = %v, want ErrBadResource", subtitleWindowName(0, 10), err)
 			}
 		})
 	}
