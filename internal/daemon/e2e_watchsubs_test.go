@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,6 +113,63 @@ func TestE2EWatchEmbeddedSubtitles(t *testing.T) {
 	}
 	if n, err := strconv.Atoi(strings.TrimPrefix(st.Cues[0], "English cue ")); err != nil || float64(n) > st.Time+0.5 || float64(n) < st.Time-1.5 {
 		t.Errorf("cue %q at %.2f s after the seek: not the cue of that moment", st.Cues[0], st.Time)
+	}
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}
+
+// TestE2ESubtitleWindowFirstByte: a subtitle window that waits for the
+// torrent answers at once with the WebVTT header (hls.js gives up on a
+// fragment without a first byte after 10 s, and enough such failures end
+// the stream), and if the window then fails the connection is cut: the
+// player sees an error, not a short file that looks complete.
+func TestE2ESubtitleWindowFirstByte(t *testing.T) {
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	film := e2eMakeDenseSubs(t, t.TempDir(), 180)
+	cfg := testConfig(t, t.TempDir())
+	logs := &logBuffer{}
+	r := startDaemon(t, cfg, logs)
+	// Slow enough that the window at 2 min takes minutes to arrive.
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{UploadRateBytes: 30 << 10})
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1, HLS: true})
+	if err != nil {
+		t.Fatalf("AddTask(HLS) error = %v", err)
+	}
+	code, master := get(t, add.HLSURL)
+	if code != http.StatusOK {
+		t.Fatalf("GET master.m3u8 = %d", code)
+	}
+	var subsURL string
+	for _, m := range e2eMediaLine.FindAllStringSubmatch(string(master), -1) {
+		if m[1] == "SUBTITLES" {
+			subsURL = e2eResolve(t, add.HLSURL, m[3])
+		}
+	}
+	code, pl := get(t, subsURL)
+	windows := e2eURIs(t, subsURL, pl)
+	if code != http.StatusOK || len(windows) < 25 {
+		t.Fatalf("GET subtitle playlist = %d, %d windows:\n%s", code, len(windows), redactBody(pl, add.Token.Reveal()))
+	}
+	resp, err := http.Get(windows[20]) // 120-126 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	want := "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n"
+	head := make([]byte, len(want))
+	if _, err := io.ReadFull(resp.Body, head); resp.StatusCode != http.StatusOK || err != nil || string(head) != want {
+		t.Fatalf("window 20: %d, first bytes %q, %v; want 200 and %q", resp.StatusCode, head, err, want)
+	}
+	ti, err := r.client.Task(t.Context(), add.TaskID)
+	if err != nil {
+		t.Fatalf("Task() error = %v", err)
+	}
+	t.Logf("window 20 began with %.1f%% of the file downloaded", ti.Progress)
+	if err := r.client.RemoveTask(t.Context(), add.TaskID, false); err != nil {
+		t.Fatalf("RemoveTask() error = %v", err)
+	}
+	if rest, err := io.ReadAll(resp.Body); err == nil {
+		t.Errorf("window 20 ended cleanly after its task was removed (%q): a player would take it for complete", rest)
 	}
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
 }

@@ -85,6 +85,18 @@ func audioPlaylistName(k int) string    { return "audio-" + strconv.Itoa(k) + ".
 func subtitlePlaylistName(k int) string { return "subs-" + strconv.Itoa(k) + ".m3u8" }
 func subtitleFileName(k int) string     { return "subs-" + strconv.Itoa(k) + ".vtt" }
 
+// IsSubtitleWindow reports whether resource names a subtitle window
+// ("subs-<k>-<w>.vtt"): a file that may take a while, and that always
+// begins with [SubtitleWindowPrefix].
+func IsSubtitleWindow(resource string) bool {
+	r, err := parseResource(resource)
+	return err == nil && r.kind == kindSubWindow
+}
+
+// SubtitleWindowPrefix is how every subtitle window file begins: the
+// WebVTT header with the session's timestamp map.
+func SubtitleWindowPrefix() []byte { return []byte(webvttHeader) }
+
 // subtitleWindowName is the WebVTT file of window w of subtitle rendition k.
 func subtitleWindowName(k, w int) string {
 	return "subs-" + strconv.Itoa(k) + "-" + strconv.Itoa(w) + ".vtt"

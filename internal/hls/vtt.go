@@ -13,6 +13,9 @@ import (
 	"strings"
 )
 
+// webvttHeader begins every window file (SubtitleWindowPrefix).
+var webvttHeader = "WEBVTT\n" + timestampMap + "\n"
+
 // vttBlock is one cue of a WebVTT file.
 type vttBlock struct {
 	id         string // the optional identifier line
@@ -132,7 +135,7 @@ func formatVTTTime(t float64) string {
 // session's X-TIMESTAMP-MAP.
 func windowVTT(cues []vttBlock, shift, from, to float64) []byte {
 	var b bytes.Buffer
-	b.WriteString("WEBVTT\n" + timestampMap + "\n")
+	b.WriteString(webvttHeader)
 	for _, c := range cues {
 		start, end := max(c.start+shift, 0), c.end+shift
 		if end <= start || start >= to || end <= from {

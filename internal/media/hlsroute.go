@@ -90,7 +90,12 @@ func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
 	default:
 		var p string
 		var err error
-		if strings.HasSuffix(resource, ".vtt") {
+		if hls.IsSubtitleWindow(resource) && r.Method == http.MethodGet {
+			var done bool
+			if p, done, err = s.awaitSubtitleWindow(w, r, sess, resource); done {
+				return
+			}
+		} else if strings.HasSuffix(resource, ".vtt") {
 			p, err = sess.Subtitle(r.Context(), resource)
 		} else {
 			p, err = sess.Segment(r.Context(), resource)
@@ -114,6 +119,57 @@ func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "private, max-age=3600")
 		http.ServeContent(w, r, "", time.Time{}, f)
 	}
+}
+
+// windowFirstByteAfter is how long a subtitle window may take before its
+// response begins anyway. A window waits for the torrent's bytes around
+// it; hls.js gives up on a fragment without a first byte after 10 s, and
+// its retries count towards a fatal error for the whole stream.
+const windowFirstByteAfter = 2 * time.Second
+
+// awaitSubtitleWindow waits for a subtitle window. Ready soon, it returns
+// its path for the usual response. Otherwise it answers 200 with the
+// header every window begins with, sends the rest when the window is
+// made, and reports done; a window that fails then cuts the connection,
+// so the player sees an error, never a short file.
+func (s *Server) awaitSubtitleWindow(w http.ResponseWriter, r *http.Request, sess *hls.Session, resource string) (path string, done bool, err error) {
+	type result struct {
+		path string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		p, err := sess.Subtitle(r.Context(), resource)
+		ch <- result{p, err}
+	}()
+	timer := time.NewTimer(windowFirstByteAfter)
+	defer timer.Stop()
+	select {
+	case res := <-ch:
+		return res.path, false, res.err
+	case <-timer.C:
+	}
+	prefix := hls.SubtitleWindowPrefix()
+	h := w.Header()
+	h.Set("Content-Type", segmentContentType(resource))
+	h.Set("Cache-Control", "private, max-age=3600")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(prefix)
+	_ = http.NewResponseController(w).Flush()
+	res := <-ch
+	var body []byte
+	if res.err == nil {
+		body, res.err = os.ReadFile(res.path)
+	}
+	if res.err == nil && !bytes.HasPrefix(body, prefix) {
+		res.err = errors.New("window file without the WebVTT header")
+	}
+	if res.err != nil {
+		s.log.Debug("hls subtitle window failed after its first bytes", "session", sess.ID(), "resource", resource, "err", res.err)
+		panic(http.ErrAbortHandler)
+	}
+	_, _ = w.Write(body[len(prefix):])
+	return "", true, nil
 }
 
 // hlsUnavailable returns why HLS cannot be served, or nil.
