@@ -16,10 +16,11 @@ import (
 	"github.com/torrentclaw/cli/internal/enginetest"
 )
 
-// e2eMakeDenseSubs writes dir/Film/Film.mkv: H.264, AAC and an embedded
-// English SRT track with a cue in every second ("English cue N" from N to
-// N+1 s), and returns dir/Film.
-func e2eMakeDenseSubs(t testing.TB, dir string, seconds int) string {
+// e2eMakeDenseSubs writes dir/Film/Film.<ext>: H.264, AAC and an embedded
+// English text track (SRT in Matroska, mov_text in MP4, whose index is at
+// the end) with a cue in every second ("English cue N" from N to N+1 s),
+// and returns dir/Film.
+func e2eMakeDenseSubs(t testing.TB, dir string, seconds int, ext string) string {
 	t.Helper()
 	film := filepath.Join(dir, "Film")
 	if err := os.MkdirAll(film, 0o755); err != nil {
@@ -38,11 +39,11 @@ func e2eMakeDenseSubs(t testing.TB, dir string, seconds int) string {
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-i", subs,
 		"-map", "0:v", "-map", "1:a", "-map", "2:s", "-t", strconv.Itoa(seconds),
 		"-c:v", "libx264", "-preset", "superfast", "-b:v", "600k", "-pix_fmt", "yuv420p", "-g", "50",
-		"-c:a", "aac", "-ac", "2", "-b:a", "96k", "-c:s", "srt",
+		"-c:a", "aac", "-ac", "2", "-b:a", "96k", "-c:s", map[string]string{"mkv": "srt", "mp4": "mov_text"}[ext],
 		"-metadata:s:a:0", "language=eng", "-metadata:s:s:0", "language=eng",
-		filepath.Join(film, "Film.mkv"))
+		filepath.Join(film, "Film."+ext))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg (make Film.mkv): %v: %s", err, out)
+		t.Fatalf("ffmpeg (make Film.%s): %v: %s", ext, err, out)
 	}
 	return film
 }
@@ -50,21 +51,38 @@ func e2eMakeDenseSubs(t testing.TB, dir string, seconds int) string {
 func srtTime(s int) string { return fmt.Sprintf("%02d:%02d:%02d,000", s/3600, s/60%60, s%60) }
 
 // TestE2EWatchEmbeddedSubtitles: the subtitles inside the file show while
-// the file is still downloading. The seeder sends a little faster than the
-// title plays, so the download ends long after playback starts; the page
-// picks the embedded English track and must show the cue of the moment
-// before the torrent is complete (an embedded track is spread through the
-// whole file: the daemon reads only the window around the playhead).
+// the file is still downloading, on hls.js (an MKV) and on the raw path (an
+// MP4 the browser plays itself, whose track the page loads window by
+// window). The seeder sends a little faster than the title plays, so the
+// download ends long after playback starts; the page picks the embedded
+// English track and must show the cue of the moment before the torrent is
+// complete (an embedded track is spread through the whole file: the daemon
+// reads only the window around the playhead).
 func TestE2EWatchEmbeddedSubtitles(t *testing.T) {
+	for _, tc := range []struct {
+		engine, ext string
+		seconds     int
+		rate        int64
+	}{
+		// About 87 KB/s of media: 120 KiB/s takes some two minutes for the file.
+		{"hlsjs", "mkv", 180, 120 << 10},
+		// The raw path stalls for tens of seconds at that rate, subtitles or
+		// not (docs/player.md): a faster seeder, and a longer title so that
+		// the file still takes some two minutes.
+		{"raw", "mp4", 300, 250 << 10},
+	} {
+		t.Run(tc.engine, func(t *testing.T) { e2eWatchEmbeddedSubtitles(t, tc.engine, tc.ext, tc.seconds, tc.rate) })
+	}
+}
+
+func e2eWatchEmbeddedSubtitles(t *testing.T, engine, ext string, seconds int, rate int64) {
 	chromium := e2eWatchStart(t)
-	const seconds = 180
-	film := e2eMakeDenseSubs(t, t.TempDir(), seconds)
+	film := e2eMakeDenseSubs(t, t.TempDir(), seconds, ext)
 	cfg := testConfig(t, t.TempDir())
 	cfg.HLS.SegmentSeconds = e2eSegSeconds
 	logs := &logBuffer{}
 	r := startDaemon(t, cfg, logs)
-	// About 87 KB/s of media: 120 KB/s takes some two minutes for the file.
-	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{UploadRateBytes: 120 << 10})
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{UploadRateBytes: rate})
 	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: seeder.Add(t, film).Magnet, FileIndex: -1})
 	if err != nil {
 		t.Fatalf("AddTask() error = %v", err)
@@ -77,8 +95,8 @@ func TestE2EWatchEmbeddedSubtitles(t *testing.T) {
 	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 	var st pageState
 	c.eval(s, pageStateJS, 30*time.Second, &st)
-	if st.Engine != "hlsjs" || len(st.SubOptions) != 2 || !strings.HasPrefix(st.SubOptions[1], "English") {
-		t.Fatalf("page state %+v, want hls.js with Off and the English track", st)
+	if st.Engine != engine || len(st.SubOptions) != 2 || !strings.HasPrefix(st.SubOptions[1], "English") {
+		t.Fatalf("page state %+v, want %s with Off and the English track", st, engine)
 	}
 	c.eval(s, e2ePickSubsJS("English"), 30*time.Second, nil)
 	picked := time.Now()
@@ -125,7 +143,7 @@ func TestE2EWatchEmbeddedSubtitles(t *testing.T) {
 func TestE2ESubtitleWindowFirstByte(t *testing.T) {
 	e2eStart(t)
 	e2eNeedFFmpeg(t)
-	film := e2eMakeDenseSubs(t, t.TempDir(), 180)
+	film := e2eMakeDenseSubs(t, t.TempDir(), 180, "mkv")
 	cfg := testConfig(t, t.TempDir())
 	logs := &logBuffer{}
 	r := startDaemon(t, cfg, logs)

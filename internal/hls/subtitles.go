@@ -282,6 +282,23 @@ func (s *Session) subWindowed(k int) bool {
 	return false
 }
 
+// SubtitleWindows says how rendition uri ("subs-<k>.m3u8", a TrackInfo's
+// URI) is cut: into n windows of seconds each ("subs-<k>-<w>.vtt"), or
+// n = 0 for one file, and while the session is not ready.
+func (s *Session) SubtitleWindows(uri string) (n int, seconds float64) {
+	select {
+	case <-s.ready:
+	default:
+		return 0, 0
+	}
+	r, err := parseResource(uri)
+	if err != nil || r.kind != kindSubPlaylist || s.prepErr != nil ||
+		r.track >= len(s.textSubs) || !s.subWindowed(r.track) {
+		return 0, 0
+	}
+	return windowCount(s.plan.duration, subWindowSeconds), subWindowSeconds
+}
+
 // makeWindow makes subs-<k>-<w>.vtt.
 func (s *Session) makeWindow(ctx context.Context, k, w int) error {
 	from := float64(w) * subWindowSeconds

@@ -167,6 +167,12 @@ type watchInfo struct {
 type watchSubtitle struct {
 	hls.TrackInfo
 	VTT string `json:"vtt,omitempty"` // the WebVTT file, for a raw <video>'s <track>
+	// Windows is the URL of the track's windows (an embedded track), with
+	// "{w}" for the window number: the page loads the ones around the
+	// playhead while the file downloads: WindowCount of WindowSeconds each.
+	Windows       string  `json:"windows,omitempty"`
+	WindowCount   int     `json:"windowCount,omitempty"`
+	WindowSeconds float64 `json:"windowSeconds,omitempty"`
 }
 
 // watchSessionTimeout bounds the wait for the session's probe (the file's
@@ -210,6 +216,10 @@ func (s *Server) handleWatchSession(w http.ResponseWriter, r *http.Request) {
 				ws := watchSubtitle{TrackInfo: sub}
 				if sub.URI != "" {
 					ws.VTT = base + strings.TrimSuffix(sub.URI, ".m3u8") + ".vtt" + tq
+					if n, sec := sess.SubtitleWindows(sub.URI); n > 0 {
+						ws.Windows = base + strings.TrimSuffix(sub.URI, ".m3u8") + "-{w}.vtt" + tq
+						ws.WindowCount, ws.WindowSeconds = n, sec
+					}
 				}
 				info.Subtitles = append(info.Subtitles, ws)
 			}

@@ -53,16 +53,27 @@
   // again after a renewal, it replaces them with the new session's, keeping
   // the choice.
   var ownTracks = [];
+  var stopWindows = [];
   function sideTracks(info) {
     ownTracks.forEach(function (tr) { video.removeChild(tr); });
+    stopWindows.forEach(function (stop) { stop(); });
+    stopWindows = [];
     var subs = vttSubtitles(info);
-    ownTracks = subs.map(function (s) {
+    ownTracks = subs.map(function (s, i) {
       var tr = document.createElement('track');
       tr.kind = 'subtitles';
       tr.label = trackLabel(s);
       if (s.language) tr.srclang = s.language;
-      tr.src = s.vtt;
-      video.appendChild(tr);
+      if (s.windows) {
+        // An embedded track: its whole file exists only once the
+        // download is complete; its windows come from the bytes around
+        // them, so load those around the playhead as it moves.
+        video.appendChild(tr);
+        stopWindows.push(windowCues(tr, s, i));
+      } else {
+        tr.src = s.vtt;
+        video.appendChild(tr);
+      }
       return tr;
     });
     var was = Number(subsSel.value);
@@ -84,6 +95,7 @@
       fetchSession()
         .then(function (fresh) {
           vttSubtitles(fresh).forEach(function (s, i) {
+            if (s.windows) return; // windowCues keeps its own URL
             var u = new URL(s.vtt, document.baseURI).href;
             if (ownTracks[i] && ownTracks[i].src !== u) ownTracks[i].src = u;
           });
@@ -95,6 +107,76 @@
       subsSel.value = String(was);
       show(was);
     }
+  }
+
+  // windowCues fills the cues of <track> tr (subtitle number i of the
+  // session) from the track's windows around the playhead, while it is
+  // shown, and returns a function that stops it. A window that fails (the
+  // session closed after hls.idle_timeout) is asked for again from the
+  // open session's URL.
+  function windowCues(tr, s, i) {
+    var url = s.windows, sec = s.windowSeconds, count = s.windowCount;
+    var done = {}, busy = {}, seen = {};
+    function load(w) {
+      if (w < 0 || w >= count || done[w] || busy[w]) return;
+      busy[w] = true;
+      fetch(url.replace('{w}', String(w)), { credentials: 'same-origin' })
+        .then(function (r) {
+          if (!r.ok) throw new Error('window ' + w + ': ' + r.status);
+          return r.text();
+        })
+        .then(function (text) {
+          parseCues(text).forEach(function (c) {
+            var key = c.start + '|' + c.end + '|' + c.text;
+            if (seen[key]) return;
+            seen[key] = true;
+            tr.track.addCue(new VTTCue(c.start, c.end, c.text));
+          });
+          done[w] = true;
+        })
+        .catch(function () {
+          return fetchSession().then(function (fresh) {
+            var f = vttSubtitles(fresh)[i];
+            if (f && f.windows) url = f.windows;
+          }).catch(function () {});
+        })
+        .then(function () { delete busy[w]; });
+    }
+    function tick() {
+      if (tr.track.mode === 'disabled') return;
+      var w = Math.floor(video.currentTime / sec);
+      load(w);
+      load(w + 1);
+    }
+    video.addEventListener('timeupdate', tick);
+    video.addEventListener('seeked', tick);
+    var timer = setInterval(tick, 1000);
+    return function () {
+      video.removeEventListener('timeupdate', tick);
+      video.removeEventListener('seeked', tick);
+      clearInterval(timer);
+    };
+  }
+
+  // parseCues reads the cues of a WebVTT file: [{start, end, text}].
+  function parseCues(text) {
+    var out = [];
+    text.replace(/\r\n?/g, '\n').split(/\n\n+/).forEach(function (block) {
+      var lines = block.replace(/^\n+|\n+$/g, '').split('\n');
+      for (var k = 0; k < lines.length && k < 2; k++) {
+        var m = /^((?:\d+:)?\d\d:\d\d\.\d\d\d)\s+-->\s+((?:\d+:)?\d\d:\d\d\.\d\d\d)/.exec(lines[k]);
+        if (m) {
+          out.push({ start: vttSeconds(m[1]), end: vttSeconds(m[2]), text: lines.slice(k + 1).join('\n') });
+          return;
+        }
+      }
+    });
+    return out;
+  }
+
+  function vttSeconds(t) {
+    var p = t.split(':').map(Number);
+    return p.length === 3 ? p[0] * 3600 + p[1] * 60 + p[2] : p[0] * 60 + p[1];
   }
 
   // nativeAudio fills the audio menu from the <video>'s own audio tracks,
