@@ -70,6 +70,9 @@ func TestE2EWatchEmbeddedSubtitles(t *testing.T) {
 		// not (docs/player.md): a faster seeder, and a longer title so that
 		// the file still takes some two minutes.
 		{"raw", "mp4", 300, 250 << 10},
+		// The browser's own HLS (Safari's; here Chromium's, with hls.js blocked):
+		// subtitles are <track> elements there too.
+		{"native", "mkv", 180, 120 << 10},
 	} {
 		t.Run(tc.engine, func(t *testing.T) { e2eWatchEmbeddedSubtitles(t, tc.engine, tc.ext, tc.seconds, tc.rate) })
 	}
@@ -88,8 +91,21 @@ func e2eWatchEmbeddedSubtitles(t *testing.T, engine, ext string, seconds int, ra
 		t.Fatalf("AddTask() error = %v", err)
 	}
 
-	c := startCDP(t, chromium)
+	var flags []string
+	if engine == "native" {
+		flags = append(flags, "--enable-blink-features=AudioVideoTracks")
+	}
+	c := startCDP(t, chromium, flags...)
 	s := c.newPage()
+	if engine == "native" {
+		var native string
+		c.eval(s, `document.createElement('video').canPlayType('application/vnd.apple.mpegurl')`, 30*time.Second, &native)
+		if native == "" {
+			t.Skip("skipping: this Chromium does not play HLS itself")
+		}
+		c.call(s, "Network.enable", map[string]any{}, 30*time.Second)
+		c.call(s, "Network.setBlockedURLs", map[string]any{"urls": []string{"*/hls.min.js*"}}, 30*time.Second)
+	}
 	c.call(s, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 	const slow = 3 * time.Minute
 	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
