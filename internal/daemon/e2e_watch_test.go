@@ -291,6 +291,22 @@ func e2eWatchStart(t *testing.T) string {
 	return e2eTool(t, "chromium")
 }
 
+// e2eNativeHLSPage opens a Chromium page that plays HLS itself, as Safari does: its
+// AudioVideoTracks feature on and hls.js blocked. It skips when this Chromium has no HLS.
+func e2eNativeHLSPage(t *testing.T, chromium string) (*cdp, string) {
+	t.Helper()
+	c := startCDP(t, chromium, "--enable-blink-features=AudioVideoTracks")
+	s := c.newPage()
+	var native string
+	c.eval(s, `document.createElement('video').canPlayType('application/vnd.apple.mpegurl')`, 30*time.Second, &native)
+	if native == "" {
+		t.Skip("skipping: this Chromium does not play HLS itself")
+	}
+	c.call(s, "Network.enable", map[string]any{}, 30*time.Second)
+	c.call(s, "Network.setBlockedURLs", map[string]any{"urls": []string{"*/hls.min.js*"}}, 30*time.Second)
+	return c, s
+}
+
 // e2eWatchURL is the /watch page of a task, with its token.
 func e2eWatchURL(r *running, add control.AddResponse) string {
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
@@ -546,15 +562,7 @@ func TestE2EWatchNative(t *testing.T) {
 	r, add, logs := e2eWatchTask(t, cfg, film)
 	hlsSessions := func() int { return e2eHLSSessions(t, r, add.TaskID) }
 
-	c := startCDP(t, chromium, "--enable-blink-features=AudioVideoTracks")
-	s := c.newPage()
-	var native string
-	c.eval(s, `document.createElement('video').canPlayType('application/vnd.apple.mpegurl')`, 30*time.Second, &native)
-	if native == "" {
-		t.Skip("skipping: this Chromium does not play HLS itself")
-	}
-	c.call(s, "Network.enable", map[string]any{}, 30*time.Second)
-	c.call(s, "Network.setBlockedURLs", map[string]any{"urls": []string{"*/hls.min.js*"}}, 30*time.Second)
+	c, s := e2eNativeHLSPage(t, chromium)
 	c.call(s, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 	const slow = 3 * time.Minute
 	c.waitJS(s, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")

@@ -91,20 +91,13 @@ func e2eWatchEmbeddedSubtitles(t *testing.T, engine, ext string, seconds int, ra
 		t.Fatalf("AddTask() error = %v", err)
 	}
 
-	var flags []string
+	var c *cdp
+	var s string
 	if engine == "native" {
-		flags = append(flags, "--enable-blink-features=AudioVideoTracks")
-	}
-	c := startCDP(t, chromium, flags...)
-	s := c.newPage()
-	if engine == "native" {
-		var native string
-		c.eval(s, `document.createElement('video').canPlayType('application/vnd.apple.mpegurl')`, 30*time.Second, &native)
-		if native == "" {
-			t.Skip("skipping: this Chromium does not play HLS itself")
-		}
-		c.call(s, "Network.enable", map[string]any{}, 30*time.Second)
-		c.call(s, "Network.setBlockedURLs", map[string]any{"urls": []string{"*/hls.min.js*"}}, 30*time.Second)
+		c, s = e2eNativeHLSPage(t, chromium)
+	} else {
+		c = startCDP(t, chromium)
+		s = c.newPage()
 	}
 	c.call(s, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 	const slow = 3 * time.Minute

@@ -325,15 +325,7 @@ func (s *Session) makeWindow(ctx context.Context, k, w int) error {
 		if err != nil {
 			return err
 		}
-		vtt, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		cues, err := parseVTTCues(vtt)
-		if err != nil {
-			return err
-		}
-		return atomicfile.Write(out, windowVTT(cues, 0, from, to), 0o600)
+		return writeWindow(out, p, 0, from, to)
 	}
 	ffmpeg, _, err := s.m.binaries()
 	if err != nil {
@@ -366,7 +358,15 @@ func (s *Session) makeWindow(ctx context.Context, k, w int) error {
 	if err := s.runFFmpeg(ctx, ffmpeg, args, env); err != nil {
 		return err
 	}
-	vtt, err := os.ReadFile(part)
+	// -copyts keeps the container's timestamps; the session's timeline
+	// starts at the container's start time.
+	return writeWindow(out, part, -s.media.startTime, from, to)
+}
+
+// writeWindow writes out, the window [from, to) of WebVTT file src with
+// its cues moved by shift seconds.
+func writeWindow(out, src string, shift, from, to float64) error {
+	vtt, err := os.ReadFile(src)
 	if err != nil {
 		return err
 	}
@@ -374,9 +374,7 @@ func (s *Session) makeWindow(ctx context.Context, k, w int) error {
 	if err != nil {
 		return err
 	}
-	// -copyts keeps the container's timestamps; the session's timeline
-	// starts at the container's start time.
-	return atomicfile.Write(out, windowVTT(cues, -s.media.startTime, from, to), 0o600)
+	return atomicfile.Write(out, windowVTT(cues, shift, from, to), 0o600)
 }
 
 // boundedInput is the input URL for reading up to the first keyframe at
