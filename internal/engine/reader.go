@@ -17,8 +17,10 @@ const (
 	maxReadaheadBytes     = 256 << 20
 	readaheadSeconds      = 30
 	// maxSpanBytes bounds how much of a bounded read (SetSpan) is wanted at once at the
-	// top priority.
+	// top priority; spanTime bounds it to what the task downloads in that long (see
+	// spanLeft).
 	maxSpanBytes = 8 << 20
+	spanTime     = time.Second
 )
 
 // OpenFile opens file index of the task for streaming; index -1 is the selected file. It
@@ -109,12 +111,16 @@ func (r *Reader) SetContext(ctx context.Context) {
 }
 
 // SetSpan tells the reader that the caller will read file bytes [off, end) and no further
-// (a bounded HTTP range). While the position is inside them, up to maxSpanBytes of what is
-// left of them are wanted at once at the top priority, as the piece under the position is,
-// and a read that jumped waits in urgent mode for all of those pieces, not only the one it
-// reads first. Without it, urgent mode asks peers only for the piece under each reader, and
-// a short range read by a player or a prefetch after a seek would fetch its pieces one at a
-// time. end <= off clears the span.
+// (a bounded HTTP range). While the position is inside them, the next part of them is
+// wanted at once at the top priority, as the piece under the position is, and a read that
+// jumped waits in urgent mode for all of those pieces, not only the one it reads first.
+// Without it, urgent mode asks peers only for the piece under each reader, and a short range
+// read by a player or a prefetch after a seek would fetch its pieces one at a time. That part
+// is what the task downloads in spanTime (at least two pieces, at most maxSpanBytes): a
+// player's range can run to the end of the file (Chromium asks for everything up to an MP4's
+// index at the end), and asking for megabytes of it at once from a slow swarm makes the
+// first read wait for all of them, since peers need not send them in order. The rest of the
+// span is read ahead as any read is. end <= off clears the span.
 func (r *Reader) SetSpan(off, end int64) {
 	if end <= off || off < 0 {
 		off, end = 0, 0
@@ -123,13 +129,23 @@ func (r *Reader) SetSpan(off, end int64) {
 	r.claimWindow()
 }
 
-// spanLeft returns how many bytes of the span lie ahead of the position (at most
-// maxSpanBytes), 0 outside it.
+// spanLeft returns how many bytes of the span ahead of the position are wanted at once (see
+// SetSpan), 0 outside it.
 func (r *Reader) spanLeft() int64 {
 	if r.pos < r.spanStart || r.pos >= r.spanEnd {
 		return 0
 	}
-	return min(r.spanEnd-r.pos, maxSpanBytes)
+	r.t.mu.Lock()
+	bps := r.t.down.bps()
+	r.t.mu.Unlock()
+	return spanAhead(r.spanEnd-r.pos, r.pieceLen, bps)
+}
+
+// spanAhead returns how many of the left bytes of a span are wanted at once, for a task
+// that downloads bps bytes per second: what it downloads in spanTime, at least two pieces,
+// at most maxSpanBytes.
+func spanAhead(left, pieceLen, bps int64) int64 {
+	return min(left, max(2*pieceLen, int64(float64(bps)*spanTime.Seconds())), maxSpanBytes)
 }
 
 // Read reads from the current position, blocking until the data is verified.

@@ -43,3 +43,20 @@ func TestRequestWindowFloorFound(t *testing.T) {
 		t.Fatalf("with 100 cancels pending under a ceiling of 80 peakRequests = %d, want %d", got, (80+100)/2)
 	}
 }
+
+// TestSpanAhead: a span is wanted at once up to what the task downloads in a second, at
+// least two pieces, at most 8 MiB, never past its end.
+func TestSpanAhead(t *testing.T) {
+	const piece = 256 << 10
+	for _, c := range []struct{ left, bps, want int64 }{
+		{16 << 20, 0, 2 * piece},            // rate unknown
+		{16 << 20, 120 << 10, 2 * piece},    // slow swarm: the two pieces
+		{16 << 20, 3 << 20, 3 << 20},        // a second of 3 MiB/s
+		{16 << 20, 100 << 20, maxSpanBytes}, // bounded
+		{100 << 10, 100 << 20, 100 << 10},   // the span's end
+	} {
+		if got := spanAhead(c.left, piece, c.bps); got != c.want {
+			t.Errorf("spanAhead(%d, %d, %d) = %d, want %d", c.left, piece, c.bps, got, c.want)
+		}
+	}
+}
