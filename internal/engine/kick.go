@@ -57,10 +57,18 @@ import (
 // asked for let them wait 1 and 2.4 s. A queue of waited-for pieces alone (what a kick leaves
 // behind, or a long span whose pieces do not fit in one window) kicks nothing: that would
 // only delay them.
+//
+// A sequential read that has waited readStallUrge kicks by the same rule. The first update
+// on a new connection sends up to twice requestWindowFloor requests (the file's head and
+// tail, the readahead) before the connection's rate can set a ceiling: against a
+// qBittorrent limited to 128 KiB/s that is about 16 s of its upload, and a player reading
+// on from the head waited behind the tail's pieces (TestRealClientStalledReadKicks: 22
+// other pieces came before the reader's first MiB; a raw /watch playback stood still for a
+// minute).
 const kickMinQueue = 16
 
-// kick cancels the task's outstanding requests when a reader that jumped waits for a piece
-// behind a connection's queue of other pieces (see above).
+// kick cancels the task's outstanding requests when a reader that jumped, or stalled, waits
+// for a piece behind a connection's queue of other pieces (see above).
 func (t *Task) kick(waiting []int) {
 	if !t.hasInfo() {
 		return

@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"bytes"
+	"io"
 	"testing"
 	"time"
 
@@ -92,3 +94,66 @@ func kickedSeeks(t *testing.T, start startClient) {
 	}
 	t.Logf("%d of %d seeks kicked, up to %d requests behind a kick's cancels; %s's connection stayed up", kicks, seeks, engine.SentBehindKick(e), cl.Name())
 }
+
+// TestRealClientStalledReadKicks: a sequential read that stalls behind a queue of requests
+// for other pieces kicks as a seek does. A qBittorrent seeder limited to 128 KiB/s (it
+// serves requests in the order they came) gets the engine's first batch of requests as soon
+// as they connect: the file's head and tail, about 2 MiB, 16 s of its upload. A player then
+// reads the file from the start. Without the kick its reads past the first 512 KiB waited
+// for the tail's pieces queued ahead of them (a raw /watch playback stood still for a
+// minute that way); with it, by the time the reader has its first MiB, few pieces besides
+// those have come. The bytes must match.
+func TestRealClientStalledReadKicks(t *testing.T) {
+	if !clienttest.Isolate(t) {
+		return
+	}
+	const size, pieceLength, read = 8 << 20, 64 << 10, 1 << 20
+	src, path, want := realSource(t, size, 41)
+	torrentPath, ih := writeRealTorrent(t, t.TempDir(), path, pieceLength, func(string) string { return "" })
+	cl := clienttest.StartQBittorrent(t, clienttest.Options{UploadRateBytes: 128 << 10})
+	cl.AddTorrent(t, torrentPath, src)
+	clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
+	e := enginetest.NewEngine(t, func(o *engine.Options) { *o = realEngineOptions(t) })
+	task, err := e.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.AddPeers(cl.PeerAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.WaitFor(t, realStepTimeout, "the first piece from "+cl.Name(), func() bool { return engine.PieceComplete(task, 0) })
+	r, err := task.OpenFile(t.Context(), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := make([]byte, read)
+	step(t, r, cl, "read the first MiB", func() {
+		if _, err := io.ReadFull(r, got); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !bytes.Equal(got, want[:read]) {
+		t.Fatal("the first MiB differs from the file's")
+	}
+	others := 0
+	for p := read / pieceLength; p < size/pieceLength; p++ {
+		if engine.PieceComplete(task, p) {
+			others++
+		}
+	}
+	kicks := engine.Kicks(task)
+	t.Logf("%d kicks; %d pieces besides the first MiB's 16 had come", kicks, others)
+	// Without the kick: no kick and 22 others (one run); with it, 6 (the tail's first
+	// 512 KiB are 8 pieces, asked for with the head's and at the same priority).
+	if kicks == 0 {
+		t.Error("no read kicked")
+	}
+	if others > stalledReadOthersMax {
+		t.Errorf("%d pieces besides the first MiB's had come by the time it was read, want at most %d: the reads waited behind the queue", others, stalledReadOthersMax)
+	}
+}
+
+// stalledReadOthersMax is how many other pieces TestRealClientStalledReadKicks lets come
+// before the reader's first MiB: the tail's first 512 KiB (8 pieces) and a little.
+const stalledReadOthersMax = 12

@@ -168,7 +168,13 @@ func (r *Reader) Read(p []byte) (int, error) {
 			r.t.urge(r, missing)
 			r.t.kick(missing) // kick.go
 		} else {
-			stall := time.AfterFunc(readStallUrge, func() { r.t.urge(r, missing) })
+			// A sequential read that stalls may wait behind a queue as a jump does: the
+			// requests a connection's first update sends, before its rate sets a ceiling,
+			// hold seconds of a slow peer's upload (kick.go).
+			stall := time.AfterFunc(readStallUrge, func() {
+				r.t.urge(r, missing)
+				r.t.kick(missing)
+			})
 			defer stall.Stop()
 		}
 		defer r.t.unurge(r, true)

@@ -107,8 +107,17 @@ func peakRequests(p *torrent.Peer) *int {
 // libtorrent hands out upload quota: the floor covers both at 2 MB/s), a
 // window that limits the rate lets the measured rate, and so the ceiling, grow; on loopback
 // an unlimited qBittorrent's ceiling is above the library's own bound.
+//
+// A peer slower than requestWindowFloor blocks in a second (1 MiB/s) gets a lower ceiling:
+// twice what it delivers in requestQueueTime, at least slowQueueFloor. Under the floor of 64
+// its queue held many seconds of its upload (8.5 s from a seeder at 120 KiB/s), and a peer
+// that sends the requests it holds in no set order (anacrolix's upload picks them from a
+// map) sent the piece a player waited for after most of them: Chromium's raw playback stood
+// still for up to 8 s that way while the pieces after it came in. Twice the rate keeps room
+// for a peer that sends on a 500 ms pulse to show a higher rate.
 const (
 	requestQueueTime = 500 * time.Millisecond
+	slowQueueFloor   = 16
 	// queueRateMinBlocks is how many blocks a connection must have delivered, over at least
 	// a second of waiting for them, before its rate sets a ceiling.
 	queueRateMinBlocks = 32
@@ -121,5 +130,5 @@ func requestQueueCeiling(blocks int, expecting time.Duration) int {
 		return 0
 	}
 	c := int(math.Ceil(float64(blocks) / expecting.Seconds() * requestQueueTime.Seconds()))
-	return max(c, requestWindowFloor)
+	return max(c, min(requestWindowFloor, max(2*c, slowQueueFloor)))
 }

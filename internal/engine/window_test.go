@@ -3,6 +3,7 @@ package engine
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/anacrolix/torrent"
 )
@@ -41,6 +42,34 @@ func TestRequestWindowFloorFound(t *testing.T) {
 	setRequestWindow(&p, 80+100, 100)
 	if got := peak.Int(); got != (80+100)/2 {
 		t.Fatalf("with 100 cancels pending under a ceiling of 80 peakRequests = %d, want %d", got, (80+100)/2)
+	}
+}
+
+// TestRequestQueueCeiling: a connection's ceiling is what it delivers in half a second,
+// never under the floor of 64 for a peer of 1 MiB/s or more; a slower peer's is twice
+// that, at least 16, so its queue never holds many seconds of its upload.
+func TestRequestQueueCeiling(t *testing.T) {
+	for _, c := range []struct {
+		blocksPerSec float64 // 16 KiB blocks
+		want         int
+	}{
+		{7.5, 16},  // 120 KiB/s: 2 s of queue (was 64, 8.5 s)
+		{16, 16},   // 256 KiB/s
+		{24, 24},   // 384 KiB/s
+		{48, 48},   // 768 KiB/s
+		{64, 64},   // 1 MiB/s: the floor, as before
+		{128, 64},  // 2 MiB/s
+		{512, 256}, // 8 MiB/s: half a second
+		{4096, 2048},
+	} {
+		expecting := 8 * time.Second
+		blocks := int(c.blocksPerSec * expecting.Seconds())
+		if got := requestQueueCeiling(blocks, expecting); got != c.want {
+			t.Errorf("requestQueueCeiling(%d blocks in %v) = %d, want %d", blocks, expecting, got, c.want)
+		}
+	}
+	if got := requestQueueCeiling(31, 10*time.Second); got != 0 {
+		t.Errorf("ceiling %d from 31 blocks, want none until 32", got)
 	}
 }
 
