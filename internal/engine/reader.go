@@ -164,6 +164,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	// Urgency covers what this read needs, up to two pieces, and the rest of a span.
 	if missing := r.missing(max(min(int64(len(p)), 2*r.pieceLen), r.spanLeft())); len(missing) > 0 {
 		defer func(start time.Time) { r.t.e.wait.add(time.Since(start)) }(time.Now())
+		var stopStall func()
 		if r.jumped {
 			r.t.urge(r, missing)
 			r.t.kick(missing) // kick.go
@@ -171,13 +172,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 			// A sequential read that stalls may wait behind a queue as a jump does: the
 			// requests a connection's first update sends, before its rate sets a ceiling,
 			// hold seconds of a slow peer's upload (kick.go).
-			stall := time.AfterFunc(readStallUrge, func() {
-				r.t.urge(r, missing)
-				r.t.kick(missing)
-			})
-			defer stall.Stop()
+			stopStall = r.onStall(missing)
 		}
 		defer r.t.unurge(r, true)
+		if stopStall != nil {
+			defer stopStall() // before unurge: a stall that fires late must not urge again
+		}
 		r.t.waiting.Add(1) // verification runs at disk speed meanwhile (integrity.go)
 		defer r.t.waiting.Add(-1)
 	}
@@ -197,6 +197,30 @@ func (r *Reader) Read(p []byte) (int, error) {
 		err = r.readError(err)
 	}
 	return n, err
+}
+
+// onStall puts the task in urgent mode for missing, and kicks a queue they wait behind, once
+// the read has waited readStallUrge. The returned stop ends that: after it returns, the
+// stall neither runs nor is still running, so it cannot put a reader whose read has ended
+// back in urgent mode (or kick for it).
+func (r *Reader) onStall(missing []int) (stop func()) {
+	var mu sync.Mutex
+	ended := false
+	timer := time.AfterFunc(readStallUrge, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if ended {
+			return
+		}
+		r.t.urge(r, missing)
+		r.t.kick(missing)
+	})
+	return func() {
+		timer.Stop()
+		mu.Lock()
+		ended = true
+		mu.Unlock()
+	}
 }
 
 // readError explains why the library gave up on a read.
