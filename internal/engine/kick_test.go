@@ -144,8 +144,8 @@ func TestRealClientStalledReadKicks(t *testing.T) {
 	}
 	kicks := engine.Kicks(task)
 	t.Logf("%d kicks; %d pieces besides the first MiB's 16 had come", kicks, others)
-	// Without the kick: no kick and 22 others (one run); with it, 6 (the tail's first
-	// 512 KiB are 8 pieces, asked for with the head's and at the same priority).
+	// Without the kick: no kick and 22 others (one run); with it, 3–8 (eight runs, the
+	// most with two CPU hogs beside it under -race).
 	if kicks == 0 {
 		t.Error("no read kicked")
 	}
@@ -155,5 +155,6 @@ func TestRealClientStalledReadKicks(t *testing.T) {
 }
 
 // stalledReadOthersMax is how many other pieces TestRealClientStalledReadKicks lets come
-// before the reader's first MiB: the tail's first 512 KiB (8 pieces) and a little.
-const stalledReadOthersMax = 12
+// before the reader's first MiB: what the seeder sends in the second before a stall kicks,
+// and in the few seconds more a busy machine may add (2 pieces a second).
+const stalledReadOthersMax = 14
