@@ -125,19 +125,12 @@ func stalledReadKicks(t *testing.T, start startClient, bounded bool) {
 	cl.AddTorrent(t, torrentPath, src)
 	clienttest.WaitSeeding(t, cl, ih, 2*time.Minute)
 	e := enginetest.NewEngine(t, func(o *engine.Options) { *o = realEngineOptions(t) })
-	task, err := e.Add(t.Context(), engine.AddSpec{Source: torrentPath, FileIndex: -1, Stream: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	task := addStream(t, e, torrentPath)
 	if err := task.AddPeers(cl.PeerAddr().String()); err != nil {
 		t.Fatal(err)
 	}
 	enginetest.WaitFor(t, realStepTimeout, "the first piece from "+cl.Name(), func() bool { return engine.PieceComplete(task, 0) })
-	r, err := task.OpenFile(t.Context(), -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openFile(t, task, t.Context(), -1)
 	got := make([]byte, read)
 	step(t, r, cl, "read the first MiB", func() {
 		if _, err := io.ReadFull(r, got); err != nil {

@@ -215,9 +215,10 @@ func (s *Server) handleWatchSession(w http.ResponseWriter, r *http.Request) {
 			for _, sub := range in.Subtitles {
 				ws := watchSubtitle{TrackInfo: sub}
 				if sub.URI != "" {
-					ws.VTT = base + strings.TrimSuffix(sub.URI, ".m3u8") + ".vtt" + tq
+					stem := base + strings.TrimSuffix(sub.URI, ".m3u8")
+					ws.VTT = stem + ".vtt" + tq
 					if n, sec := sess.SubtitleWindows(sub.URI); n > 0 {
-						ws.Windows = base + strings.TrimSuffix(sub.URI, ".m3u8") + "-{w}.vtt" + tq
+						ws.Windows = stem + "-{w}.vtt" + tq
 						ws.WindowCount, ws.WindowSeconds = n, sec
 					}
 				}

@@ -64,16 +64,12 @@
       tr.kind = 'subtitles';
       tr.label = trackLabel(s);
       if (s.language) tr.srclang = s.language;
-      if (s.windows) {
-        // An embedded track: its whole file exists only once the
-        // download is complete; its windows come from the bytes around
-        // them, so load those around the playhead as it moves.
-        video.appendChild(tr);
-        stopWindows.push(windowCues(tr, s, i));
-      } else {
-        tr.src = s.vtt;
-        video.appendChild(tr);
-      }
+      if (!s.windows) tr.src = s.vtt;
+      video.appendChild(tr);
+      // An embedded track: its whole file exists only once the download
+      // is complete; its windows come from the bytes around them, so load
+      // those around the playhead as it moves.
+      if (s.windows) stopWindows.push(windowCues(tr, s, i));
       return tr;
     });
     var was = Number(subsSel.value);
