@@ -275,6 +275,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.wg.Go(e.loop)
 	e.wg.Go(e.wakeOnRejects) // kick.go
+	e.wg.Go(e.wakeIdleLoop)  // idlewake.go
 	e.log.Info("engine started", "listen", e.listen.String(), "download_dir", opts.DownloadDir)
 	return e, nil
 }

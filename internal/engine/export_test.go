@@ -139,3 +139,23 @@ func SentBehindKick(e *Engine) int {
 	}
 	return most
 }
+
+// IdleTicks returns, per connection of e by its remote address, the ticks of the idle watch
+// (idlewake.go) while its task was incomplete and how many of them found it idle.
+func IdleTicks(e *Engine) map[string][2]int {
+	w := e.peers
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string][2]int)
+	for p, s := range w.conns {
+		out[addrString(p.RemoteAddr)] = [2]int{s.ticks, s.idleTicks}
+	}
+	return out
+}
+
+// SetIdleWake turns the waking of idle connections (idlewake.go) on or off, until the returned
+// function is called.
+func SetIdleWake(on bool) (restore func()) {
+	wakeIdleOff.Store(!on)
+	return func() { wakeIdleOff.Store(false) }
+}

@@ -182,6 +182,9 @@ type peerState struct {
 	batchCeiled   bool
 	ceiledMax     int
 	ceiledBatches int
+	// For tests: wakeIdle's ticks while the task was incomplete, and those on which the
+	// connection was idle (idlewake.go).
+	ticks, idleTicks int
 }
 
 // rateSample is a connection's block count and time spent expecting blocks at one moment.

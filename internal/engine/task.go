@@ -157,6 +157,7 @@ type Task struct {
 	// connections the library left idle (see maintain).
 	lastGot   int64
 	lastGotAt time.Time
+	wake      idleWake // see idlewake.go
 
 	played playPos // where the latest stream read happened; see Status.BufferedBytes
 }

@@ -1,0 +1,228 @@
+package engine
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent"
+)
+
+// Idle connections.
+//
+// The torrent library (v1.59.1) moves a request from a slower connection to a faster one
+// when the faster one runs out of work (it steals from a connection with more requests
+// outstanding), and cancels it on the slower one. libtorrent and aria2 answer each cancel
+// with a reject, and the update a reject triggers adds no request (requesting.go). So a
+// slow connection whose last requests were taken away sits with nothing outstanding, and
+// nothing wakes it: the library runs an update on an idle connection when a piece it has
+// becomes wanted (pending, in its words), and a streamed or downloaded file is wanted
+// whole, so no piece becomes wanted while the download goes on; priority changes of pieces
+// already wanted (the readahead moving on) wake nobody. Traced on the mixed swarm
+// (docs/benchmarks.md, "Idle seeders in a full read"): in one full read the aria2 seeder
+// sat with nothing requested for 10 of its 15 s, and the 1 MB/s qBittorrent for its last
+// 4.5 s, while the 8 MB/s seeder did the work. Urgent mode pulsed a piece only on rejects
+// and when no block at all arrived for urgentQuiet (poke), so it did not catch this either.
+//
+// So every wakeIdleTick, when a connection that is not choking us and has delivered a block
+// before has nothing outstanding while its peer has a piece the task lacks, the engine
+// wakes it (wakeIdle): outside urgent mode by making the task's files unwanted and wanted
+// again, in urgent mode by pulsing a piece urgent mode holds back (poke). Either way the
+// library runs an update on each connection that has nothing outstanding, has such a
+// piece and is not choking us; busy connections are left alone (their request windows
+// too), no request is cancelled (the library keeps requests for pieces that stop being
+// wanted), and nothing goes on the wire but the new requests. The pieces readers claim stay
+// wanted throughout. When every connection idle now was idle at the last wake and has asked
+// for nothing since (a leecher whose pieces are all asked of others, a peer that chokes us
+// without saying so), the interval doubles, up to wakeIdleMax: each wake updates every
+// piece of the files twice.
+const (
+	wakeIdleTick = 100 * time.Millisecond
+	wakeIdleMax  = 8 * time.Second
+)
+
+// idleWake is a task's idle-wake state (see above).
+type idleWake struct {
+	last     time.Time
+	interval time.Duration
+	sent     map[*torrent.Peer]int // the requests each connection found idle had sent, at last
+}
+
+// wakeIdle wakes the task's idle connections (see above) unless the task is complete or not
+// downloading, or it woke them less than its interval ago.
+func (t *Task) wakeIdle(now time.Time) {
+	if !t.hasInfo() || t.seeded {
+		return
+	}
+	conns := t.tor.PeerConns()
+	idle := t.e.peers.idleConns(conns)
+	if len(idle) > 0 && !peersHaveAny(idle, t.missingPieces()) {
+		idle = nil
+	}
+	t.mu.Lock()
+	incomplete := !t.complete && !t.paused && !t.cold && t.err == nil
+	t.mu.Unlock()
+	if incomplete {
+		t.e.peers.countIdle(conns, idle)
+	}
+	if !incomplete {
+		return
+	}
+	sent := t.e.peers.sentCounts(idle)
+	t.mu.Lock()
+	if len(idle) == 0 {
+		t.wake.interval = 0
+		t.mu.Unlock()
+		return
+	}
+	if now.Sub(t.wake.last) < max(t.wake.interval, wakeIdleTick) {
+		t.mu.Unlock()
+		return
+	}
+	// When every connection idle now was idle at the last wake and has asked for nothing
+	// since, that wake failed (a peer that chokes us without saying so, a leecher whose
+	// pieces are all asked of others): back off. Otherwise this is a new idle spell.
+	failed := len(t.wake.sent) > 0
+	for p, n := range sent {
+		if m, ok := t.wake.sent[p]; !ok || m != n {
+			failed = false
+			break
+		}
+	}
+	if failed {
+		t.wake.interval = min(2*max(t.wake.interval, wakeIdleTick), wakeIdleMax)
+	} else {
+		t.wake.interval = 0
+	}
+	t.wake.last, t.wake.sent = now, sent
+	t.mu.Unlock()
+	if wakeIdleOff.Load() {
+		return
+	}
+
+	t.flagMu.Lock()
+	defer t.flagMu.Unlock()
+	if !t.dlAllowed || t.stopped {
+		return
+	}
+	t.urg.applyMu.Lock()
+	defer t.urg.applyMu.Unlock()
+	if t.isDone() {
+		return
+	}
+	if t.urg.applied {
+		// Urgent mode holds the files at None: pulse a piece it holds back.
+		t.pulseLocked()
+		return
+	}
+	t.setFilePriorities(torrent.PiecePriorityNone)
+	t.setFilePriorities(torrent.PiecePriorityNormal)
+}
+
+// wakeIdleOff turns the waking off, for tests that show what it changes.
+var wakeIdleOff atomic.Bool
+
+// wakeIdleLoop runs wakeIdle for every task every wakeIdleTick until the engine stops.
+func (e *Engine) wakeIdleLoop() {
+	tk := time.NewTicker(wakeIdleTick)
+	defer tk.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-tk.C:
+			for _, t := range e.snapshot() {
+				t.wakeIdle(now)
+			}
+		}
+	}
+}
+
+// missingPieces returns the pieces of the task's wanted file(s) that are not verified, not
+// being checked and whose completion is known; at most missingScan of them.
+func (t *Task) missingPieces() []int {
+	begin, end := 0, t.tor.NumPieces()
+	if t.stream {
+		t.mu.Lock()
+		sel := t.selected
+		t.mu.Unlock()
+		if sel < 0 {
+			return nil
+		}
+		f := t.tor.Files()[sel]
+		begin, end = f.BeginPieceIndex(), f.EndPieceIndex()
+	}
+	var out []int
+	i := 0
+	for _, run := range t.tor.PieceStateRuns() {
+		if i+run.Length > begin && i < end && run.Ok && !run.Complete && !run.Checking && !run.Marking {
+			for p := max(i, begin); p < min(i+run.Length, end) && len(out) < missingScan; p++ {
+				out = append(out, p)
+			}
+		}
+		i += run.Length
+		if i >= end || len(out) >= missingScan {
+			break
+		}
+	}
+	return out
+}
+
+// missingScan bounds the missing pieces anyIdle looks for in a peer's bitfield.
+const missingScan = 256
+
+// idleConns returns the connections among conns that have nothing outstanding, are not
+// choking us, and have delivered a block before (so they have unchoked us at least once).
+func (w *peerWatch) idleConns(conns []*torrent.PeerConn) []*torrent.PeerConn {
+	var idle []*torrent.PeerConn
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, pc := range conns {
+		if s := w.conns[&pc.Peer]; s != nil && s.outstanding == 0 && !s.choked && s.blocks > 0 {
+			idle = append(idle, pc)
+		}
+	}
+	return idle
+}
+
+// countIdle adds a tick to each of conns, and an idle tick to each of idle (for tests: how
+// much of a download a connection spent idle; IdleTicks).
+func (w *peerWatch) countIdle(conns, idle []*torrent.PeerConn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, pc := range conns {
+		if s := w.conns[&pc.Peer]; s != nil {
+			s.ticks++
+		}
+	}
+	for _, pc := range idle {
+		if s := w.conns[&pc.Peer]; s != nil {
+			s.idleTicks++
+		}
+	}
+}
+
+// sentCounts returns how many requests each of conns has sent over its life.
+func (w *peerWatch) sentCounts(conns []*torrent.PeerConn) map[*torrent.Peer]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[*torrent.Peer]int, len(conns))
+	for _, pc := range conns {
+		if s := w.conns[&pc.Peer]; s != nil {
+			out[&pc.Peer] = s.sentSeq
+		}
+	}
+	return out
+}
+
+// peersHaveAny reports whether a peer of conns has one of pieces.
+func peersHaveAny(conns []*torrent.PeerConn, pieces []int) bool {
+	for _, pc := range conns {
+		has := pc.PeerPieces()
+		for _, p := range pieces {
+			if has.Contains(uint32(p)) {
+				return true
+			}
+		}
+	}
+	return false
+}
