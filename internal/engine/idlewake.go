@@ -32,9 +32,10 @@ import (
 // too), no request is cancelled (the library keeps requests for pieces that stop being
 // wanted), and nothing goes on the wire but the new requests. The pieces readers claim stay
 // wanted throughout. When every connection idle now was idle at the last wake and has asked
-// for nothing since (a leecher whose pieces are all asked of others, a peer that chokes us
-// without saying so), the interval doubles, up to wakeIdleMax: each wake updates every
-// piece of the files twice.
+// for nothing since (a leecher with nothing we lack, or whose pieces are all asked of
+// others; a peer that chokes us without saying so), the interval doubles, up to
+// wakeIdleMax: each wake scans the missing pieces and updates every piece of the files
+// twice.
 const (
 	wakeIdleTick = 100 * time.Millisecond
 	wakeIdleMax  = 8 * time.Second
@@ -55,18 +56,13 @@ func (t *Task) wakeIdle(now time.Time) {
 	}
 	conns := t.tor.PeerConns()
 	idle := t.e.peers.idleConns(conns)
-	if len(idle) > 0 && !peersHaveAny(idle, t.missingPieces()) {
-		idle = nil
-	}
 	t.mu.Lock()
 	incomplete := !t.complete && !t.paused && !t.cold && t.err == nil
 	t.mu.Unlock()
-	if incomplete {
-		t.e.peers.countIdle(conns, idle)
-	}
 	if !incomplete {
 		return
 	}
+	t.e.peers.countIdle(conns, idle)
 	sent := t.e.peers.sentCounts(idle)
 	t.mu.Lock()
 	if len(idle) == 0 {
@@ -74,28 +70,17 @@ func (t *Task) wakeIdle(now time.Time) {
 		t.mu.Unlock()
 		return
 	}
-	if now.Sub(t.wake.last) < max(t.wake.interval, wakeIdleTick) {
+	// A new idle spell is woken at once; the same one again only after the interval.
+	next := wakeBackoff(t.wake.sent, sent, t.wake.interval)
+	if now.Sub(t.wake.last) < max(wakeIdleTick, min(next, t.wake.interval)) {
 		t.mu.Unlock()
 		return
 	}
-	// When every connection idle now was idle at the last wake and has asked for nothing
-	// since, that wake failed (a peer that chokes us without saying so, a leecher whose
-	// pieces are all asked of others): back off. Otherwise this is a new idle spell.
-	failed := len(t.wake.sent) > 0
-	for p, n := range sent {
-		if m, ok := t.wake.sent[p]; !ok || m != n {
-			failed = false
-			break
-		}
-	}
-	if failed {
-		t.wake.interval = min(2*max(t.wake.interval, wakeIdleTick), wakeIdleMax)
-	} else {
-		t.wake.interval = 0
-	}
-	t.wake.last, t.wake.sent = now, sent
+	t.wake.interval, t.wake.last, t.wake.sent = next, now, sent
 	t.mu.Unlock()
-	if wakeIdleOff.Load() {
+	// Only now, at most at the backoff's pace, the scan of the missing pieces: idle
+	// leechers that have nothing we lack come back on every tick.
+	if wakeIdleOff.Load() || !peersHaveAny(idle, t.missingPieces()) {
 		return
 	}
 
@@ -120,6 +105,23 @@ func (t *Task) wakeIdle(now time.Time) {
 
 // wakeIdleOff turns the waking off, for tests that show what it changes.
 var wakeIdleOff atomic.Bool
+
+// wakeBackoff returns the interval before the next wake, given the requests sent by the
+// connections idle at the last wake (last) and by those idle now (now), and the interval so
+// far: when every connection idle now was idle then and has sent nothing since, that wake
+// failed, and the interval doubles (from wakeIdleTick, up to wakeIdleMax); otherwise this
+// is a new idle spell, woken at once.
+func wakeBackoff(last, now map[*torrent.Peer]int, interval time.Duration) time.Duration {
+	if len(last) == 0 {
+		return 0
+	}
+	for p, n := range now {
+		if m, ok := last[p]; !ok || m != n {
+			return 0
+		}
+	}
+	return min(2*max(interval, wakeIdleTick), wakeIdleMax)
+}
 
 // wakeIdleLoop runs wakeIdle for every task every wakeIdleTick until the engine stops.
 func (e *Engine) wakeIdleLoop() {
