@@ -110,8 +110,9 @@ func TestRealClientStalledReadKicks(t *testing.T) {
 	}
 	for _, c := range realClients {
 		// Transmission 3.00 sent 23 other pieces before the first MiB with the stall kick
-		// too (one run; the kick came, and the read took 20 s): what it had queued was not
-		// given up on our cancels. Why was not found; its bytes are still checked.
+		// too (one run; the kick came, and the read took 20 s). It moves requests into its
+		// send buffer, which it sizes to 15 s of its upload, and a cancel removes a
+		// request only from its queue (docs/benchmarks.md). Its bytes are still checked.
 		bounded := c.name != "transmission"
 		t.Run(c.name, func(t *testing.T) { stalledReadKicks(t, c.start, bounded) })
 	}
