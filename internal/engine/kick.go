@@ -181,13 +181,21 @@ func (w *peerWatch) queuedAhead(conns []*torrent.PeerConn, pieces []int) bool {
 		settling := len(s.cancelled) > 0
 		other := s.outstanding
 		for p := range waited {
-			n := s.byPiece[p]
-			if n == 0 {
+			other -= s.byPiece[p]
+		}
+		unordered := servesUnordered(pc)
+		for p := range waited {
+			if s.byPiece[p] == 0 {
 				continue
 			}
-			other -= n
 			ahead := 0
-			if !settling {
+			switch {
+			case settling:
+			case unordered:
+				// The peer picks among all it holds: every request for another piece
+				// may come first.
+				ahead = other
+			default:
 				ahead = s.otherAhead(p, waited)
 			}
 			if a, ok := asked[p]; !ok || ahead < a {
@@ -216,6 +224,18 @@ func (s *peerState) otherAhead(p int, waited map[int]bool) int {
 		}
 	}
 	return max(ahead, 0)
+}
+
+// servesUnordered reports whether pc's peer serves the requests it holds in no set order:
+// the anacrolix torrent library's upload (v1.59.1, PeerConn.upload) picks them from a map.
+// Its clients, this daemon's seed and its tests' seeders among them, announce themselves with
+// the library's default peer ID prefix, -GT followed by a version. Against such a peer a
+// waited piece's place in our queue says nothing: with n other requests outstanding, any of
+// them may come first. A reader's first read from an anacrolix seeder limited to 30 KiB/s,
+// behind the connection's first batch (up to two windows, 2 MiB, before its rate sets a
+// ceiling), took 12 to 179 s in one test (TestE2ESubtitleWindowFirstByte).
+func servesUnordered(pc *torrent.PeerConn) bool {
+	return bytes.HasPrefix(pc.PeerID[:], []byte("-GT"))
 }
 
 // answersCancels reports whether pc's peer answers each cancel with the block or a reject,

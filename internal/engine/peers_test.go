@@ -334,6 +334,23 @@ func TestQueuedAhead(t *testing.T) {
 		t.Errorf("queuedAhead(2) behind %d requests = true, want false (under %d)", 15, kickMinQueue)
 	}
 
+	// An anacrolix peer serves what it holds in no set order: a waited piece first in its
+	// queue still has every other request outstanding ahead of it.
+	u := &torrent.PeerConn{}
+	copy(u.PeerID[:], "-GT0003-abcdefghijkl")
+	for range 4 {
+		w.sent(&u.Peer, 5)
+	}
+	for range kickMinQueue {
+		w.sent(&u.Peer, 6)
+	}
+	if !w.queuedAhead([]*torrent.PeerConn{u}, []int{5}) {
+		t.Errorf("queuedAhead(5) first in an unordered peer's queue of %d others = false", kickMinQueue)
+	}
+	if w.queuedAhead([]*torrent.PeerConn{u}, []int{5, 6}) {
+		t.Error("queuedAhead(5, 6) on an unordered peer holding only those = true")
+	}
+
 	// While a kick's cancels are unanswered, nothing kicks again.
 	d := &torrent.PeerConn{}
 	d.PeerExtensionBytes.SetBit(pp.ExtensionBitFast, true)
