@@ -333,18 +333,25 @@ func (e *Engine) Close() error {
 
 // loop runs the periodic maintenance of all tasks until Close.
 func (e *Engine) loop() {
-	tk := time.NewTicker(maintainInterval)
+	e.every(maintainInterval, func(now time.Time) {
+		e.freeOSMemory()
+		for _, t := range e.snapshot() {
+			t.maintain(now)
+			t.checkPeers(now)
+		}
+	})
+}
+
+// every calls f with the time of each tick, every d, until Close.
+func (e *Engine) every(d time.Duration, f func(now time.Time)) {
+	tk := time.NewTicker(d)
 	defer tk.Stop()
 	for {
 		select {
 		case <-e.stop:
 			return
 		case now := <-tk.C:
-			e.freeOSMemory()
-			for _, t := range e.snapshot() {
-				t.maintain(now)
-				t.checkPeers(now)
-			}
+			f(now)
 		}
 	}
 }

@@ -54,16 +54,13 @@ func (t *Task) wakeIdle(now time.Time) {
 	if !t.hasInfo() || t.seeded {
 		return
 	}
-	conns := t.tor.PeerConns()
-	idle := t.e.peers.idleConns(conns)
 	t.mu.Lock()
 	incomplete := !t.complete && !t.paused && !t.cold && t.err == nil
 	t.mu.Unlock()
 	if !incomplete {
 		return
 	}
-	t.e.peers.countIdle(conns, idle)
-	sent := t.e.peers.sentCounts(idle)
+	idle, sent := t.e.peers.idleConns(t.tor.PeerConns())
 	t.mu.Lock()
 	if len(idle) == 0 {
 		t.wake.interval = 0
@@ -125,33 +122,19 @@ func wakeBackoff(last, now map[*torrent.Peer]int, interval time.Duration) time.D
 
 // wakeIdleLoop runs wakeIdle for every task every wakeIdleTick until the engine stops.
 func (e *Engine) wakeIdleLoop() {
-	tk := time.NewTicker(wakeIdleTick)
-	defer tk.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case now := <-tk.C:
-			for _, t := range e.snapshot() {
-				t.wakeIdle(now)
-			}
+	e.every(wakeIdleTick, func(now time.Time) {
+		for _, t := range e.snapshot() {
+			t.wakeIdle(now)
 		}
-	}
+	})
 }
 
 // missingPieces returns the pieces of the task's wanted file(s) that are not verified, not
 // being checked and whose completion is known; at most missingScan of them.
 func (t *Task) missingPieces() []int {
-	begin, end := 0, t.tor.NumPieces()
-	if t.stream {
-		t.mu.Lock()
-		sel := t.selected
-		t.mu.Unlock()
-		if sel < 0 {
-			return nil
-		}
-		f := t.tor.Files()[sel]
-		begin, end = f.BeginPieceIndex(), f.EndPieceIndex()
+	begin, end, ok := t.pieceRange()
+	if !ok {
+		return nil
 	}
 	var out []int
 	i := 0
@@ -169,51 +152,31 @@ func (t *Task) missingPieces() []int {
 	return out
 }
 
-// missingScan bounds the missing pieces anyIdle looks for in a peer's bitfield.
+// missingScan bounds the missing pieces peersHaveAny looks for in a peer's bitfield.
 const missingScan = 256
 
 // idleConns returns the connections among conns that have nothing outstanding, are not
-// choking us, and have delivered a block before (so they have unchoked us at least once).
-func (w *peerWatch) idleConns(conns []*torrent.PeerConn) []*torrent.PeerConn {
+// choking us, and have delivered a block before (so they have unchoked us at least once),
+// with how many requests each of those has sent over its life (see wakeBackoff). It also
+// counts, for tests (IdleTicks), a tick for each of conns and an idle tick for each idle one.
+func (w *peerWatch) idleConns(conns []*torrent.PeerConn) ([]*torrent.PeerConn, map[*torrent.Peer]int) {
 	var idle []*torrent.PeerConn
+	sent := make(map[*torrent.Peer]int)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, pc := range conns {
-		if s := w.conns[&pc.Peer]; s != nil && s.outstanding == 0 && !s.choked && s.blocks > 0 {
-			idle = append(idle, pc)
+		s := w.conns[&pc.Peer]
+		if s == nil {
+			continue
 		}
-	}
-	return idle
-}
-
-// countIdle adds a tick to each of conns, and an idle tick to each of idle (for tests: how
-// much of a download a connection spent idle; IdleTicks).
-func (w *peerWatch) countIdle(conns, idle []*torrent.PeerConn) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, pc := range conns {
-		if s := w.conns[&pc.Peer]; s != nil {
-			s.ticks++
-		}
-	}
-	for _, pc := range idle {
-		if s := w.conns[&pc.Peer]; s != nil {
+		s.ticks++
+		if s.outstanding == 0 && !s.choked && s.blocks > 0 {
 			s.idleTicks++
+			idle = append(idle, pc)
+			sent[&pc.Peer] = s.sentSeq
 		}
 	}
-}
-
-// sentCounts returns how many requests each of conns has sent over its life.
-func (w *peerWatch) sentCounts(conns []*torrent.PeerConn) map[*torrent.Peer]int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := make(map[*torrent.Peer]int, len(conns))
-	for _, pc := range conns {
-		if s := w.conns[&pc.Peer]; s != nil {
-			out[&pc.Peer] = s.sentSeq
-		}
-	}
-	return out
+	return idle, sent
 }
 
 // peersHaveAny reports whether a peer of conns has one of pieces.

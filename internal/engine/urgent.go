@@ -180,6 +180,23 @@ func (t *Task) setFilePriorities(prio torrent.PiecePriority) {
 	}
 }
 
+// pieceRange returns the pieces of the files the task downloads (as setFilePriorities
+// picks them): the selected file's of a stream task, all otherwise. ok is false for a stream
+// task with no file selected.
+func (t *Task) pieceRange() (begin, end int, ok bool) {
+	if !t.stream {
+		return 0, t.tor.NumPieces(), true
+	}
+	t.mu.Lock()
+	sel := t.selected
+	t.mu.Unlock()
+	if sel < 0 {
+		return 0, 0, false
+	}
+	f := t.tor.Files()[sel]
+	return f.BeginPieceIndex(), f.EndPieceIndex(), true
+}
+
 // poke makes the peer connections that have nothing outstanding ask for what is wanted, and
 // leaves the others alone. The library (v1.59.1) runs a connection's request update only when
 // something wakes it, and a reject (the answer of libtorrent and aria2 to a cancel) wakes it
@@ -242,16 +259,9 @@ const pokeScan = 64
 // wanted piece, preferring the piece that the most connections with a wanted piece have,
 // then the first after the first wanted piece.
 func (t *Task) pokePiece() int {
-	begin, end := 0, t.tor.NumPieces()
-	if t.stream {
-		t.mu.Lock()
-		sel := t.selected
-		t.mu.Unlock()
-		if sel < 0 {
-			return -1
-		}
-		f := t.tor.Files()[sel]
-		begin, end = f.BeginPieceIndex(), f.EndPieceIndex()
+	begin, end, ok := t.pieceRange()
+	if !ok {
+		return -1
 	}
 	var wanted, free []int
 	firstWanted := -1
