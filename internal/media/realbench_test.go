@@ -146,6 +146,7 @@ func BenchmarkRealMixedLimited(b *testing.B) {
 //     each to its last byte (p50, p95); then a Range read of 16 MiB from the middle.
 //   - conc: 4 readers start together at 0, ¼, ½ and ¾ and each reads its quarter.
 //
+// With -v each seek is logged: its offset, the pieces it needed and its time.
 // Every byte is compared with the original file. peak-rss-MiB is VmHWM of this process
 // (the daemon and the HTTP client; the seeders are other processes), reset each round.
 // On a rate-limited swarm each figure is also given as a ratio to its physical limit (-x-
@@ -189,6 +190,12 @@ func benchRealSwarm(b *testing.B, sw *realSwarm) {
 			t0 := time.Now()
 			readCompare(b, d.url, off, realSeekRead, want, true)
 			seeks = append(seeks, time.Since(t0))
+			if testing.Verbose() {
+				// Which pieces each read needed and how long it took: cold reads cluster
+				// on the seeders' quota ticks (docs/benchmarks.md).
+				b.Logf("seek to %d (pieces %d-%d): %.1f ms", off, off/sw.pieceLen,
+					(off+realSeekRead-1)/sw.pieceLen, float64(time.Since(t0).Microseconds())/1000)
+			}
 		}
 		t0 = time.Now()
 		readCompare(b, d.url, mid, realRead16, want, true)
