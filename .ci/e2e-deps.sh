@@ -3,6 +3,8 @@
 # each thing only when it is missing, so running it twice is cheap:
 #   - ffmpeg/ffprobe  (HLS)
 #   - chromium        (e2e_browser_test.go: headless playback)
+#   - firefox-esr     (e2e_watchfirefox_test.go: the /watch page in Gecko,
+#                      driven over Marionette)
 #   - cvlc            (e2e_vlc_test.go: vlc-bin + vlc-plugin-base, which holds
 #                      the http access, the m3u/mp4/mkv/ts demuxers, avcodec
 #                      and the adaptive (HLS) module)
@@ -30,6 +32,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 need=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || need+=(firefox-esr)
 command -v cvlc >/dev/null 2>&1 || need+=(vlc-bin)
 installed vlc-plugin-base || need+=(vlc-plugin-base)
 command -v npm >/dev/null 2>&1 || need+=(npm)
@@ -57,6 +60,6 @@ if [ ! -s "$hlsjs" ]; then
 	echo "e2e-deps: $hlsjs is missing after npm install"
 	exit 1
 fi
-echo "e2e-deps: ffmpeg, chromium, cvlc and hls.js ($hlsjs) are ready"
+echo "e2e-deps: ffmpeg, chromium, firefox, cvlc and hls.js ($hlsjs) are ready"
 
 echo "$hlsjs" >&3

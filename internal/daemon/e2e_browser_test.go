@@ -143,9 +143,17 @@ func e2eChromium(t *testing.T, bin, pageURL string) (<-chan struct{}, *lockedBuf
 		"--autoplay-policy=no-user-gesture-required",
 		pageURL)...)
 	cmd.Stdout, cmd.Stderr = out, out
-	inOwnGroup(cmd) // sysproc_*_test.go
+	return startBrowser(t, cmd, "chromium"), out
+}
+
+// startBrowser starts a browser in a process group of its own (sysproc_*_test.go) and
+// kills the whole group when the test ends: Chromium's zygote, renderers and utility
+// processes, Firefox's content processes. The channel is closed once the browser exited.
+func startBrowser(t testing.TB, cmd *exec.Cmd, name string) <-chan struct{} {
+	t.Helper()
+	inOwnGroup(cmd)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		t.Fatalf("start %s: %v", name, err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -153,12 +161,10 @@ func e2eChromium(t *testing.T, bin, pageURL string) (<-chan struct{}, *lockedBuf
 		close(exited)
 	}()
 	t.Cleanup(func() {
-		// The group is Chromium's own (Setpgid): the browser, its zygote,
-		// renderers and utility processes.
 		killGroup(cmd)
 		<-exited
 	})
-	return exited, out
+	return exited
 }
 
 // TestE2EBrowser plays the daemon's streams in headless Chromium: the raw

@@ -248,6 +248,20 @@ const pageStateJS = `(() => {
 
 const pageResourcesJS = `performance.getEntriesByType('resource').map(e => e.name)`
 
+// saveScreenshot keeps a browser's base64 PNG screenshot in artifactDir as name.
+func saveScreenshot(t testing.TB, b64, name string) {
+	t.Helper()
+	png, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(png) < 1000 {
+		t.Fatalf("screenshot: %d bytes, %v", len(png), err)
+	}
+	path := filepath.Join(artifactDir(t), name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
 // artifactDir is where browser screenshots are kept after the test:
 // $TORRENTCLAW_ARTIFACTS, else a torrentclaw-artifacts dir in the temp dir.
 func artifactDir(t testing.TB) string {
@@ -438,15 +452,7 @@ func TestE2EWatch(t *testing.T) {
 	if err := json.Unmarshal(c.call(s, "Page.captureScreenshot", map[string]any{"format": "png"}, 60*time.Second), &shot); err != nil {
 		t.Fatal(err)
 	}
-	png, err := base64.StdEncoding.DecodeString(shot.Data)
-	if err != nil || len(png) < 1000 {
-		t.Fatalf("screenshot: %d bytes, %v", len(png), err)
-	}
-	shotPath := filepath.Join(artifactDir(t), "watch-page.png")
-	if err := os.WriteFile(shotPath, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", shotPath)
+	saveScreenshot(t, shot.Data, "watch-page.png")
 
 	if len(st.Violations) > 0 {
 		t.Errorf("CSP violations: %q", st.Violations)

@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/clienttest"
+)
+
+// TestE2EWatchFirefox plays the /watch page in Firefox (Gecko), the other engine users
+// bring besides Chromium's: its media stack says yes and no to other types (the page's
+// choice between the raw file and hls.js rests on canPlayType), and hls.js runs on its
+// Media Source Extensions. Two titles, each from a loopback seeder to a cold daemon:
+//   - the tracks MKV (H.264, AAC eng + AC3 5.1 spa, SRT and ASS, a French sidecar), which
+//     Firefox cannot play itself: hls.js plays it, switches to Spanish audio, shows a
+//     French cue, and resumes after a seek to the middle;
+//   - an H.264/AAC MP4, which it plays raw from /stream, with the French sidecar's cue and
+//     a seek.
+//
+// No CSP violation after load, no request to another origin, a screenshot of the HLS
+// page kept as an artifact. Firefox contacts Mozilla's services at start-up whatever the
+// prefs say, so the test runs in a network namespace with only lo.
+func TestE2EWatchFirefox(t *testing.T) {
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	firefox := e2eFirefox(t)
+	if !clienttest.Isolate(t) {
+		return
+	}
+	const seconds = 30
+	const slow = 3 * time.Minute // a race-enabled daemon on a busy 2-core machine
+	film := e2eMakeTracks(t, t.TempDir(), seconds)
+	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	r, add, logs := e2eWatchTask(t, cfg, film)
+	base := e2eMediaBase(r)
+
+	m := startFirefox(t, firefox)
+	state := func() pageState {
+		var st pageState
+		m.eval("return "+pageStateJS+";", &st)
+		return st
+	}
+	// Navigate returns once the page has loaded; the listener sees what comes after
+	// (Chromium's test, which can install it before the page's own script, covers the load).
+	m.call("WebDriver:Navigate", map[string]any{"url": e2eWatchURL(r, add)}, 2*time.Minute, nil)
+	m.eval(`window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); return true;`, nil)
+	start := time.Now()
+	m.waitJS(`document.getElementById('video').currentTime > 3`, slow, "play past 3 s")
+	st := state()
+	t.Logf("played past 3 s %s after load: %+v", time.Since(start).Round(time.Millisecond), st)
+	if st.Engine != "hlsjs" {
+		t.Fatalf("page state %+v, want hls.js playing the MKV", st)
+	}
+	if len(st.AudioOptions) != 2 || !strings.HasPrefix(st.AudioOptions[1], "Spanish") || len(st.SubOptions) != 4 {
+		t.Errorf("menus: audio %q subtitles %q, want 2 audio tracks and Off + 3 subtitles", st.AudioOptions, st.SubOptions)
+	}
+
+	m.eval(`const a = document.getElementById('audio'); a.value = '1'; a.dispatchEvent(new Event('change')); return true;`, nil)
+	m.waitJS(`document.body.dataset.audio === 'es'`, slow, "hls.js switches to the Spanish rendition")
+	var t0 float64
+	m.eval(`return document.getElementById('video').currentTime;`, &t0)
+	m.waitJS(fmt.Sprintf(`document.getElementById('video').currentTime > %f + 1.5`, t0), slow, "playback continues after the audio switch")
+
+	m.eval("return "+e2ePickSubsJS("French")+";", nil)
+	m.waitJS(e2eCueShowingJS(e2eFreCue), slow, "a French cue becomes active")
+
+	mid := float64(seconds) / 2
+	m.eval(fmt.Sprintf(`document.getElementById('video').currentTime = %f; return true;`, mid), nil)
+	m.waitJS(fmt.Sprintf(`document.getElementById('video').currentTime > %f && !document.getElementById('video').paused`, mid+1), slow, "playback resumes after the seek")
+	m.waitJS(e2eCueShowingJS(e2eFreCue), slow, "a French cue after the seek")
+	st = state()
+	t.Logf("after the audio switch, the French subtitles and the seek to %.0f s: %+v", mid, st)
+	var shot struct {
+		Value string `json:"value"`
+	}
+	m.call("WebDriver:TakeScreenshot", map[string]any{"full": false}, time.Minute, &shot)
+	saveScreenshot(t, shot.Value, "watch-page-firefox.png")
+	firefoxPageChecks(t, m, base, st)
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+
+	// The MP4: Firefox plays it itself.
+	mp4 := e2eMakeMP4(t, t.TempDir(), seconds)
+	cfg = testConfig(t, t.TempDir())
+	r, add, logs = e2eWatchTask(t, cfg, mp4)
+	base = e2eMediaBase(r)
+	m.call("WebDriver:Navigate", map[string]any{"url": e2eWatchURL(r, add)}, 2*time.Minute, nil)
+	m.eval(`window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); return true;`, nil)
+	m.waitJS(`document.getElementById('video').currentTime > 3`, slow, "play the MP4 past 3 s")
+	st = state()
+	if st.Engine != "raw" {
+		t.Fatalf("page state %+v, want the MP4 played raw", st)
+	}
+	m.eval("return "+e2ePickSubsJS("French")+";", nil)
+	m.waitJS(e2eCueShowingJS(e2eFreCue), slow, "a French cue on the raw path")
+	m.eval(fmt.Sprintf(`document.getElementById('video').currentTime = %f; return true;`, mid), nil)
+	m.waitJS(fmt.Sprintf(`document.getElementById('video').currentTime > %f && !document.getElementById('video').paused`, mid+1), slow, "the raw path resumes after the seek")
+	st = state()
+	t.Logf("MP4 after the seek to %.0f s: %+v", mid, st)
+	firefoxPageChecks(t, m, base, st)
+	if n := strings.Count(logs.String(), "ffmpeg start"); n > 0 {
+		t.Errorf("%d ffmpeg runs for a file Firefox plays raw", n)
+	}
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}
+
+// firefoxPageChecks fails on CSP violations and on requests to another origin than the
+// daemon's media listener.
+func firefoxPageChecks(t *testing.T, m *marionette, base string, st pageState) {
+	t.Helper()
+	if len(st.Violations) > 0 {
+		t.Errorf("CSP violations: %q", st.Violations)
+	}
+	var resources []string
+	m.eval("return "+pageResourcesJS+";", &resources)
+	if len(resources) < 3 {
+		t.Errorf("the page loaded %d resources; want at least its assets and media", len(resources))
+	}
+	for _, res := range resources {
+		if !strings.HasPrefix(res, base+"/") {
+			t.Errorf("the page requested another origin: %s", redactURL(res))
+		}
+	}
+}
+
+// e2eFirefox returns the path of Firefox (Debian's firefox-esr, else firefox).
+func e2eFirefox(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"firefox-esr", "firefox"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	e2eMissing(t, "firefox-esr is not installed")
+	return ""
+}
