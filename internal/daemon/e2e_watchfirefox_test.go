@@ -21,8 +21,9 @@ import (
 //     a seek.
 //
 // No CSP violation after load, no request to another origin, a screenshot of the HLS
-// page kept as an artifact. Firefox contacts Mozilla's services at start-up whatever the
-// prefs say, so the test runs in a network namespace with only lo.
+// page kept as an artifact. Even with firefoxPrefs, Firefox looks up hosts at start-up
+// (strace showed about a hundred connects to the resolver in its first 25 s), so the test
+// runs in a network namespace with only lo.
 func TestE2EWatchFirefox(t *testing.T) {
 	e2eStart(t)
 	e2eNeedFFmpeg(t)
