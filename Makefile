@@ -39,6 +39,8 @@ bench:
 	$(GO) test -p 1 -run '^$$' -bench '^BenchmarkWatch$$' -benchtime 1x -count $(BENCH_COUNT) -timeout 60m ./internal/daemon/
 	# qBittorrent may run only in a loopback-only network namespace (needs root).
 	unshare -n sh -c "ip link set lo up && $(GO) test -p 1 -run '^$$' -bench '^BenchmarkWatchSwarm$$' -benchtime 1x -count $(BENCH_COUNT) -timeout 60m ./internal/daemon/"
+	# The same page in Firefox (firefox-esr), which also runs only in such a namespace.
+	unshare -n sh -c "ip link set lo up && TORRENTCLAW_BENCH_BROWSER=firefox $(GO) test -p 1 -run '^$$' -bench '^BenchmarkWatchSwarm$$' -benchtime 1x -count $(BENCH_COUNT) -timeout 60m ./internal/daemon/"
 	# Real-client swarms (qbittorrent-nox, transmission-daemon, aria2c, opentracker; root for
 	# the network namespaces; a 128 MiB file, TORRENTCLAW_REALBENCH_MB changes it).
 	$(GO) test -p 1 -run '^$$' -bench '^BenchmarkReal' -benchtime 1x -count $(BENCH_COUNT) -timeout 60m ./internal/media/

@@ -39,7 +39,7 @@ func TestE2EWatchFirefox(t *testing.T) {
 	r, add, logs := e2eWatchTask(t, cfg, film)
 	base := e2eMediaBase(r)
 
-	m := startFirefox(t, firefox)
+	m := startFirefox(t, firefox, "normal")
 	state := func() pageState {
 		var st pageState
 		m.eval("return "+pageStateJS+";", &st)

@@ -60,8 +60,9 @@ type marionette struct {
 }
 
 // startFirefox starts a headless Firefox with a fresh profile and opens a WebDriver session
-// in it; the browser is killed when the test ends.
-func startFirefox(t testing.TB, bin string) *marionette {
+// in it, whose Navigate waits as pageLoad says ("normal": for the load event; "none": not
+// at all); the browser is killed when the test ends.
+func startFirefox(t testing.TB, bin, pageLoad string) *marionette {
 	t.Helper()
 	port := freePort(t)
 	profile := t.TempDir()
@@ -110,8 +111,8 @@ func startFirefox(t testing.TB, bin string) *marionette {
 		t.Fatalf("Marionette greeting %+v: %v", hello, err)
 	}
 	m.call("WebDriver:NewSession", map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
-		"pageLoadStrategy": "normal",
-		"timeouts":         map[string]any{"script": 120_000, "pageLoad": 120_000},
+		"pageLoadStrategy": pageLoad,
+		"timeouts":         map[string]any{"script": 300_000, "pageLoad": 120_000},
 	}}}, 2*time.Minute, nil)
 	return m
 }
@@ -191,6 +192,29 @@ func (m *marionette) eval(script string, v any) {
 	if v != nil {
 		if err := json.Unmarshal(res.Value, v); err != nil {
 			m.t.Fatalf("script result %s: %v", res.Value, err)
+		}
+	}
+}
+
+// evalAsync evaluates a JavaScript expression in the page, awaiting it when it is a
+// Promise, and decodes its value into v (when not nil); a rejected Promise fails the test.
+func (m *marionette) evalAsync(expr string, within time.Duration, v any) {
+	m.t.Helper()
+	script := `const done = arguments[arguments.length - 1];
+Promise.resolve(` + expr + `).then((value) => done({value}), (e) => done({error: String(e)}));`
+	var res struct {
+		Value struct {
+			Value json.RawMessage `json:"value"`
+			Error string          `json:"error"`
+		} `json:"value"`
+	}
+	m.call("WebDriver:ExecuteAsyncScript", map[string]any{"script": script, "args": []any{}}, within, &res)
+	if res.Value.Error != "" {
+		m.t.Fatalf("script failed: %s", res.Value.Error)
+	}
+	if v != nil {
+		if err := json.Unmarshal(res.Value.Value, v); err != nil {
+			m.t.Fatalf("script result %s: %v", res.Value.Value, err)
 		}
 	}
 }

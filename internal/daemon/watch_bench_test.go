@@ -90,7 +90,9 @@ const benchAudioSwitchJS = `new Promise((resolve) => {
 //     and playback 0.2 s further (HLS paths: the MP4 has one audio track).
 //
 // BenchmarkWatchSwarm measures the same fed by qbittorrent-nox. Run with
-// make bench; results in docs/benchmarks.md.
+// make bench; results in docs/benchmarks.md. TORRENTCLAW_BENCH_BROWSER=firefox
+// drives Firefox (firefox-esr, over Marionette) instead of Chromium, inside a
+// loopback-only network namespace only.
 func BenchmarkWatch(b *testing.B) {
 	benchWatch(b, func(b *testing.B, film string) benchWatchSource {
 		return func(b *testing.B, r *running) control.AddResponse {
@@ -174,12 +176,17 @@ func benchInLoopbackNetns() bool {
 type benchWatchSource func(b *testing.B, r *running) control.AddResponse
 
 func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchSource) {
-	for _, tool := range []string{"ffmpeg", "ffprobe", "chromium"} {
+	browser := benchBrowserName(b)
+	for _, tool := range []string{"ffmpeg", "ffprobe", browser} {
 		if _, err := exec.LookPath(tool); err != nil {
 			b.Skipf("skipping: %s is not installed", tool)
 		}
 	}
-	chromium, _ := exec.LookPath("chromium")
+	browserPath, _ := exec.LookPath(browser)
+	if browser != "chromium" && !benchInLoopbackNetns() {
+		// Firefox looks up hosts at start-up (e2e_watchfirefox_test.go).
+		b.Skip("skipping: Firefox runs only inside a loopback-only network namespace (unshare -n)")
+	}
 	for _, c := range []struct {
 		name           string
 		raw, transcode bool
@@ -198,7 +205,7 @@ func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchS
 			var loads, switches []float64
 			var seeks []float64
 			for b.Loop() {
-				load, sk, sw := benchWatchOnce(b, chromium, add, !c.raw)
+				load, sk, sw := benchWatchOnce(b, browserPath, add, !c.raw)
 				loads, seeks = append(loads, load), append(seeks, sk...)
 				if sw >= 0 {
 					switches = append(switches, sw)
@@ -218,7 +225,7 @@ func benchWatch(b *testing.B, source func(b *testing.B, film string) benchWatchS
 // benchWatchOnce runs one cold daemon and page. It returns the load time,
 // every seek time and, with switchAudio, the audio switch time (else -1),
 // in ms.
-func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource, switchAudio bool) (load float64, seeks []float64, audioSwitch float64) {
+func benchWatchOnce(b *testing.B, browser string, source benchWatchSource, switchAudio bool) (load float64, seeks []float64, audioSwitch float64) {
 	b.Helper()
 	cfg := testConfig(b, b.TempDir())
 	// TORRENTCLAW_BENCH_SEGSEC sets hls.segment_seconds (default 2), to
@@ -249,16 +256,20 @@ func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource, swit
 	})
 	add := source(b, r)
 	q := url.Values{"id": {add.TaskID}, "t": {add.Token.Reveal()}}
-	c := startCDP(b, chromium)
-	s := c.newPage()
-	c.call(s, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": benchWatchJS}, 30*time.Second)
-	c.call(s, "Page.navigate", map[string]any{"url": e2eMediaBase(r) + "/watch?" + q.Encode()}, 60*time.Second)
-	c.waitJS(s, `window.__firstPlaying > 0`, 3*time.Minute, "first playing")
-	c.eval(s, `window.__firstPlaying`, 30*time.Second, &load)
+	page := openBenchPage(b, browser, e2eMediaBase(r)+"/watch?"+q.Encode())
+	page.eval(`new Promise((resolve) => {
+		const end = Date.now() + 180000;
+		const check = () => (window.__firstPlaying > 0 || Date.now() > end) ? resolve(true) : setTimeout(check, 20);
+		check();
+	})`, 4*time.Minute, nil)
+	page.eval(`window.__firstPlaying`, 30*time.Second, &load)
+	if load <= 0 {
+		b.Fatal("the page did not play within 3 min")
+	}
 	if testing.Verbose() {
 		// Where the load time went, without the tokened queries.
 		var timing []string
-		c.eval(s, `performance.getEntriesByType('resource').map(e => e.name.split('?')[0].replace(/^.*\//, '') + ' ' +
+		page.eval(`performance.getEntriesByType('resource').map(e => e.name.split('?')[0].replace(/^.*\//, '') + ' ' +
 			Math.round(e.startTime) + '-' + Math.round(e.responseEnd) + ' ms')`, 30*time.Second, &timing)
 		b.Logf("page resources until playing at %.0f ms:\n%s", load, strings.Join(timing, "\n"))
 	}
@@ -266,7 +277,7 @@ func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource, swit
 		// Spread over the title, not in order, never the last 10 s.
 		pos := 5 + float64((i*37)%(benchWatchSeconds-15))
 		var ms float64
-		c.eval(s, fmt.Sprintf(benchSeekJS, pos), 3*time.Minute, &ms)
+		page.eval(fmt.Sprintf(benchSeekJS, pos), 3*time.Minute, &ms)
 		if ms < 0 {
 			b.Fatalf("seek to %.0f s: no playback within 2 min", pos)
 		}
@@ -278,12 +289,80 @@ func benchWatchOnce(b *testing.B, chromium string, source benchWatchSource, swit
 	if !switchAudio {
 		return load, seeks, -1
 	}
-	c.eval(s, benchAudioSwitchJS, 3*time.Minute, &audioSwitch)
+	page.eval(benchAudioSwitchJS, 3*time.Minute, &audioSwitch)
 	if testing.Verbose() {
 		b.Logf("audio switch: %.0f ms", audioSwitch)
 	}
 	return load, seeks, audioSwitch
 }
+
+// benchBrowserName is the browser the /watch benchmarks drive: chromium, or firefox-esr
+// with TORRENTCLAW_BENCH_BROWSER=firefox.
+func benchBrowserName(b *testing.B) string {
+	switch v := os.Getenv("TORRENTCLAW_BENCH_BROWSER"); v {
+	case "", "chromium":
+		return "chromium"
+	case "firefox":
+		return "firefox-esr"
+	default:
+		b.Fatalf("TORRENTCLAW_BENCH_BROWSER=%q: want chromium or firefox", v)
+		return ""
+	}
+}
+
+// benchPage is the /watch page in the browser a benchmark drives.
+type benchPage interface {
+	// eval evaluates a JavaScript expression, awaiting it when it is a Promise, and
+	// decodes its value into v (when not nil).
+	eval(expr string, within time.Duration, v any)
+}
+
+// openBenchPage starts the browser and opens pageURL in it, with benchWatchJS recording
+// the first playing event from the navigation on.
+func openBenchPage(b *testing.B, browser, pageURL string) benchPage {
+	b.Helper()
+	if strings.Contains(filepath.Base(browser), "firefox") {
+		m := startFirefox(b, browser, "none")
+		// With the "none" load strategy Navigate returns as the navigation starts; the
+		// recorder goes in as soon as the new document is there, long before the page
+		// can have fetched its session, hls.js and a segment.
+		m.call("WebDriver:Navigate", map[string]any{"url": pageURL}, time.Minute, nil)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var path string
+			// A script may fail while the old document unloads.
+			if m.try("WebDriver:ExecuteScript", map[string]any{"script": "return location.pathname;", "args": []any{}}, 10*time.Second, &struct {
+				Value *string `json:"value"`
+			}{&path}) == nil && path == "/watch" {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("the /watch page did not open within 1 min")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		m.eval(benchWatchJS+"; return true;", nil)
+		return firefoxPage{m}
+	}
+	c := startCDP(b, browser)
+	s := c.newPage()
+	c.call(s, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": benchWatchJS}, 30*time.Second)
+	c.call(s, "Page.navigate", map[string]any{"url": pageURL}, 60*time.Second)
+	return chromiumPage{c, s}
+}
+
+type chromiumPage struct {
+	c       *cdp
+	session string
+}
+
+func (p chromiumPage) eval(expr string, within time.Duration, v any) {
+	p.c.eval(p.session, expr, within, v)
+}
+
+type firefoxPage struct{ m *marionette }
+
+func (p firefoxPage) eval(expr string, within time.Duration, v any) { p.m.evalAsync(expr, within, v) }
 
 // benchWatchResize re-encodes the transcode title's video at size (WxH,
 // TORRENTCLAW_BENCH_SIZE), same codec, bitrate and GOP, every other track
