@@ -25,11 +25,9 @@ import (
 // (strace showed about a hundred connects to the resolver in its first 25 s), so the test
 // runs in a network namespace with only lo.
 func TestE2EWatchFirefox(t *testing.T) {
-	e2eStart(t)
-	e2eNeedFFmpeg(t)
-	firefox := e2eFirefox(t)
-	if !clienttest.Isolate(t) {
-		return
+	firefox := e2eFirefoxStart(t)
+	if firefox == "" {
+		return // the test ran in its namespace
 	}
 	const seconds = 30
 	const slow = 3 * time.Minute // a race-enabled daemon on a busy 2-core machine
@@ -127,6 +125,20 @@ func firefoxPageChecks(t *testing.T, m *marionette, base string, st pageState) {
 	}
 }
 
+// e2eFirefoxStart skips or fails a Firefox test that cannot run here, and runs the test
+// in a network namespace with only lo (clienttest.Isolate). It returns Firefox's path
+// there, and "" in the process that started it, which must return.
+func e2eFirefoxStart(t *testing.T) string {
+	t.Helper()
+	e2eStart(t)
+	e2eNeedFFmpeg(t)
+	firefox := e2eFirefox(t)
+	if !clienttest.Isolate(t) {
+		return ""
+	}
+	return firefox
+}
+
 // e2eFirefox returns the path of Firefox (Debian's firefox-esr, else firefox).
 func e2eFirefox(t *testing.T) string {
 	t.Helper()
@@ -137,4 +149,19 @@ func e2eFirefox(t *testing.T) string {
 	}
 	e2eMissing(t, "firefox-esr is not installed")
 	return ""
+}
+
+// TestE2EWatchFirefoxRestart is TestE2EWatchDaemonRestart in Firefox. Firefox reports the
+// raw stream's network error as soon as the daemon is gone and plays on from what it has
+// buffered; the page used to resume from where it stood at the error, seconds back.
+func TestE2EWatchFirefoxRestart(t *testing.T) {
+	firefox := e2eFirefoxStart(t)
+	if firefox == "" {
+		return // the test ran in its namespace
+	}
+	e2eDaemonRestart(t, func(t *testing.T, pageURL string) browserPage {
+		m := startFirefox(t, firefox, "normal")
+		m.call("WebDriver:Navigate", map[string]any{"url": pageURL}, 2*time.Minute, nil)
+		return firefoxPage{m}
+	})
 }

@@ -112,8 +112,9 @@ func startFirefox(t testing.TB, bin, pageLoad string) *marionette {
 	}
 	m.call("WebDriver:NewSession", map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
 		"pageLoadStrategy": pageLoad,
-		"timeouts":         map[string]any{"script": 300_000, "pageLoad": 120_000},
 	}}}, 2*time.Minute, nil)
+	// A script may wait for minutes (a player on a busy machine); the default is 30 s.
+	m.call("WebDriver:SetTimeouts", map[string]any{"script": 300_000, "pageLoad": 120_000}, time.Minute, nil)
 	return m
 }
 
@@ -237,3 +238,8 @@ func (m *marionette) waitJS(expr string, within time.Duration, why string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// firefoxPage is a page in a Firefox a test drives, as a browserPage.
+type firefoxPage struct{ m *marionette }
+
+func (p firefoxPage) eval(expr string, within time.Duration, v any) { p.m.evalAsync(expr, within, v) }

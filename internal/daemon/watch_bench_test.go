@@ -310,16 +310,9 @@ func benchBrowserName(b *testing.B) string {
 	}
 }
 
-// benchPage is the /watch page in the browser a benchmark drives.
-type benchPage interface {
-	// eval evaluates a JavaScript expression, awaiting it when it is a Promise, and
-	// decodes its value into v (when not nil).
-	eval(expr string, within time.Duration, v any)
-}
-
 // openBenchPage starts the browser and opens pageURL in it, with benchWatchJS recording
 // the first playing event from the navigation on.
-func openBenchPage(b *testing.B, browser, pageURL string) benchPage {
+func openBenchPage(b *testing.B, browser, pageURL string) browserPage {
 	b.Helper()
 	if strings.Contains(filepath.Base(browser), "firefox") {
 		m := startFirefox(b, browser, "none")
@@ -350,19 +343,6 @@ func openBenchPage(b *testing.B, browser, pageURL string) benchPage {
 	c.call(s, "Page.navigate", map[string]any{"url": pageURL}, 60*time.Second)
 	return chromiumPage{c, s}
 }
-
-type chromiumPage struct {
-	c       *cdp
-	session string
-}
-
-func (p chromiumPage) eval(expr string, within time.Duration, v any) {
-	p.c.eval(p.session, expr, within, v)
-}
-
-type firefoxPage struct{ m *marionette }
-
-func (p firefoxPage) eval(expr string, within time.Duration, v any) { p.m.evalAsync(expr, within, v) }
 
 // benchWatchResize re-encodes the transcode title's video at size (WxH,
 // TORRENTCLAW_BENCH_SIZE), same codec, bitrate and GOP, every other track

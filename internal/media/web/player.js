@@ -258,14 +258,22 @@
     if (renewing || (!playedSinceRenewal && Date.now() - renewedAt < 10000)) return false;
     var engine = document.body.dataset.engine;
     renewing = true;
-    var resume = {
-      at: video.currentTime,
-      paused: !wantPlay,
-      // What the menus say: the user's last choice, even one that
-      // hls.js had not finished loading when the session went.
-      audio: Number(audioSel.value),
-      subs: Number(subsSel.value)
-    };
+    var lostAt = video.currentTime;
+    // Where to go on from, taken when the session is back, not when it
+    // went: Firefox reports a raw stream's network error as soon as the
+    // daemon is gone, then plays on from what it has buffered (a seek
+    // meanwhile lands in that too), so the position at the error is behind.
+    // An element that was emptied has no position of its own left.
+    function resumeState() {
+      return {
+        at: video.readyState > 0 ? video.currentTime : lostAt,
+        paused: !wantPlay,
+        // What the menus say: the user's last choice, even one that
+        // hls.js had not finished loading when the session went.
+        audio: Number(audioSel.value),
+        subs: Number(subsSel.value)
+      };
+    }
     say('Reconnecting…');
     var tries = 0;
     function fail(e) {
@@ -275,6 +283,7 @@
     function attempt() {
       fetchSession()
         .then(function (info) {
+          var resume = resumeState();
           renewing = false;
           renewedAt = Date.now();
           playedSinceRenewal = false;
