@@ -50,6 +50,7 @@ type Torrent struct {
 	ListenPort   int      `toml:"listen_port"`    // TCP and UDP; 0 = any free port
 	ListenAddr   string   `toml:"listen_address"` // IP address of the BitTorrent listener; "" = all interfaces
 	UTP          bool     `toml:"utp"`            // also uTP (over UDP); TCP is always on
+	Encryption   string   `toml:"encryption"`     // "plaintext-first", "prefer" or "require"; see Encryption*
 	DownloadDir  string   `toml:"download_dir"`   // "" = DataDir/downloads
 	DataDir      string   `toml:"data_dir"`       // state, control socket; see [Default]
 	MaxActive    int      `toml:"max_active"`     // tasks downloading at once
@@ -62,6 +63,18 @@ type Torrent struct {
 	MaxFiles     int      `toml:"max_files"`      // files in one torrent; more is refused
 	MaxNameBytes ByteSize `toml:"max_name_bytes"` // total bytes of one torrent's file names and paths
 }
+
+// torrent.encryption values: BitTorrent's protocol encryption (message stream
+// encryption), which hides the handshake and, with RC4, every byte from traffic shaping.
+const (
+	// EncryptionPlaintextFirst dials with a plain handshake and retries with encryption
+	// when the peer refuses it; either kind is accepted.
+	EncryptionPlaintextFirst = "plaintext-first"
+	// EncryptionPrefer dials encrypted first and retries plain; either kind is accepted.
+	EncryptionPrefer = "prefer"
+	// EncryptionRequire makes and accepts only encrypted connections, RC4 throughout.
+	EncryptionRequire = "require"
+)
 
 // HLS is the [hls] section: on-demand HLS for browsers.
 type HLS struct {
@@ -146,6 +159,7 @@ func defaults() Config {
 		Torrent: Torrent{
 			ListenPort:   DefaultListenPort,
 			UTP:          true,
+			Encryption:   EncryptionPlaintextFirst,
 			MaxActive:    defaultMaxActive,
 			Seed:         true,
 			SeedRatio:    defaultSeedRatio,

@@ -187,6 +187,7 @@ func TestFullFixture(t *testing.T) {
 			ListenPort:   0,
 			ListenAddr:   "192.168.1.10",
 			UTP:          false,
+			Encryption:   EncryptionRequire,
 			DownloadDir:  "/srv/media/downloads",
 			DataDir:      "/var/lib/torrentclaw",
 			MaxActive:    2,

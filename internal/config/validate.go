@@ -144,6 +144,12 @@ func (c Config) problems() []*KeyError {
 		}
 	}
 	checkDir("torrent.download_dir", t.DownloadDir)
+	switch t.Encryption {
+	case EncryptionPlaintextFirst, EncryptionPrefer, EncryptionRequire:
+	default:
+		add("torrent.encryption", "%q: want %q, %q or %q", t.Encryption,
+			EncryptionPlaintextFirst, EncryptionPrefer, EncryptionRequire)
+	}
 	if t.MaxFiles < 1 {
 		add("torrent.max_files", "%d must be at least 1", t.MaxFiles)
 	}

@@ -67,6 +67,7 @@ func TestValidate(t *testing.T) {
 		{"max_conns", func(c *Config) { c.Stream.MaxConns = 0 }, "stream.max_conns", "at least 1"},
 		{"max_conns_per_client", func(c *Config) { c.Stream.MaxConnsPerClient = -1 }, "stream.max_conns_per_client", "at least 1"},
 		{"max_files", func(c *Config) { c.Torrent.MaxFiles = 0 }, "torrent.max_files", "at least 1"},
+		{"encryption", func(c *Config) { c.Torrent.Encryption = "always" }, "torrent.encryption", `"always": want "plaintext-first", "prefer" or "require"`},
 		{"max_name_bytes", func(c *Config) { c.Torrent.MaxNameBytes = 0 }, "torrent.max_name_bytes", "at least 1"},
 		{"public_host ok", func(c *Config) { c.Stream.PublicHost = "tv.example.net" }, "", ""},
 		{"public_host port", func(c *Config) { c.Stream.PublicHost = "203.0.113.7:443" }, "", ""},

@@ -225,6 +225,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		ListenHost:        cfg.Torrent.ListenAddr, // stream.listen moves only the media listener
 		ListenPort:        cfg.Torrent.ListenPort,
 		DisableUTP:        !cfg.Torrent.UTP,
+		Encryption:        cfg.Torrent.Encryption,
 		DisableDHT:        !cfg.Torrent.DHT,
 		Trackers:          cfg.Torrent.Trackers,
 		Seed:              cfg.Torrent.Seed,

@@ -49,6 +49,9 @@ type Options struct {
 	// Local Service Discovery, so it has no effect.
 	DisableLSD bool
 	DisableUTP bool
+	// Encryption is the protocol-encryption policy: "" or "plaintext-first", "prefer",
+	// "require" (config torrent.encryption).
+	Encryption string
 	// Trackers are announce URLs added to every torrent (unless DisableTrackers).
 	Trackers []string
 
@@ -166,6 +169,10 @@ func New(opts Options) (*Engine, error) {
 	if opts.ListenPort < 0 || opts.ListenPort > 65535 {
 		return nil, fmt.Errorf("engine: listen port %d out of range", opts.ListenPort)
 	}
+	enc, err := parseEncryption(opts.Encryption)
+	if err != nil {
+		return nil, err
+	}
 	if opts.UploadRateBytes < 0 || opts.DownloadRateBytes < 0 || opts.SeedRatio < 0 || opts.MaxActive < 0 {
 		return nil, errors.New("engine: negative rate, ratio or task limit")
 	}
@@ -225,6 +232,7 @@ func New(opts Options) (*Engine, error) {
 	cfg.DhtStartingNodes = e.dhtStartingNodes
 	cfg.DisableTrackers = opts.DisableTrackers
 	cfg.DisableUTP = opts.DisableUTP
+	setEncryption(cfg, enc)            // encryption.go
 	cfg.NoDefaultPortForwarding = true // UPnP is internal/upnp's job
 	cfg.DisableWebtorrent = true
 	// Seeding is decided per torrent (DisallowDataUpload); while a torrent still needs data it
