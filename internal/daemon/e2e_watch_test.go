@@ -688,13 +688,10 @@ func e2eDaemonRestart(t *testing.T, open func(t *testing.T, pageURL string) brow
 			// keeps the seek inside what it holds.)
 			const to = 90
 			p.eval(fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %d; return true; })()`, to), 30*time.Second, nil)
-			waitPage(t, p, `/not answering|failed|cannot/.test(document.getElementById('status').textContent)`, slow,
-				"the page to find the daemon gone")
+			waitPage(t, p, `/not answering/.test(document.getElementById('status').textContent)`, slow,
+				"the page to say the daemon is not answering")
 			p.eval(pageStateJS, 30*time.Second, &st)
 			t.Logf("daemon stopped: %+v", st)
-			if !strings.Contains(st.Status, "not answering") {
-				t.Fatalf("page state %+v, want it waiting for the daemon", st)
-			}
 			// Where the page stands now, and from here on the lowest position it plays
 			// from (not the 0 a reloaded element shows before the page moves it on).
 			var at float64
@@ -709,7 +706,10 @@ func e2eDaemonRestart(t *testing.T, open func(t *testing.T, pageURL string) brow
 
 			logs2 := &logBuffer{}
 			startDaemon(t, cfg, logs2)
-			waitPage(t, p, fmt.Sprintf(`document.getElementById('video').currentTime > %f + 1.5 || /failed|cannot/.test(document.getElementById('status').textContent)`, at),
+			// Firefox may still be playing what it has buffered: wait for the page to
+			// have reconnected too.
+			waitPage(t, p, fmt.Sprintf(`document.getElementById('video').currentTime > %f + 1.5 && document.getElementById('status').textContent === '' ||
+				/failed|cannot/.test(document.getElementById('status').textContent)`, at),
 				slow, "playback to go on after the restart, or the page to give up")
 			p.eval(pageStateJS, 30*time.Second, &st)
 			var lowest float64

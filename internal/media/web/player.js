@@ -392,7 +392,10 @@
   }
 
   video.addEventListener('playing', function () { say(''); });
-  video.addEventListener('waiting', function () { say('Buffering…'); });
+  // While the page reconnects, the element may run out of what it has
+  // buffered (Firefox plays on after a network error): that is still the
+  // daemon not answering, not buffering.
+  video.addEventListener('waiting', function () { if (!renewing) say('Buffering…'); });
   video.addEventListener('error', function () {
     var engine = document.body.dataset.engine;
     // The raw file: only a network error (the daemon went away) is worth
