@@ -14,9 +14,8 @@ import (
 // setup), so every byte is encrypted. The torrent library's default dials encrypted
 // first: from one unlimited qBittorrent on loopback that ran at half the rate of a plain
 // connection, with RC4 a quarter of the engine's CPU (docs/benchmarks.md). So by default the
-// engine dials plain first and encrypted when a peer refuses that, as peerflix, rqbit and
-// webtorrent (which speak no encryption at all) always do. A peer that dials us encrypted
-// is answered in kind.
+// engine dials plain first and encrypted when a peer refuses that. A peer that dials us
+// encrypted is answered in kind.
 type encryption int
 
 const (
