@@ -38,17 +38,18 @@ func TestE2EWatchFirefox(t *testing.T) {
 	base := e2eMediaBase(r)
 
 	m := startFirefox(t, firefox, "normal")
+	p := firefoxPage{m}
 	state := func() pageState {
 		var st pageState
-		m.eval("return "+pageStateJS+";", &st)
+		p.eval(pageStateJS, time.Minute, &st)
 		return st
 	}
 	// Navigate returns once the page has loaded; the listener sees what comes after
 	// (Chromium's test, which can install it before the page's own script, covers the load).
 	m.call("WebDriver:Navigate", map[string]any{"url": e2eWatchURL(r, add)}, 2*time.Minute, nil)
-	m.eval(`window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); return true;`, nil)
+	p.eval(`(() => { window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); return true; })()`, time.Minute, nil)
 	start := time.Now()
-	m.waitJS(`document.getElementById('video').currentTime > 3`, slow, "play past 3 s")
+	waitPage(t, p, `document.getElementById('video').currentTime > 3`, slow, "play past 3 s")
 	st := state()
 	t.Logf("played past 3 s %s after load: %+v", time.Since(start).Round(time.Millisecond), st)
 	if st.Engine != "hlsjs" {
@@ -58,19 +59,19 @@ func TestE2EWatchFirefox(t *testing.T) {
 		t.Errorf("menus: audio %q subtitles %q, want 2 audio tracks and Off + 3 subtitles", st.AudioOptions, st.SubOptions)
 	}
 
-	m.eval(`const a = document.getElementById('audio'); a.value = '1'; a.dispatchEvent(new Event('change')); return true;`, nil)
-	m.waitJS(`document.body.dataset.audio === 'es'`, slow, "hls.js switches to the Spanish rendition")
+	p.eval(`(() => { const a = document.getElementById('audio'); a.value = '1'; a.dispatchEvent(new Event('change')); return true; })()`, time.Minute, nil)
+	waitPage(t, p, `document.body.dataset.audio === 'es'`, slow, "hls.js switches to the Spanish rendition")
 	var t0 float64
-	m.eval(`return document.getElementById('video').currentTime;`, &t0)
-	m.waitJS(fmt.Sprintf(`document.getElementById('video').currentTime > %f + 1.5`, t0), slow, "playback continues after the audio switch")
+	p.eval(`document.getElementById('video').currentTime`, time.Minute, &t0)
+	waitPage(t, p, fmt.Sprintf(`document.getElementById('video').currentTime > %f + 1.5`, t0), slow, "playback continues after the audio switch")
 
-	m.eval("return "+e2ePickSubsJS("French")+";", nil)
-	m.waitJS(e2eCueShowingJS(e2eFreCue), slow, "a French cue becomes active")
+	p.eval(e2ePickSubsJS("French"), time.Minute, nil)
+	waitPage(t, p, e2eCueShowingJS(e2eFreCue), slow, "a French cue becomes active")
 
 	mid := float64(seconds) / 2
-	m.eval(fmt.Sprintf(`document.getElementById('video').currentTime = %f; return true;`, mid), nil)
-	m.waitJS(fmt.Sprintf(`document.getElementById('video').currentTime > %f && !document.getElementById('video').paused`, mid+1), slow, "playback resumes after the seek")
-	m.waitJS(e2eCueShowingJS(e2eFreCue), slow, "a French cue after the seek")
+	p.eval(fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %f; return true; })()`, mid), time.Minute, nil)
+	waitPage(t, p, fmt.Sprintf(`document.getElementById('video').currentTime > %f && !document.getElementById('video').paused`, mid+1), slow, "playback resumes after the seek")
+	waitPage(t, p, e2eCueShowingJS(e2eFreCue), slow, "a French cue after the seek")
 	st = state()
 	t.Logf("after the audio switch, the French subtitles and the seek to %.0f s: %+v", mid, st)
 	var shot struct {
@@ -78,7 +79,7 @@ func TestE2EWatchFirefox(t *testing.T) {
 	}
 	m.call("WebDriver:TakeScreenshot", map[string]any{"full": false}, time.Minute, &shot)
 	saveScreenshot(t, shot.Value, "watch-page-firefox.png")
-	firefoxPageChecks(t, m, base, st)
+	firefoxPageChecks(t, p, base, st)
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
 
 	// The MP4: Firefox plays it itself.
@@ -87,19 +88,19 @@ func TestE2EWatchFirefox(t *testing.T) {
 	r, add, logs = e2eWatchTask(t, cfg, mp4)
 	base = e2eMediaBase(r)
 	m.call("WebDriver:Navigate", map[string]any{"url": e2eWatchURL(r, add)}, 2*time.Minute, nil)
-	m.eval(`window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); return true;`, nil)
-	m.waitJS(`document.getElementById('video').currentTime > 3`, slow, "play the MP4 past 3 s")
+	p.eval(`(() => { window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); return true; })()`, time.Minute, nil)
+	waitPage(t, p, `document.getElementById('video').currentTime > 3`, slow, "play the MP4 past 3 s")
 	st = state()
 	if st.Engine != "raw" {
 		t.Fatalf("page state %+v, want the MP4 played raw", st)
 	}
-	m.eval("return "+e2ePickSubsJS("French")+";", nil)
-	m.waitJS(e2eCueShowingJS(e2eFreCue), slow, "a French cue on the raw path")
-	m.eval(fmt.Sprintf(`document.getElementById('video').currentTime = %f; return true;`, mid), nil)
-	m.waitJS(fmt.Sprintf(`document.getElementById('video').currentTime > %f && !document.getElementById('video').paused`, mid+1), slow, "the raw path resumes after the seek")
+	p.eval(e2ePickSubsJS("French"), time.Minute, nil)
+	waitPage(t, p, e2eCueShowingJS(e2eFreCue), slow, "a French cue on the raw path")
+	p.eval(fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %f; return true; })()`, mid), time.Minute, nil)
+	waitPage(t, p, fmt.Sprintf(`document.getElementById('video').currentTime > %f && !document.getElementById('video').paused`, mid+1), slow, "the raw path resumes after the seek")
 	st = state()
 	t.Logf("MP4 after the seek to %.0f s: %+v", mid, st)
-	firefoxPageChecks(t, m, base, st)
+	firefoxPageChecks(t, p, base, st)
 	if n := strings.Count(logs.String(), "ffmpeg start"); n > 0 {
 		t.Errorf("%d ffmpeg runs for a file Firefox plays raw", n)
 	}
@@ -108,13 +109,13 @@ func TestE2EWatchFirefox(t *testing.T) {
 
 // firefoxPageChecks fails on CSP violations and on requests to another origin than the
 // daemon's media listener.
-func firefoxPageChecks(t *testing.T, m *marionette, base string, st pageState) {
+func firefoxPageChecks(t *testing.T, p browserPage, base string, st pageState) {
 	t.Helper()
 	if len(st.Violations) > 0 {
 		t.Errorf("CSP violations: %q", st.Violations)
 	}
 	var resources []string
-	m.eval("return "+pageResourcesJS+";", &resources)
+	p.eval(pageResourcesJS, time.Minute, &resources)
 	if len(resources) < 3 {
 		t.Errorf("the page loaded %d resources; want at least its assets and media", len(resources))
 	}

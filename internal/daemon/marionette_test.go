@@ -56,7 +56,6 @@ type marionette struct {
 	r    *bufio.Reader
 	mu   sync.Mutex // one command at a time
 	id   int
-	log  *lockedBuffer
 }
 
 // startFirefox starts a headless Firefox with a fresh profile and opens a WebDriver session
@@ -100,7 +99,7 @@ func startFirefox(t testing.TB, bin, pageLoad string) *marionette {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	m := &marionette{t: t, conn: conn, r: bufio.NewReader(conn), log: out}
+	m := &marionette{t: t, conn: conn, r: bufio.NewReader(conn)}
 	t.Cleanup(func() { _ = conn.Close() })
 	// The server speaks first: {"applicationType":"gecko","marionetteProtocol":3}.
 	var hello struct {
@@ -182,21 +181,6 @@ func (m *marionette) try(name string, params map[string]any, within time.Duratio
 	}
 }
 
-// eval runs script (a function body: it must return its value) in the page and decodes
-// what it returns into v.
-func (m *marionette) eval(script string, v any) {
-	m.t.Helper()
-	var res struct {
-		Value json.RawMessage `json:"value"`
-	}
-	m.call("WebDriver:ExecuteScript", map[string]any{"script": script, "args": []any{}}, time.Minute, &res)
-	if v != nil {
-		if err := json.Unmarshal(res.Value, v); err != nil {
-			m.t.Fatalf("script result %s: %v", res.Value, err)
-		}
-	}
-}
-
 // evalAsync evaluates a JavaScript expression in the page, awaiting it when it is a
 // Promise, and decodes its value into v (when not nil); a rejected Promise fails the test.
 func (m *marionette) evalAsync(expr string, within time.Duration, v any) {
@@ -217,25 +201,6 @@ Promise.resolve(` + expr + `).then((value) => done({value}), (e) => done({error:
 		if err := json.Unmarshal(res.Value.Value, v); err != nil {
 			m.t.Fatalf("script result %s: %v", res.Value.Value, err)
 		}
-	}
-}
-
-// waitJS waits until expr is true in the page; on timeout it fails with the page state.
-func (m *marionette) waitJS(expr string, within time.Duration, why string) {
-	m.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var ok bool
-		m.eval("return !!("+expr+");", &ok)
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			var st pageState
-			m.eval("return "+pageStateJS+";", &st)
-			m.t.Fatalf("%s: not within %s; page state %+v", why, within, st)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -334,8 +334,9 @@ func openBenchPage(b *testing.B, browser, pageURL string) browserPage {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		m.eval(benchWatchJS+"; return true;", nil)
-		return firefoxPage{m}
+		page := firefoxPage{m}
+		page.eval("(() => { "+benchWatchJS+"; return true; })()", time.Minute, nil)
+		return page
 	}
 	c := startCDP(b, browser)
 	s := c.newPage()
