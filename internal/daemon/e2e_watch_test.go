@@ -243,6 +243,7 @@ func waitPage(t testing.TB, p browserPage, cond string, within time.Duration, wh
 // pageState is what the test reads from the player page.
 type pageState struct {
 	Engine, Audio, Status string
+	Reconnect             string // what noticed the daemon was gone: "probe", "hls" or "error"
 	Time, Duration        float64
 	AudioOptions          []string
 	SubOptions            []string
@@ -260,6 +261,7 @@ const pageStateJS = `(() => {
 	}
 	return {
 		Engine: document.body.dataset.engine || '', Audio: document.body.dataset.audio || '',
+		Reconnect: document.body.dataset.reconnect || '',
 		Status: document.getElementById('status').textContent,
 		Time: v.currentTime, Duration: v.duration || 0, Paused: v.paused,
 		AudioOptions: [...document.getElementById('audio').options].map(o => o.textContent),
@@ -639,13 +641,15 @@ func TestE2EWatchNative(t *testing.T) {
 
 // TestE2EWatchDaemonRestart: the daemon stops while the page plays (an
 // upgrade, a crash and its restart) and comes back a while later with the
-// same config. The player gives up on the unreachable daemon after its own
-// retries (hls.js after about 15 s, Chromium's raw playback after about
-// 30 s); the page must keep asking for a session until the daemon answers,
-// and then play on from where the user was, on either path.
+// same config. The player gives up on the unreachable daemon only after its
+// own retries (hls.js after about 14 s, Chromium's raw playback after about
+// 30 s), so the page finds out by itself: it asks the daemon for a small
+// file once the element has waited for data for 2 s ("probe"). It must keep
+// asking for a session until the daemon answers, and then play on from where
+// the user was, on either path.
 func TestE2EWatchDaemonRestart(t *testing.T) {
 	chromium := e2eWatchStart(t)
-	e2eDaemonRestart(t, func(t *testing.T, pageURL string) browserPage {
+	e2eDaemonRestart(t, map[string]string{"hlsjs": "probe", "raw": "probe"}, func(t *testing.T, pageURL string) browserPage {
 		c := startCDP(t, chromium)
 		s := c.newPage()
 		c.call(s, "Page.navigate", map[string]any{"url": pageURL}, 60*time.Second)
@@ -655,9 +659,10 @@ func TestE2EWatchDaemonRestart(t *testing.T) {
 
 // e2eDaemonRestart stops the daemon under a playing page, seeks far past what the player
 // holds, and starts the daemon again on the same port: the page must say it waits, then
-// play on from where it stands then, on both paths, never from further back. open opens
+// play on from where it stands then, on both paths, never from further back. cause says,
+// by engine, what must have noticed the daemon was gone (pageState.Reconnect). open opens
 // the page in a browser.
-func e2eDaemonRestart(t *testing.T, open func(t *testing.T, pageURL string) browserPage) {
+func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testing.T, pageURL string) browserPage) {
 	const seconds = 120 // longer than hls.js buffers ahead (30 s)
 	for _, tc := range []struct {
 		engine string
@@ -688,10 +693,14 @@ func e2eDaemonRestart(t *testing.T, open func(t *testing.T, pageURL string) brow
 			// keeps the seek inside what it holds.)
 			const to = 90
 			p.eval(fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %d; return true; })()`, to), 30*time.Second, nil)
+			stopped := time.Now()
 			waitPage(t, p, `/not answering/.test(document.getElementById('status').textContent)`, slow,
 				"the page to say the daemon is not answering")
 			p.eval(pageStateJS, 30*time.Second, &st)
-			t.Logf("daemon stopped: %+v", st)
+			t.Logf("daemon stopped; %v later the page says so: %+v", time.Since(stopped).Round(time.Millisecond), st)
+			if st.Reconnect != cause[tc.engine] {
+				t.Errorf("the page reconnects on %q, want %q", st.Reconnect, cause[tc.engine])
+			}
 			// Where the page stands now, and from here on the lowest position it plays
 			// from (not the 0 a reloaded element shows before the page moves it on).
 			var at float64

@@ -160,7 +160,9 @@ func TestE2EWatchFirefoxRestart(t *testing.T) {
 	if firefox == "" {
 		return // the test ran in its namespace
 	}
-	e2eDaemonRestart(t, func(t *testing.T, pageURL string) browserPage {
+	// Firefox reports a raw stream's network error at once; hls.js retries a segment
+	// for about 14 s, and the page's probe finds the daemon gone before that.
+	e2eDaemonRestart(t, map[string]string{"hlsjs": "probe", "raw": "error"}, func(t *testing.T, pageURL string) browserPage {
 		m := startFirefox(t, firefox, "normal")
 		m.call("WebDriver:Navigate", map[string]any{"url": pageURL}, 2*time.Minute, nil)
 		return firefoxPage{m}

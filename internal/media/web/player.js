@@ -254,10 +254,13 @@
   var wantPlay = false;
   video.addEventListener('play', function () { wantPlay = true; });
   video.addEventListener('pause', function () { if (!video.error) wantPlay = false; });
-  function renewSession() {
+  // cause says what noticed the loss ('probe', 'hls', 'error'); the page
+  // keeps it in data-reconnect, for the tests.
+  function renewSession(cause) {
     if (renewing || (!playedSinceRenewal && Date.now() - renewedAt < 10000)) return false;
     var engine = document.body.dataset.engine;
     renewing = true;
+    document.body.dataset.reconnect = cause;
     var lostAt = video.currentTime;
     // Where to go on from, taken when the session is back, not when it
     // went: Firefox reports a raw stream's network error as soon as the
@@ -354,7 +357,7 @@
         hls.recoverMediaError();
         return;
       }
-      if (d.type === Hls.ErrorTypes.NETWORK_ERROR && renewSession()) return;
+      if (d.type === Hls.ErrorTypes.NETWORK_ERROR && (renewing || renewSession('hls'))) return;
       say('Playback failed: ' + d.details);
     });
     audioSel.onchange = function () {
@@ -397,14 +400,44 @@
   // daemon not answering, not buffering.
   video.addEventListener('waiting', function () { if (!renewing) say('Buffering…'); });
   video.addEventListener('error', function () {
+    // Already reconnecting: the new session replaces this element's source.
+    if (renewing) return;
     var engine = document.body.dataset.engine;
     // The raw file: only a network error (the daemon went away) is worth
     // another try; the browser's own HLS reports a closed session's 404 as
     // a media error too.
     var network = video.error && video.error.code === video.error.MEDIA_ERR_NETWORK;
-    if ((engine === 'native' || (engine === 'raw' && network)) && renewSession()) return;
+    if ((engine === 'native' || (engine === 'raw' && network)) && renewSession('error')) return;
     say('This browser cannot play this stream.');
   });
+
+  // A daemon that went away shows late: Chromium retries a raw stream's
+  // request for about 30 s before it reports an error, and hls.js retries
+  // a segment for about 14 s; the page would say "Buffering…" all that
+  // time. So once the element has waited 2 s for data, ask the daemon for
+  // a small file, again every 2 s while it waits; when nothing answers,
+  // reconnect at once. A daemon that answers is only slow: nothing to do.
+  var stuckSince = 0;
+  var probing = false;
+  function stuck() {
+    return video.seeking || (!video.paused && !video.ended && video.readyState < 3);
+  }
+  setInterval(function () {
+    if (renewing || !document.body.dataset.engine || !stuck()) {
+      stuckSince = 0;
+      return;
+    }
+    if (!stuckSince) stuckSince = Date.now();
+    if (probing || Date.now() - stuckSince < 2000) return;
+    probing = true;
+    fetch('/watch/assets/player.css', { method: 'HEAD', cache: 'no-store', credentials: 'omit' })
+      .then(function () {
+        stuckSince = Date.now();
+      }, function (e) {
+        if (e instanceof TypeError && !renewing && stuck()) renewSession('probe');
+      })
+      .then(function () { probing = false; });
+  }, 500);
 
   say('Preparing…');
   fetchSession()
