@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/anacrolix/torrent"
 )
@@ -229,13 +230,19 @@ func (s *peerState) otherAhead(p int, waited map[int]bool) int {
 // servesUnordered reports whether pc's peer serves the requests it holds in no set order:
 // the anacrolix torrent library's upload (v1.59.1, PeerConn.upload) picks them from a map.
 // Its clients, this daemon's seed and its tests' seeders among them, announce themselves with
-// the library's default peer ID prefix, -GT followed by a version. Against such a peer a
+// the library's default peer ID prefix, -GT followed by a version. An application that sets
+// a prefix of its own usually keeps the library's client name in the extended handshake
+// ("v": "<app> <version> (anacrolix/torrent <version>)"), so that counts too. Against such a peer a
 // waited piece's place in our queue says nothing: with n other requests outstanding, any of
 // them may come first. A reader's first read from an anacrolix seeder limited to 30 KiB/s,
 // behind the connection's first batch (up to two windows, 2 MiB, before its rate sets a
 // ceiling), took 12 to 179 s in one test (TestE2ESubtitleWindowFirstByte).
 func servesUnordered(pc *torrent.PeerConn) bool {
-	return bytes.HasPrefix(pc.PeerID[:], []byte("-GT"))
+	if bytes.HasPrefix(pc.PeerID[:], []byte("-GT")) {
+		return true
+	}
+	name, _ := pc.PeerClientName.Load().(string)
+	return strings.Contains(name, "anacrolix/torrent")
 }
 
 // answersCancels reports whether pc's peer answers each cancel with the block or a reject,

@@ -478,6 +478,31 @@ func TestPeerWatchStallAfterKick(t *testing.T) {
 	}
 }
 
+// TestServesUnordered: peers of the anacrolix library are known by its peer ID prefix, or,
+// when an application set its own, by the library's name in their extended handshake.
+func TestServesUnordered(t *testing.T) {
+	for _, c := range []struct {
+		id, v string
+		want  bool
+	}{
+		{"-GT0003-abcdefghijkl", "", true},
+		{"-XY0100-abcdefghijkl", "github.com/example/app v1.2.0 (anacrolix/torrent v1.59.1)", true},
+		{"-XY0100-abcdefghijkl", "", false},
+		{"-qB4520-abcdefghijkl", "qBittorrent/4.5.2", false},
+		{"-TR3000-abcdefghijkl", "Transmission 3.00", false},
+		{"A2-1-36-0-abcdefghij", "aria2/1.36.0", false},
+	} {
+		pc := &torrent.PeerConn{}
+		copy(pc.PeerID[:], c.id)
+		if c.v != "" {
+			pc.PeerClientName.Store(c.v)
+		}
+		if got := servesUnordered(pc); got != c.want {
+			t.Errorf("servesUnordered(%q, v=%q) = %v, want %v", c.id, c.v, got, c.want)
+		}
+	}
+}
+
 // TestAnswersCancels: peers with the fast extension answer cancels, except Transmission
 // before 4.0 (as the library expects too).
 func TestAnswersCancels(t *testing.T) {
