@@ -50,8 +50,25 @@ func StartAria2(t testing.TB, opts Options) *Aria2 {
 	if opts.UploadRateBytes > 0 {
 		args = append(args, fmt.Sprintf("--max-overall-upload-limit=%dK", opts.UploadRateBytes/1024))
 	}
+	wantCrypto, wantLevel := "false", "plain"
+	switch opts.Encryption {
+	case EncryptionDefault:
+	case EncryptionRequired:
+		// Without the minimum level aria2 would accept an encrypted handshake that selects
+		// plaintext for the payload.
+		args = append(args, "--bt-require-crypto=true", "--bt-min-crypto-level=arc4")
+		wantCrypto, wantLevel = "true", "arc4"
+	default:
+		t.Fatalf("aria2c has no encryption mode %q", opts.Encryption)
+	}
 	a.proc = startProc(t, filepath.Join(dir, "aria2.log"), "aria2c", args...)
 	waitHTTP(t, a.proc, a.url(), 30*time.Second)
+	var global map[string]string
+	a.call(t, "aria2.getGlobalOption", []any{}, &global)
+	if global["bt-require-crypto"] != wantCrypto || global["bt-min-crypto-level"] != wantLevel {
+		t.Fatalf("aria2c: bt-require-crypto %q and bt-min-crypto-level %q, want %q and %q",
+			global["bt-require-crypto"], global["bt-min-crypto-level"], wantCrypto, wantLevel)
+	}
 	return a
 }
 

@@ -57,7 +57,32 @@ type Options struct {
 	// that learns its own address from a tracker does. Use it only where the client learns
 	// no address from a tracker.
 	OneConnectionPerIP bool
+	// Encryption is the client's policy for BitTorrent protocol encryption (message stream
+	// encryption); the zero value keeps the client's default. Each Start function reads the
+	// setting back from the client and fails the test when it did not take, or when the
+	// client has no such mode.
+	Encryption Encryption
 }
+
+// Encryption is a client's protocol encryption policy.
+type Encryption string
+
+const (
+	// EncryptionDefault keeps the client's own default: qBittorrent allows both kinds (and,
+	// when a connection is encrypted, encrypts all of it with RC4); Transmission prefers
+	// encrypted connections and accepts plain ones; aria2c dials and accepts both.
+	EncryptionDefault Encryption = ""
+	// EncryptionRequired refuses plain connections in and out, and plaintext payload after
+	// an encrypted handshake: only RC4 connections. Every client has it: Transmission's
+	// "encryption" 2 (it offers and selects only RC4 then), aria2c's --bt-require-crypto
+	// with --bt-min-crypto-level=arc4, qBittorrent's encryption "forced" (libtorrent
+	// pe_forced; qBittorrent allows only RC4 in any mode).
+	EncryptionRequired Encryption = "required"
+	// EncryptionDisabled refuses encrypted connections in and out (qBittorrent only:
+	// encryption "disabled", libtorrent pe_disabled). Transmission and aria2c always accept
+	// an encrypted handshake, so they fail the test when asked for it.
+	EncryptionDisabled Encryption = "disabled"
+)
 
 // WaitSeeding waits until c seeds the torrent infoHash (checked and complete).
 func WaitSeeding(t testing.TB, c Client, infoHash string, timeout time.Duration) {

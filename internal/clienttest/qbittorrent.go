@@ -36,6 +36,19 @@ func StartQBittorrent(t testing.TB, opts Options) *QBittorrent {
 	t.Helper()
 	requireIsolated(t, "qbittorrent-nox")
 	Need(t, "qbittorrent-nox")
+	// Encryption (in the config file and the API's "encryption"): 0 allows both kinds (the
+	// default), 1 forces encryption, 2 disables it. Whichever is negotiated, qBittorrent lets
+	// libtorrent encrypt only with RC4.
+	wantEnc := 0
+	switch opts.Encryption {
+	case EncryptionDefault:
+	case EncryptionRequired:
+		wantEnc = 1
+	case EncryptionDisabled:
+		wantEnc = 2
+	default:
+		t.Fatalf("qbittorrent-nox has no encryption mode %q", opts.Encryption)
+	}
 	// A port FreePort returned may be taken before qBittorrent binds it (another
 	// connection's ephemeral port): it then exits saying so, and starts again on new ports.
 	var q *QBittorrent
@@ -62,6 +75,7 @@ Session\GlobalMaxRatio=-1
 Session\IgnoreLimitsOnLAN=%t
 Session\uTPRateLimited=%t
 Session\TempPathEnabled=false
+Session\Encryption=%d
 Session\DefaultSavePath=%s
 
 [Preferences]
@@ -75,7 +89,7 @@ WebUI\LocalHostAuth=false
 WebUI\CSRFProtection=false
 WebUI\HostHeaderValidation=false
 WebUI\UseUPnP=false
-`, q.peer, !opts.OneConnectionPerIP, !limited, limited, filepath.Join(prof, "downloads"), q.webui)
+`, q.peer, !opts.OneConnectionPerIP, !limited, limited, wantEnc, filepath.Join(prof, "downloads"), q.webui)
 		cfgDir := filepath.Join(prof, "qBittorrent", "config")
 		if err := os.MkdirAll(cfgDir, 0o755); err != nil {
 			t.Fatal(err)
@@ -110,6 +124,7 @@ WebUI\UseUPnP=false
 	if opts.UTPOnly {
 		prefs["bittorrent_protocol"] = 2
 	}
+	prefs["encryption"] = wantEnc
 	b, _ := json.Marshal(prefs)
 	q.form(t, "app/setPreferences", url.Values{"json": {string(b)}})
 	var got map[string]any
@@ -118,6 +133,9 @@ WebUI\UseUPnP=false
 		got["enable_multi_connections_from_same_ip"] != !opts.OneConnectionPerIP || fmt.Sprint(got["bittorrent_protocol"]) != fmt.Sprint(prefs["bittorrent_protocol"]) {
 		t.Fatalf("qbittorrent-nox: preferences not applied: dht=%v pex=%v listen_port=%v multi_ip=%v",
 			got["dht"], got["pex"], got["listen_port"], got["enable_multi_connections_from_same_ip"])
+	}
+	if fmt.Sprint(got["encryption"]) != fmt.Sprint(wantEnc) {
+		t.Fatalf("qbittorrent-nox: encryption is %v, want %d", got["encryption"], wantEnc)
 	}
 	return q
 }

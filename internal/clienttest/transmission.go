@@ -64,12 +64,30 @@ func StartTransmission(t testing.TB, opts Options) *Transmission {
 		"download-dir":                filepath.Join(dir, "downloads"),
 		"message-level":               2,
 	}
+	// settings.json "encryption": 0 prefers plain connections (tolerates encrypted ones), 1
+	// prefers encrypted ones (the default), 2 requires them. No value refuses encryption.
+	wantEnc := "preferred" // how the RPC's session-get names the mode
+	switch opts.Encryption {
+	case EncryptionDefault:
+	case EncryptionRequired:
+		settings["encryption"] = 2
+		wantEnc = "required"
+	default:
+		t.Fatalf("transmission-daemon has no encryption mode %q", opts.Encryption)
+	}
 	b, _ := json.MarshalIndent(settings, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "settings.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tr.proc = startProc(t, filepath.Join(dir, "transmission.log"), "transmission-daemon", "-f", "-g", dir)
 	waitHTTP(t, tr.proc, tr.url(), 30*time.Second)
+	var session struct {
+		Encryption string `json:"encryption"`
+	}
+	tr.call(t, "session-get", map[string]any{"fields": []string{"encryption"}}, &session)
+	if session.Encryption != wantEnc {
+		t.Fatalf("transmission-daemon: encryption is %q, want %q", session.Encryption, wantEnc)
+	}
 	return tr
 }
 
