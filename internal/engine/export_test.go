@@ -159,3 +159,7 @@ func SetIdleWake(on bool) (restore func()) {
 	wakeIdleOff.Store(!on)
 	return func() { wakeIdleOff.Store(false) }
 }
+
+// HalfOpenPeers returns how many outgoing connection attempts of the task are under way: from
+// the dial until the handshakes complete or fail.
+func HalfOpenPeers(t *Task) int { return t.tor.Stats().HalfOpenPeers }
