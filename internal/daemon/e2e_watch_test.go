@@ -204,7 +204,8 @@ func (c *cdp) waitJS(session, cond string, within time.Duration, why string) {
 }
 
 // browserPage is a page in a browser a test or benchmark drives: Chromium over DevTools
-// (chromiumPage), Firefox over Marionette (firefoxPage).
+// (chromiumPage), Firefox over Marionette (firefoxPage), WebKit over W3C WebDriver
+// (webKitPage).
 type browserPage interface {
 	// eval evaluates a JavaScript expression, awaiting it when it is a Promise, and
 	// decodes its value into v (when not nil).
