@@ -5,6 +5,12 @@
 #   - chromium        (e2e_browser_test.go: headless playback)
 #   - firefox-esr     (e2e_watchfirefox_test.go: the /watch page in Gecko,
 #                      driven over Marionette)
+#   - WebKitWebDriver (e2e_watchwebkit_test.go: the /watch page in WebKit,
+#                      WebKitGTK's MiniBrowser driven over W3C WebDriver:
+#                      webkit2gtk-driver, xvfb for its display, and the
+#                      GStreamer plugins its media stack plays H.264/AAC/AC-3
+#                      with: -bad (h264parse, tsdemux), -libav (the decoders),
+#                      -gl (its video sink); -base and -good come with it)
 #   - cvlc            (e2e_vlc_test.go: vlc-bin + vlc-plugin-base, which holds
 #                      the http access, the m3u/mp4/mkv/ts demuxers, avcodec
 #                      and the adaptive (HLS) module)
@@ -33,6 +39,11 @@ need=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || need+=(firefox-esr)
+command -v WebKitWebDriver >/dev/null 2>&1 || need+=(webkit2gtk-driver)
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+for p in gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-gl libgl1-mesa-dri; do
+	installed "$p" || need+=("$p")
+done
 command -v cvlc >/dev/null 2>&1 || need+=(vlc-bin)
 installed vlc-plugin-base || need+=(vlc-plugin-base)
 command -v npm >/dev/null 2>&1 || need+=(npm)
@@ -60,6 +71,6 @@ if [ ! -s "$hlsjs" ]; then
 	echo "e2e-deps: $hlsjs is missing after npm install"
 	exit 1
 fi
-echo "e2e-deps: ffmpeg, chromium, firefox, cvlc and hls.js ($hlsjs) are ready"
+echo "e2e-deps: ffmpeg, chromium, firefox, WebKitWebDriver, cvlc and hls.js ($hlsjs) are ready"
 
 echo "$hlsjs" >&3
