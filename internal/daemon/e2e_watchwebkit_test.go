@@ -124,6 +124,9 @@ func TestE2EWatchWebKit(t *testing.T) {
 	waitPage(t, p, e2eCueShowingJS(e2eFreCue), slow, "a French cue on the raw path")
 	p.eval(fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %f; return true; })()`, mid), time.Minute, nil)
 	waitPage(t, p, fmt.Sprintf(`document.getElementById('video').currentTime > %f && !document.getElementById('video').paused`, mid+1), slow, "the raw path resumes after the seek")
+	// WebKitGTK plays on after this seek with its readyState left at HAVE_CURRENT_DATA
+	// and no 'playing' event: the page said "Buffering…" while it played.
+	waitPage(t, p, `document.getElementById('status').textContent === ''`, slow, "the page stops saying Buffering… once playback goes on")
 	st = state()
 	t.Logf("MP4 after the seek to %.0f s: %+v", mid, st)
 	firefoxPageChecks(t, p, base, st)

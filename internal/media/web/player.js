@@ -11,7 +11,13 @@
   var status = document.getElementById('status');
   var hls = null;
 
-  function say(msg) { status.textContent = msg; }
+  // bufferingAt is where playback stood when the page said "Buffering…",
+  // -1 once it says anything else.
+  var bufferingAt = -1;
+  function say(msg) {
+    bufferingAt = -1;
+    status.textContent = msg;
+  }
 
   function fill(sel, items, offLabel) {
     while (sel.firstChild) sel.removeChild(sel.firstChild);
@@ -398,7 +404,21 @@
   // While the page reconnects, the element may run out of what it has
   // buffered (Firefox plays on after a network error): that is still the
   // daemon not answering, not buffering.
-  video.addEventListener('waiting', function () { if (!renewing) say('Buffering…'); });
+  video.addEventListener('waiting', function () {
+    if (renewing) return;
+    say('Buffering…');
+    bufferingAt = video.currentTime;
+  });
+  // WebKitGTK (GStreamer) plays on after a seek in the raw file with its
+  // readyState left at HAVE_CURRENT_DATA, so 'playing' never comes: time
+  // moving on ends "Buffering…" too.
+  video.addEventListener('seeked', function () {
+    if (bufferingAt >= 0) bufferingAt = video.currentTime;
+  });
+  video.addEventListener('timeupdate', function () {
+    if (bufferingAt < 0 || video.seeking || video.paused) return;
+    if (video.currentTime > bufferingAt + 0.25) say('');
+  });
   video.addEventListener('error', function () {
     // Already reconnecting: the new session replaces this element's source.
     if (renewing) return;
