@@ -127,6 +127,19 @@ func TestE2EWatchWebKit(t *testing.T) {
 	// WebKitGTK plays on after this seek with its readyState left at HAVE_CURRENT_DATA
 	// and no 'playing' event: the page said "Buffering…" while it played.
 	waitPage(t, p, `document.getElementById('status').textContent === ''`, slow, "the page stops saying Buffering… once playback goes on")
+	// With readyState at HAVE_CURRENT_DATA the page must not take playback for a wait
+	// either: it asks the daemon whether it is there (a HEAD of player.css) only while
+	// time stands still. Three more seconds of playback, and no such request.
+	const probesJS = `performance.getEntriesByType('resource').filter(e => e.name.endsWith('/watch/assets/player.css') && e.initiatorType === 'fetch').length`
+	var probes, probesAfter int
+	var at float64
+	p.eval(probesJS, time.Minute, &probes)
+	p.eval(`document.getElementById('video').currentTime`, time.Minute, &at)
+	waitPage(t, p, fmt.Sprintf(`document.getElementById('video').currentTime > %f + 3 || document.getElementById('video').ended`, at), slow, "three more seconds of playback")
+	p.eval(probesJS, time.Minute, &probesAfter)
+	if probesAfter != probes {
+		t.Errorf("the page asked whether the daemon is there %d times while the video played on", probesAfter-probes)
+	}
 	st = state()
 	t.Logf("MP4 after the seek to %.0f s: %+v", mid, st)
 	firefoxPageChecks(t, p, base, st)

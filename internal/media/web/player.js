@@ -437,13 +437,21 @@
   // time. So once the element has waited 2 s for data, ask the daemon for
   // a small file, again every 2 s while it waits; when nothing answers,
   // reconnect at once. A daemon that answers is only slow: nothing to do.
+  // Waiting is a seek that has not landed, or playback that should go on
+  // but has too little data and whose time has not moved since the last
+  // look (WebKitGTK plays on after a seek with readyState left at
+  // HAVE_CURRENT_DATA).
   var stuckSince = 0;
   var probing = false;
+  var lookedAt = -1;
   function stuck() {
-    return video.seeking || (!video.paused && !video.ended && video.readyState < 3);
+    return video.seeking ||
+      (!video.paused && !video.ended && video.readyState < 3 && video.currentTime === lookedAt);
   }
   setInterval(function () {
-    if (renewing || !document.body.dataset.engine || !stuck()) {
+    var waiting = stuck();
+    lookedAt = video.currentTime;
+    if (renewing || !document.body.dataset.engine || !waiting) {
       stuckSince = 0;
       return;
     }
