@@ -327,6 +327,27 @@
     return true;
   }
 
+  // laterRecovery: an error of the element under hls.js. hls.js mostly
+  // reports it too, as a fatal media error, and recovers (WebKitGTK fails
+  // the first append after every audio switch, and plays on 0.5 s later).
+  // When it has not within 2 s and the element still holds the error (seen
+  // once in WebKitGTK on a busy machine), recover here. More than three of
+  // these in a minute: false, and the page gives up.
+  var elementErrors = [];
+  function laterRecovery() {
+    var now = Date.now();
+    elementErrors = elementErrors.filter(function (t) { return now - t < 60000; });
+    if (elementErrors.length >= 3) return false;
+    elementErrors.push(now);
+    var h = hls;
+    setTimeout(function () {
+      if (hls !== h || !video.error || renewing) return;
+      document.body.dataset.mediaRecoveries = String(Number(document.body.dataset.mediaRecoveries || 0) + 1);
+      h.recoverMediaError();
+    }, 2000);
+    return true;
+  }
+
   function playHLSjs(info, resume) {
     document.body.dataset.engine = 'hlsjs';
     hls = new Hls({
@@ -359,6 +380,7 @@
     });
     hls.on(Hls.Events.ERROR, function (_, d) {
       if (!d.fatal) return;
+      document.body.dataset.hlsError = d.type + ': ' + d.details;
       if (d.type === Hls.ErrorTypes.MEDIA_ERROR) {
         hls.recoverMediaError();
         return;
@@ -428,6 +450,7 @@
     // a media error too.
     var network = video.error && video.error.code === video.error.MEDIA_ERR_NETWORK;
     if ((engine === 'native' || (engine === 'raw' && network)) && renewSession('error')) return;
+    if (engine === 'hlsjs' && hls && laterRecovery()) return;
     say('This browser cannot play this stream.');
   });
 
@@ -448,7 +471,31 @@
     return video.seeking ||
       (!video.paused && !video.ended && video.readyState < 3 && video.currentTime === lookedAt);
   }
+  // A seek that never lands: WebKitGTK, on a busy machine, has left the
+  // first seek hls.js makes (to where the buffered data begins) pending for
+  // good with the whole title buffered around it, and no 'seeked'. When a
+  // seek has been pending for 3 s with data buffered at and after its
+  // target, ask for the same place again.
+  var seekingSince = 0;
+  function nudgeSeek() {
+    if (!video.seeking) {
+      seekingSince = 0;
+      return;
+    }
+    if (!seekingSince) seekingSince = Date.now();
+    if (Date.now() - seekingSince < 3000) return;
+    var at = video.currentTime;
+    for (var i = 0; i < video.buffered.length; i++) {
+      if (video.buffered.start(i) <= at && video.buffered.end(i) > at + 0.5) {
+        seekingSince = Date.now();
+        document.body.dataset.seekNudges = String(Number(document.body.dataset.seekNudges || 0) + 1);
+        video.currentTime = at;
+        return;
+      }
+    }
+  }
   setInterval(function () {
+    nudgeSeek();
     var waiting = stuck();
     lookedAt = video.currentTime;
     if (renewing || !document.body.dataset.engine || !waiting) {
