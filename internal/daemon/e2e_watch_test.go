@@ -252,6 +252,10 @@ type pageState struct {
 	Violations            []string
 	Resources             []string `json:"-"` // URLs with the token: never printed
 	Paused                bool
+	// Media is the element's state and what the page recorded of its recoveries, for
+	// failure messages: seeking, readyState, networkState, buffered ranges, error code,
+	// hls.js's last fatal error, seek nudges and late media recoveries.
+	Media string
 }
 
 const pageStateJS = `(() => {
@@ -265,6 +269,10 @@ const pageStateJS = `(() => {
 		Reconnect: document.body.dataset.reconnect || '',
 		Status: document.getElementById('status').textContent,
 		Time: v.currentTime, Duration: v.duration || 0, Paused: v.paused,
+		Media: 'seeking=' + v.seeking + ' readyState=' + v.readyState + ' networkState=' + v.networkState +
+			' buffered=' + [...Array(v.buffered.length).keys()].map(i => v.buffered.start(i).toFixed(2) + '-' + v.buffered.end(i).toFixed(2)).join(',') +
+			' error=' + (v.error ? v.error.code : '') + ' hlsError=' + (document.body.dataset.hlsError || '') +
+			' seekNudges=' + (document.body.dataset.seekNudges || 0) + ' recoveries=' + (document.body.dataset.mediaRecoveries || 0),
 		AudioOptions: [...document.getElementById('audio').options].map(o => o.textContent),
 		SubOptions: [...document.getElementById('subs').options].map(o => o.textContent),
 		Cues: cues, Violations: window.__csp || [],
