@@ -54,7 +54,7 @@ func PlainHandshake(t testing.TB, addr netip.AddrPort, infoHash string) (answere
 	for {
 		n, err := c.Read(b)
 		buf = append(buf, b[:n]...)
-		if len(buf) >= len(btProtocol) && string(buf[:len(btProtocol)]) == btProtocol && len(buf) >= 48 {
+		if len(buf) >= 48 && string(buf[:len(btProtocol)]) == btProtocol { // through the infohash
 			if !bytes.Equal(buf[28:48], ih) {
 				t.Fatalf("PlainHandshake: %s answered a handshake for torrent %x, want %s", addr, buf[28:48], infoHash)
 			}

@@ -204,7 +204,19 @@ Promise.resolve(` + expr + `).then((value) => done({value}), (e) => done({error:
 	}
 }
 
-// firefoxPage is a page in a Firefox a test drives, as a browserPage.
+// firefoxPage is a page in a Firefox a test drives, as a drivenPage.
 type firefoxPage struct{ m *marionette }
 
 func (p firefoxPage) eval(expr string, within time.Duration, v any) { p.m.evalAsync(expr, within, v) }
+
+func (p firefoxPage) navigate(url string) {
+	p.m.call("WebDriver:Navigate", map[string]any{"url": url}, 2*time.Minute, nil)
+}
+
+func (p firefoxPage) screenshot() string {
+	var shot struct {
+		Value string `json:"value"`
+	}
+	p.m.call("WebDriver:TakeScreenshot", map[string]any{"full": false}, time.Minute, &shot)
+	return shot.Value
+}

@@ -235,7 +235,9 @@ func (w *webDriver) screenshot() string {
 	return b64
 }
 
-// webKitPage is a page in a WebKit a test drives, as a browserPage.
+// webKitPage is a page in a WebKit a test drives, as a drivenPage.
 type webKitPage struct{ w *webDriver }
 
 func (p webKitPage) eval(expr string, within time.Duration, v any) { p.w.evalAsync(expr, within, v) }
+func (p webKitPage) navigate(url string)                           { p.w.navigate(url) }
+func (p webKitPage) screenshot() string                            { return p.w.screenshot() }

@@ -69,15 +69,7 @@ func TestRealClientPlaintextFirst(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("encryption %q: read %d bytes, %v; want the file", tc.encryption, len(got), err)
 		}
-		var plain, rc4 int
-		for flags, n := range handshakeFlags(t) {
-			n -= before[flags]
-			if strings.Contains(flags, "E") {
-				rc4 += n
-			} else if !strings.Contains(flags, "e") {
-				plain += n
-			}
-		}
+		plain, _, rc4 := handshakeKinds(t, before)
 		t.Logf("encryption %q: %d plain and %d RC4 connections completed their handshake", tc.encryption, plain, rc4)
 		if tc.rc4 && (rc4 == 0 || plain > 0) || !tc.rc4 && (plain == 0 || rc4 > 0) {
 			t.Errorf("encryption %q: %d plain and %d RC4 connections, want them all %s", tc.encryption, plain, rc4,
