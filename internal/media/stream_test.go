@@ -232,32 +232,38 @@ func TestStreamCold(t *testing.T) {
 // the file and the offset, and never the token.
 func TestStreamCutShortIsLogged(t *testing.T) {
 	var logs logtest.Buffer
-	fx := newFixture(t, fixtureOptions{uploadRate: 16 << 10, pieceLength: 64 << 10, mod: func(o *Options) {
+	fx := newFixture(t, fixtureOptions{uploadRate: 4 << 10, pieceLength: 64 << 10, mod: func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}})
 	fx.waitFiles(t)
-	// At 16 KiB/s its 64 KiB piece is seconds away, even asked for first.
-	off := fx.movie.Length - 100000
+	// The middle of the file: the engine fetches a file's first and last pieces as soon as
+	// it has the metainfo, and the seeder sends those first. At 4 KiB/s a 64 KiB piece
+	// behind them is half a minute away.
+	off := fx.movie.Length/2 + 1000
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, fx.streamURL(fx.tok, -1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
-	resp, err := fx.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusPartialContent {
-		t.Fatalf("status %d, want 206", resp.StatusCode)
-	}
+	// The response's header goes out with its first byte, so the request runs beside the
+	// removal: it fails either way, as a cut body or as no body at all.
 	body := make(chan error, 1)
 	go func() {
-		_, err := io.ReadAll(resp.Body)
+		resp, err := fx.client.Do(req)
+		if err != nil {
+			body <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent {
+			body <- fmt.Errorf("status %d, want 206", resp.StatusCode)
+			return
+		}
+		_, err = io.ReadAll(resp.Body)
 		body <- err
 	}()
 	enginetest.WaitFor(t, 30*time.Second, "the read to wait for its piece", func() bool {
-		return fx.task.Status().Peers > 0
+		return fx.srv.readersOpened.Load() > 0
 	})
 	if err := fx.leech.Remove(fx.task.ID(), false); err != nil {
 		t.Fatal(err)
