@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -658,7 +661,7 @@ func TestE2EWatchNative(t *testing.T) {
 // the user was, on either path.
 func TestE2EWatchDaemonRestart(t *testing.T) {
 	chromium := e2eWatchStart(t)
-	e2eDaemonRestart(t, map[string]string{"hlsjs": "probe", "raw": "probe"}, func(t *testing.T, pageURL string) browserPage {
+	e2eDaemonRestart(t, map[string]string{"hlsjs": "probe", "raw": "probe", "proxied": "probe"}, func(t *testing.T, pageURL string) browserPage {
 		c := startCDP(t, chromium)
 		s := c.newPage()
 		c.call(s, "Page.navigate", map[string]any{"url": pageURL}, 60*time.Second)
@@ -666,18 +669,43 @@ func TestE2EWatchDaemonRestart(t *testing.T) {
 	})
 }
 
+// e2eReverseProxy serves target's URLs on a loopback port of its own, as a reverse proxy
+// in front of the daemon does (502 while the daemon does not answer).
+func e2eReverseProxy(t *testing.T, target string) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // its URLs hold the token
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // e2eDaemonRestart stops the daemon under a playing page, seeks far past what the player
 // holds, and starts the daemon again on the same port: the page must say it waits, then
 // play on from where it stands then, on both paths, never from further back. cause says,
-// by engine, what must have noticed the daemon was gone (pageState.Reconnect). open opens
-// the page in a browser.
+// by case ("hlsjs", "raw", and "proxied": hls.js behind a reverse proxy), what must have
+// noticed the daemon was gone (pageState.Reconnect); a case it does not name is not run.
+// open opens the page in a browser.
 func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testing.T, pageURL string) browserPage) {
 	const seconds = 120 // longer than hls.js buffers ahead (30 s)
 	for _, tc := range []struct {
-		engine string
-		film   func(t testing.TB, dir string, seconds int) string
-	}{{"hlsjs", e2eMakeTracks}, {"raw", e2eMakeMP4}} {
-		t.Run(tc.engine, func(t *testing.T) {
+		name, engine string
+		film         func(t testing.TB, dir string, seconds int) string
+		proxied      bool // the page reaches the daemon through a reverse proxy
+	}{
+		{"hlsjs", "hlsjs", e2eMakeTracks, false},
+		{"raw", "raw", e2eMakeMP4, false},
+		{"proxied", "hlsjs", e2eMakeTracks, true},
+	} {
+		want, ok := cause[tc.name]
+		if !ok {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
 			film := tc.film(t, t.TempDir(), seconds)
 			cfg := testConfig(t, t.TempDir()) // a fixed media port: the page's URLs stay valid
 			cfg.HLS.SegmentSeconds = e2eSegSeconds
@@ -685,7 +713,13 @@ func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testin
 			// hls.js can hold the whole title (it buffers up to 60 MB ahead) before
 			// the daemon stops, and then the seek needs no daemon.
 			r, add, logs := e2eWatchTaskAt(t, cfg, film, 400<<10)
-			p := open(t, e2eWatchURL(r, add))
+			pageURL := e2eWatchURL(r, add)
+			if tc.proxied {
+				// What nginx or Caddy in front of the daemon does: while the daemon is
+				// gone, every request gets 502 instead of no answer.
+				pageURL = strings.Replace(pageURL, e2eMediaBase(r), e2eReverseProxy(t, e2eMediaBase(r)), 1)
+			}
+			p := open(t, pageURL)
 			const slow = 3 * time.Minute
 			waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 			var st pageState
@@ -707,8 +741,8 @@ func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testin
 				"the page to say the daemon is not answering")
 			p.eval(pageStateJS, 30*time.Second, &st)
 			t.Logf("daemon stopped; %v later the page says so: %+v", time.Since(stopped).Round(time.Millisecond), st)
-			if st.Reconnect != cause[tc.engine] {
-				t.Errorf("the page reconnects on %q, want %q", st.Reconnect, cause[tc.engine])
+			if st.Reconnect != want {
+				t.Errorf("the page reconnects on %q, want %q", st.Reconnect, want)
 			}
 			// Where the page stands now, and from here on the lowest position it plays
 			// from (not the 0 a reloaded element shows before the page moves it on).

@@ -235,9 +235,20 @@
   function fetchSession() {
     return fetch(cfg.session, { cache: 'no-store', credentials: 'omit' })
       .then(function (r) {
-        if (!r.ok) throw new Error('the daemon answered ' + r.status);
+        if (!r.ok) {
+          var e = new Error('the daemon answered ' + r.status);
+          e.status = r.status;
+          throw e;
+        }
         return r.json();
       });
+  }
+  // gone: what a proxy in front of the daemon answers when it cannot reach
+  // it (502, 504), and what the daemon answers while it shuts down or is
+  // short of something for a while (503: shutting down, task paused, disk
+  // full, too many sessions). Worth asking again, unlike a 404.
+  function gone(status) {
+    return status === 502 || status === 503 || status === 504;
   }
 
   // The daemon closes an HLS session nothing was asked of for a while
@@ -312,10 +323,13 @@
           playHLSjs(info, resume);
         }, function (e) {
           // fetch fails with a TypeError when nothing answers: the daemon
-          // is restarting. Ask again every 2 s for 3 min. An answer that
-          // is not OK (the token was revoked, the task removed) is final.
-          if (e instanceof TypeError && ++tries < renewTries) {
-            say('Reconnecting… (the daemon is not answering)');
+          // is restarting. Ask again every 2 s for 3 min, also while a
+          // proxy says it cannot reach the daemon or the daemon says it is
+          // busy (see gone). Any other answer that is not OK (the token was
+          // revoked, the task removed) is final.
+          if ((e instanceof TypeError || gone(e.status)) && ++tries < renewTries) {
+            say(e.status === 503 ? 'Reconnecting… (the daemon is busy)' :
+              'Reconnecting… (the daemon is not answering)');
             setTimeout(attempt, 2000);
             return;
           }
@@ -506,7 +520,12 @@
     if (probing || Date.now() - stuckSince < 2000) return;
     probing = true;
     fetch('/watch/assets/player.css', { method: 'HEAD', cache: 'no-store', credentials: 'omit' })
-      .then(function () {
+      .then(function (r) {
+        // A proxy's 502 is no sign of the daemon (see gone).
+        if (gone(r.status)) {
+          if (!renewing && stuck()) renewSession('probe');
+          return;
+        }
         stuckSince = Date.now();
       }, function (e) {
         if (e instanceof TypeError && !renewing && stuck()) renewSession('probe');
