@@ -669,6 +669,67 @@ func TestE2EWatchDaemonRestart(t *testing.T) {
 	})
 }
 
+// TestE2EWatchTwoPages: the same /watch link open in two tabs shares one HLS session.
+// One tab plays from the start, the other seeks far ahead; both then play on. Each page
+// names its player in its segment requests, so each gets an ffmpeg of its own: while both
+// play, neither's requests stop the other's run (before, every segment one tab asked for
+// outside the other's run restarted the video's ffmpeg there, and the two were served in
+// turn).
+func TestE2EWatchTwoPages(t *testing.T) {
+	chromium := e2eWatchStart(t)
+	const seconds = 120
+	film := e2eMakeTracks(t, t.TempDir(), seconds)
+	cfg := testConfig(t, t.TempDir())
+	cfg.HLS.SegmentSeconds = e2eSegSeconds
+	// A seeder a few times faster than the title plays (as in the restart test): from an
+	// unlimited one both pages hold the whole title after one burst of requests.
+	r, add, logs := e2eWatchTaskAt(t, cfg, film, 400<<10)
+	c := startCDP(t, chromium)
+	const slow = 3 * time.Minute
+	var pages [2]chromiumPage
+	for i := range pages {
+		pages[i] = chromiumPage{c, c.newPage()}
+		c.call(pages[i].session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+		waitPage(t, pages[i], `document.getElementById('video').currentTime > 1`, slow, fmt.Sprintf("page %d to play past 1 s", i+1))
+	}
+	// From the seek on, count the video's ffmpeg starts: one for the seek, and then none
+	// while both play on.
+	before := len(logs.String())
+	seekAt := time.Now()
+	pages[1].eval(`(() => { document.getElementById('video').currentTime = 80; return true; })()`, 30*time.Second, nil)
+	waitPage(t, pages[1], `document.getElementById('video').currentTime > 81`, slow, "page 2 to play on after its seek to 80 s")
+	t.Logf("page 2 plays on %v after its seek", time.Since(seekAt).Round(time.Millisecond))
+	var at [2]float64
+	for i, p := range pages {
+		p.eval(`document.getElementById('video').currentTime`, 30*time.Second, &at[i])
+	}
+	for i, p := range pages {
+		waitPage(t, p, fmt.Sprintf(`document.getElementById('video').currentTime > %f`, at[i]+8), slow,
+			fmt.Sprintf("page %d to play 8 s more", i+1))
+	}
+	starts := 0
+	for _, line := range strings.Split(logs.String()[before:], "\n") {
+		if strings.Contains(line, "ffmpeg start") && strings.Contains(line, "track=0") {
+			starts++
+		}
+	}
+	var st [2]pageState
+	for i, p := range pages {
+		p.eval(pageStateJS, 30*time.Second, &st[i])
+	}
+	t.Logf("from page 2's seek until both pages played 8 s more (from %.1f s and %.1f s), the video's ffmpeg started %d times; pages: %+v",
+		at[0], at[1], starts, st)
+	if starts > 2 {
+		t.Errorf("the video's ffmpeg started %d times from one seek while two pages played on, want 1 (2 at most)", starts)
+	}
+	for i := range st {
+		if st[i].Status != "" {
+			t.Errorf("page %d says %q", i+1, st[i].Status)
+		}
+	}
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}
+
 // e2eReverseProxy serves target's URLs on a loopback port of its own, as a reverse proxy
 // in front of the daemon does (502 while the daemon does not answer).
 func e2eReverseProxy(t *testing.T, target string) string {

@@ -18,9 +18,13 @@
 // restarts at a segment (a seek), the audio rendition the player last asked
 // for is started there too, unless that segment is made or on its way: a
 // seeking player needs both, and hls.js may ask for the audio only once the
-// video segment has arrived. Audio ffmpeg processes do not
-// take MaxTranscodes slots (they cost a few percent of a core and a player
-// needs one next to the video's).
+// video segment has arrived. Audio ffmpeg processes, and video ones that
+// copy the video, do not take MaxTranscodes slots (they cost a few percent
+// of a core and a player needs one next to the video's).
+//
+// A player may name itself (SegmentFor): each named player gets runs of its
+// own, up to two per track, so two players far apart in one session are
+// served at once; unnamed players share one run per track.
 //
 // Every text subtitle track (SRT, ASS/SSA, mov_text, WebVTT) and every
 // sidecar the caller passes (FindSidecars matches them by name) is an

@@ -429,14 +429,15 @@ func groupMembers(pgid int) []int {
 	return out
 }
 
-// producerPID returns the pid of the session's running ffmpeg, 0 if none.
+// producerPID returns the pid of the session's running video ffmpeg for unnamed players,
+// 0 if none.
 func producerPID(s *Session) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.tracks) == 0 || s.tracks[0].prod == nil {
+	if len(s.tracks) == 0 || s.tracks[0].prods[""] == nil {
 		return 0
 	}
-	return s.tracks[0].prod.pid
+	return s.tracks[0].prods[""].pid
 }
 
 // fetchPlaylist returns the parsed index playlist of a ready session.

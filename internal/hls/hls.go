@@ -68,8 +68,9 @@ type Options struct {
 	SegmentSeconds float64
 	// MaxSessions bounds open sessions (default 4).
 	MaxSessions int
-	// MaxTranscodes bounds concurrently running ffmpeg processes, copy
-	// and transcode alike (default 2).
+	// MaxTranscodes bounds concurrently running ffmpeg processes that
+	// re-encode video (default 2). A run that copies the video, and an
+	// audio run, costs a few percent of a core and takes no slot.
 	MaxTranscodes int
 	// CopyOnly refuses inputs whose video would need re-encoding
 	// (WaitReady fails with ErrNeedsTranscode); audio may still be
@@ -91,7 +92,7 @@ type Manager struct {
 	log    *slog.Logger
 	client *http.Client // keyframe-index reads on the input
 
-	slots   chan struct{} // one token per running ffmpeg
+	slots   chan struct{} // one token per running ffmpeg that re-encodes video
 	disk    atomic.Int64  // bytes of complete segments on disk
 	running atomic.Int32  // ffmpeg processes alive
 	starts  atomic.Int64  // video ffmpeg processes started (tests)
@@ -483,6 +484,16 @@ func (m *Manager) notifyPaused() {
 }
 
 func (m *Manager) releaseSlot() { <-m.slots }
+
+// trySlot takes a transcode slot if one is free now.
+func (m *Manager) trySlot() bool {
+	select {
+	case m.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
 
 func (m *Manager) overDisk() bool {
 	return m.opts.MaxDiskBytes > 0 && m.disk.Load() > m.opts.MaxDiskBytes

@@ -126,8 +126,9 @@ func (si *seekIndex) byteRange(from, to float64, exact bool) (off, n int64) {
 
 // prefetchRun is one prefetch of a session.
 type prefetchRun struct {
-	segment int   // the last segment it reads for
-	off, n  int64 // its bytes
+	player  string // whose it is (SegmentFor); each player has one at most
+	segment int    // the last segment it reads for
+	off, n  int64  // its bytes
 	cancel  context.CancelFunc
 }
 
@@ -139,7 +140,7 @@ type prefetchRun struct {
 // one segment share one prefetch), and by a request for a segment a little
 // ahead of the running ffmpeg, which it waits for (from: the segment
 // ffmpeg makes next).
-func (s *Session) prefetchLocked(from, last int) {
+func (s *Session) prefetchLocked(player string, from, last int) {
 	si := s.seekIdx
 	if si == nil {
 		return
@@ -151,19 +152,19 @@ func (s *Session) prefetchLocked(from, last int) {
 	// A run starts at from (from == last), unless ffmpeg already runs up to it.
 	exact := from != last || s.exactSeekLocked(from)
 	off, n := si.byteRange(s.plan.starts[from], to, exact)
-	if pf := s.pf; pf != nil {
+	if pf := s.pf[player]; pf != nil {
 		if pf.off == off && pf.n >= n {
 			return
 		}
 		pf.cancel()
-		s.pf = nil
+		delete(s.pf, player)
 	}
 	if n <= 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	pf := &prefetchRun{segment: last, off: off, n: n, cancel: cancel}
-	s.pf = pf
+	pf := &prefetchRun{player: player, segment: last, off: off, n: n, cancel: cancel}
+	s.pf[player] = pf
 	s.wg.Add(1)
 	go s.runPrefetch(ctx, pf, n)
 }
@@ -171,9 +172,11 @@ func (s *Session) prefetchLocked(from, last int) {
 // endPrefetchLocked cancels the prefetch whose last segment is idx, which
 // is done.
 func (s *Session) endPrefetchLocked(idx int) {
-	if pf := s.pf; pf != nil && pf.segment == idx {
-		pf.cancel()
-		s.pf = nil
+	for player, pf := range s.pf {
+		if pf.segment == idx {
+			pf.cancel()
+			delete(s.pf, player)
+		}
 	}
 }
 
@@ -200,8 +203,8 @@ func (s *Session) runPrefetch(ctx context.Context, pf *prefetchRun, n int64) {
 	}
 	wg.Wait()
 	s.mu.Lock()
-	if s.pf == pf {
-		s.pf = nil
+	if s.pf[pf.player] == pf {
+		delete(s.pf, pf.player)
 	}
 	s.mu.Unlock()
 	s.m.prefetches.Add(1)

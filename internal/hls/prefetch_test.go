@@ -354,7 +354,7 @@ func TestPrefetchStopsWhenSuperseded(t *testing.T) {
 	waitFor(t, "the session to forget the superseded prefetch", eventWait, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.pf == nil || s.pf.off != off
+		return s.pf[""] == nil || s.pf[""].off != off
 	})
 }
 

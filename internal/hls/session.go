@@ -26,6 +26,11 @@ const (
 	// restartAheadSegments: a request further than this ahead of the
 	// running ffmpeg restarts it at the request (a seek); closer ones wait.
 	restartAheadSegments = 3
+	// maxPlayerRuns bounds the ffmpeg runs of one track at once: one per
+	// player that names itself (SegmentFor), for two players far apart in
+	// one session. A further player's run takes over the run asked for least
+	// recently. Two is hls.max_transcodes' default.
+	maxPlayerRuns = 2
 	// hotGrace: segments of a session touched within this time and inside
 	// its playback window are never evicted for disk space.
 	hotGrace = 30 * time.Second
@@ -87,10 +92,10 @@ type Session struct {
 	// seekIdx maps segment starts to input bytes for the prefetch (nil:
 	// unknown); set by probeAndPlan (copy) or loadSeekIndex (transcode).
 	seekIdx *seekIndex
-	pf      *prefetchRun // the running prefetch, or nil
-	// lastAudio is the audio rendition a player asked a segment of most
-	// recently (nil before any): a video restart starts it alongside.
-	lastAudio *track
+	pf      map[string]*prefetchRun // the running prefetch, by player
+	// lastAudio is, by player, the audio rendition it asked a segment of
+	// most recently: a video restart starts it alongside.
+	lastAudio map[string]*track
 
 	wg        sync.WaitGroup // prepare and producer goroutines
 	closeOnce sync.Once
@@ -109,8 +114,24 @@ type track struct {
 
 	segs    []segInfo
 	lastReq int
-	prod    *producer
-	fail    *failure
+	// prods are the running ffmpegs, by player (SegmentFor): each player
+	// that names itself has its own, so two far apart are served at once.
+	prods map[string]*producer
+	fail  *failure
+}
+
+// coveringLocked returns the run that will make segment idx soon: the
+// player's own, else another player's, or nil.
+func (s *Session) coveringLocked(tr *track, idx int, player string) *producer {
+	if p := tr.prods[player]; s.coversLocked(p, idx) {
+		return p
+	}
+	for _, p := range tr.prods {
+		if s.coversLocked(p, idx) {
+			return p
+		}
+	}
+	return nil
 }
 
 func (tr *track) segName(i int) string {
@@ -140,12 +161,18 @@ type segInfo struct {
 // producer is one ffmpeg run making segments [start, end).
 type producer struct {
 	run        int
+	player     string // whose run it is (SegmentFor)
+	slot       bool   // it holds a transcode slot (it re-encodes video)
 	start, end int
-	next       int  // next segment expected
-	pid        int  // 0 until started
-	exiting    bool // stdout closed: the pid may be reaped at any moment
-	paused     bool
-	stopping   bool // killed on purpose: its exit is not a failure
+	next       int // next segment expected
+	// lastReq is the last segment asked of this run (it pauses once it is
+	// readahead segments past it); lastUse when.
+	lastReq  int
+	lastUse  time.Time
+	pid      int  // 0 until started
+	exiting  bool // stdout closed: the pid may be reaped at any moment
+	paused   bool
+	stopping bool // killed on purpose: its exit is not a failure
 	// waiters counts requests waiting for a segment this run will make
 	// (Segment); while it has made none of them yet, a restart for another
 	// request leaves it alone (protectedLocked).
@@ -190,6 +217,8 @@ func newSession(m *Manager, spec Spec, dir, secret string) *Session {
 		idxDone:   make(chan struct{}),
 		lastTouch: now,
 		changed:   make(chan struct{}),
+		pf:        map[string]*prefetchRun{},
+		lastAudio: map[string]*track{},
 	}
 }
 
@@ -247,7 +276,7 @@ func (s *Session) Info() Info {
 				in.OnDisk++
 			}
 		}
-		in.Running = in.Running || tr.prod != nil
+		in.Running = in.Running || len(tr.prods) > 0
 	}
 	in.DiskBytes = s.diskBytes
 	return in
@@ -298,7 +327,7 @@ func (s *Session) prepare() {
 	}
 	if err == nil && s.startSec > 0 {
 		idx := s.plan.indexAt(s.startSec)
-		if _, err := s.restart(s.ctx, s.tracks[0], idx); err != nil && s.ctx.Err() == nil {
+		if _, err := s.restart(s.ctx, s.tracks[0], idx, ""); err != nil && s.ctx.Err() == nil {
 			s.log.Warn("hls prewarm failed", "err", err)
 		}
 	}
@@ -381,9 +410,9 @@ func (s *Session) probeAndPlan() error {
 	s.seekIdx = seekIdx
 	s.mu.Unlock()
 	s.audios, s.subs, s.burn = audios, subs, burn
-	s.tracks = []*track{{id: 0, startGate: make(chan struct{}, 1)}}
+	s.tracks = []*track{{id: 0, startGate: make(chan struct{}, 1), prods: map[string]*producer{}}}
 	for i, a := range audios {
-		s.tracks = append(s.tracks, &track{id: i + 1, audio: a, startGate: make(chan struct{}, 1)})
+		s.tracks = append(s.tracks, &track{id: i + 1, audio: a, startGate: make(chan struct{}, 1), prods: map[string]*producer{}})
 	}
 	for _, r := range subs {
 		if !r.info.Image {
@@ -495,6 +524,15 @@ func (s *Session) segPath(tr *track, i int) string { return filepath.Join(s.dir,
 // session closes or the disk cap evicts it (never while it is in the
 // player's window); serve it at once. Content type: video/mp2t.
 func (s *Session) Segment(ctx context.Context, name string) (string, error) {
+	return s.SegmentFor(ctx, name, "")
+}
+
+// SegmentFor is Segment for a player that names itself (any short string; ""
+// is every player that does not): each named player gets ffmpeg runs of its
+// own, up to maxPlayerRuns per track, so two players far apart in one
+// session are both served at once instead of in turn. A request still waits
+// for another player's run that will make its segment soon.
+func (s *Session) SegmentFor(ctx context.Context, name, player string) (string, error) {
 	r, err := parseResource(name)
 	if err != nil || (r.kind != kindSegment && r.kind != kindAudioSegment) {
 		return "", fmt.Errorf("segment %q: %w", name, ErrBadResource)
@@ -523,8 +561,12 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 			return "", ErrNotFound
 		}
 		tr.lastReq = idx
+		if own := tr.prods[player]; own != nil {
+			own.lastReq, own.lastUse = idx, time.Now()
+		}
 		if tr.audio != nil {
-			s.lastAudio = tr
+			s.lastAudio[player] = tr
+			s.forgetPlayersLocked()
 		}
 		if seg := &tr.segs[idx]; seg.done {
 			seg.used = time.Now()
@@ -538,14 +580,16 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 			s.mu.Unlock()
 			return "", f.err
 		}
-		if p := tr.prod; s.coversLocked(p, idx) {
+		if p := s.coveringLocked(tr, idx, player); p != nil {
 			waitRun = p.run
+			// Another player's run keeps going for this one.
+			p.lastReq, p.lastUse = max(p.lastReq, idx), time.Now()
 			s.resumeLocked(tr)
 			if idx > p.next {
 				// A short jump ahead: ffmpeg reads on to it, but
 				// the input is asked for those bytes only as it
 				// gets there.
-				s.prefetchLocked(p.next, idx)
+				s.prefetchLocked(player, p.next, idx)
 			}
 			ch := s.changed
 			p.waiters++
@@ -567,18 +611,35 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 			continue
 		}
 		if tr.audio == nil && waitRun == 0 {
-			if a := s.companionLocked(idx); a != nil {
+			if a := s.companionLocked(idx, player); a != nil {
 				s.wg.Add(1) // under mu: Close waits only after it set closed
-				go s.startCompanion(a, idx)
+				go s.startCompanion(a, idx, player)
 			}
 		}
 		s.mu.Unlock()
-		run, err := s.restart(ctx, tr, idx)
+		run, err := s.restart(ctx, tr, idx, player)
 		if err != nil {
 			return "", err
 		}
 		if run > 0 {
 			waitRun = run
+		}
+	}
+}
+
+// forgetPlayersLocked drops what is kept of players that have no run left,
+// once more than a few are known: a client may name as many as it likes.
+func (s *Session) forgetPlayersLocked() {
+	if len(s.lastAudio) <= 2*maxPlayerRuns {
+		return
+	}
+	for name := range s.lastAudio {
+		running := false
+		for _, tr := range s.tracks {
+			running = running || tr.prods[name] != nil
+		}
+		if name != "" && !running {
+			delete(s.lastAudio, name)
 		}
 	}
 }
@@ -590,18 +651,18 @@ func (s *Session) Segment(ctx context.Context, name string) (string, error) {
 // arrived, and two ffmpeg starts in a row cost twice one. An audio switch
 // restarts only the new rendition: the video's segment at the playhead is
 // made already.
-func (s *Session) companionLocked(idx int) *track {
-	a := s.lastAudio
-	if a == nil || a.segs[idx].done || s.coversLocked(a.prod, idx) {
+func (s *Session) companionLocked(idx int, player string) *track {
+	a := s.lastAudio[player]
+	if a == nil || a.segs[idx].done || s.coveringLocked(a, idx, player) != nil {
 		return nil
 	}
 	return a
 }
 
 // startCompanion starts audio track a at segment idx (see companionLocked).
-func (s *Session) startCompanion(a *track, idx int) {
+func (s *Session) startCompanion(a *track, idx int, player string) {
 	defer s.wg.Done()
-	if _, err := s.restart(s.ctx, a, idx); err != nil && s.ctx.Err() == nil {
+	if _, err := s.restart(s.ctx, a, idx, player); err != nil && s.ctx.Err() == nil {
 		s.log.Debug("hls companion audio start failed", "track", a.id, "segment", idx, "err", err)
 	}
 }
@@ -629,7 +690,7 @@ func protectedLocked(p *producer) bool {
 // make idx, or 0 when idx is already done. Only the video's ffmpeg takes a
 // transcode slot: an audio rendition's (AAC at 160 kb/s, or a copy) costs a
 // few percent of one core, and a player needs it next to the video's.
-func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) {
+func (s *Session) restart(ctx context.Context, tr *track, idx int, player string) (int, error) {
 	asked := time.Now()
 	select {
 	case tr.startGate <- struct{}{}:
@@ -649,11 +710,23 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 		s.mu.Unlock()
 		return 0, nil
 	}
-	if p := tr.prod; s.coversLocked(p, idx) {
+	if p := s.coveringLocked(tr, idx, player); p != nil {
 		s.mu.Unlock()
 		return p.run, nil
 	}
-	old := tr.prod
+	// Only a run that re-encodes video takes a transcode slot: a copy or an
+	// audio run costs a few percent of a core.
+	slot := tr.audio == nil && !s.variant.copyVideo
+	haveSlot := false
+	old := s.victimLocked(tr, player)
+	if old == nil && slot && s.liveRunsLocked(tr) > 0 {
+		// A run beside another player's needs a slot free now; else it
+		// takes over the run asked for least recently, as one player's
+		// seek does.
+		if haveSlot = s.m.trySlot(); !haveSlot {
+			old = s.lruLocked(tr)
+		}
+	}
 	if old != nil && protectedLocked(old) {
 		// Another request waits for this run's first segment: let it
 		// come before taking the run away, or two players at two places
@@ -686,11 +759,11 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 
 	video := tr.audio == nil
 	release := func() {
-		if video {
+		if slot {
 			s.m.releaseSlot()
 		}
 	}
-	if video {
+	if slot && !haveSlot {
 		if err := s.m.acquireSlot(ctx, s); err != nil {
 			return 0, err
 		}
@@ -711,7 +784,8 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 		release()
 		return 0, ErrNotFound
 	}
-	// Stop where finished segments begin: they need no remaking.
+	// Stop where finished segments begin: they need no remaking; nor are
+	// another player's, before or after ours.
 	end := min(idx+windowSegments, s.plan.n())
 	for j := idx + 1; j < end; j++ {
 		if tr.segs[j].done {
@@ -719,8 +793,19 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 			break
 		}
 	}
+	for _, o := range tr.prods {
+		switch {
+		case o == old || o.stopping:
+		case o.start > idx:
+			end = min(end, o.start)
+		case o.end > idx:
+			o.end = idx // it stops once it gets here (segmentDone)
+		}
+	}
 	s.runs++
-	p := &producer{run: s.runs, start: idx, end: end, next: idx, done: make(chan struct{}), started: time.Now()}
+	now := time.Now()
+	p := &producer{run: s.runs, player: player, slot: slot, start: idx, end: end, next: idx, lastReq: idx, lastUse: now,
+		done: make(chan struct{}), started: now}
 	spec := runSpec{
 		input:      s.ffInput(0),
 		plan:       s.plan,
@@ -749,15 +834,49 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int) (int, error) 
 	}
 	p.cmd = exec.Command(ffmpeg, args...)
 	p.cmd.Env = env
-	tr.prod = p
+	tr.prods[player] = p
 	s.wg.Add(1)
 	go s.produce(tr, p)
-	s.prefetchLocked(idx, idx)
+	s.prefetchLocked(player, idx, idx)
 	// waited_ms: the old run's exit and a transcode slot, before this
 	// one could start.
 	s.log.Debug("ffmpeg start", "run", p.run, "track", tr.id, "segment", idx, "end", end,
 		"waited_ms", p.started.Sub(asked).Milliseconds())
 	return p.run, nil
+}
+
+// victimLocked returns the run a new run of player's stops: its own, else,
+// when maxPlayerRuns run already, the one asked for least recently; or nil.
+func (s *Session) victimLocked(tr *track, player string) *producer {
+	if p := tr.prods[player]; p != nil && !p.stopping {
+		return p
+	}
+	if s.liveRunsLocked(tr) >= maxPlayerRuns {
+		return s.lruLocked(tr)
+	}
+	return nil
+}
+
+// liveRunsLocked counts the track's runs that are not being stopped.
+func (s *Session) liveRunsLocked(tr *track) int {
+	n := 0
+	for _, p := range tr.prods {
+		if !p.stopping {
+			n++
+		}
+	}
+	return n
+}
+
+// lruLocked returns the track's live run asked for least recently, or nil.
+func (s *Session) lruLocked(tr *track) *producer {
+	var lru *producer
+	for _, p := range tr.prods {
+		if !p.stopping && (lru == nil || p.lastUse.Before(lru.lastUse)) {
+			lru = p
+		}
+	}
+	return lru
 }
 
 // signalLocked signals p's process group. After stdout closed (the process
@@ -778,15 +897,16 @@ func (s *Session) signalLocked(p *producer, sig syscall.Signal) {
 
 // shouldPauseLocked: ffmpeg is far enough ahead of the player, or the disk
 // cap is reached and the player's next segment is done.
-func (s *Session) shouldPauseLocked(tr *track, p *producer) bool {
-	return p.next > tr.lastReq+s.readahead || (s.m.overDisk() && p.next > tr.lastReq+1)
+func (s *Session) shouldPauseLocked(p *producer) bool {
+	return p.next > p.lastReq+s.readahead || (s.m.overDisk() && p.next > p.lastReq+1)
 }
 
 func (s *Session) resumeLocked(tr *track) {
-	p := tr.prod
-	if p != nil && p.paused && !p.stopping && !s.shouldPauseLocked(tr, p) {
-		p.paused = false
-		s.signalLocked(p, sigCont)
+	for _, p := range tr.prods {
+		if p.paused && !p.stopping && !s.shouldPauseLocked(p) {
+			p.paused = false
+			s.signalLocked(p, sigCont)
+		}
 	}
 }
 
@@ -798,14 +918,15 @@ func (s *Session) preemptPaused() bool {
 	if len(s.tracks) == 0 {
 		return false
 	}
-	p := s.tracks[0].prod
-	if p == nil || !p.paused || p.stopping {
-		return false
+	for _, p := range s.tracks[0].prods {
+		if p.slot && p.paused && !p.stopping {
+			p.stopping = true
+			s.signalLocked(p, sigKill)
+			s.log.Debug("ffmpeg preempted", "run", p.run)
+			return true
+		}
 	}
-	p.stopping = true
-	s.signalLocked(p, sigKill)
-	s.log.Debug("ffmpeg preempted", "run", p.run)
-	return true
+	return false
 }
 
 func (s *Session) broadcastLocked() {
@@ -813,12 +934,12 @@ func (s *Session) broadcastLocked() {
 	s.changed = make(chan struct{})
 }
 
-// produce runs one ffmpeg to completion. A video producer owns a transcode
-// slot.
+// produce runs one ffmpeg to completion. A video producer that re-encodes
+// owns a transcode slot.
 func (s *Session) produce(tr *track, p *producer) {
 	defer s.wg.Done()
 	video := tr.audio == nil
-	if video {
+	if p.slot {
 		defer s.m.releaseSlot()
 	}
 	// Pdeathsig follows the thread that forked: keep it until Wait.
@@ -923,10 +1044,10 @@ func (s *Session) segmentDone(tr *track, p *producer, line string) {
 		// next run will make.
 		p.stopping = true
 		s.signalLocked(p, sigKill)
-	case !p.paused && p.next < p.end && s.shouldPauseLocked(tr, p):
+	case !p.paused && p.next < p.end && s.shouldPauseLocked(p):
 		p.paused = true
 		s.signalLocked(p, sigStop)
-		if tr.audio == nil {
+		if p.slot {
 			s.m.notifyPaused()
 		}
 	}
@@ -940,8 +1061,8 @@ func (s *Session) segmentDone(tr *track, p *producer, line string) {
 // finish records the end of a producer.
 func (s *Session) finish(tr *track, p *producer, err error, stderr string) {
 	s.mu.Lock()
-	if tr.prod == p {
-		tr.prod = nil
+	if tr.prods[p.player] == p {
+		delete(tr.prods, p.player)
 	}
 	var ferr error
 	switch {
@@ -980,7 +1101,15 @@ func (s *Session) hotLocked(tr *track, i int, now time.Time) bool {
 	if s.active == 0 && now.Sub(s.lastTouch) > hotGrace {
 		return false
 	}
-	return i >= tr.lastReq && i <= tr.lastReq+s.readahead
+	if i >= tr.lastReq && i <= tr.lastReq+s.readahead {
+		return true
+	}
+	for _, p := range tr.prods {
+		if i >= p.lastReq && i <= p.lastReq+s.readahead {
+			return true
+		}
+	}
+	return false
 }
 
 // evict deletes segment i if it is still as the evictor saw it.
@@ -1010,7 +1139,7 @@ func (s *Session) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		for _, tr := range s.tracks {
-			if p := tr.prod; p != nil {
+			for _, p := range tr.prods {
 				p.stopping = true
 				s.signalLocked(p, sigKill)
 			}

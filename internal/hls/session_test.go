@@ -305,7 +305,12 @@ func TestThrottledInput(t *testing.T) {
 // stalledServer serves faststart.mp4 but holds back the second half until
 // released: ffmpeg makes segment 0 and then blocks inside the input.
 func stalledServer(t *testing.T) *mediaServer {
-	path := media(t, mediaFaststart)
+	return stalledServerOf(t, mediaFaststart)
+}
+
+// stalledServerOf is stalledServer for another test media file.
+func stalledServerOf(t *testing.T, name string) *mediaServer {
+	path := media(t, name)
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -437,8 +442,27 @@ func TestMaxSessions(t *testing.T) {
 	}
 }
 
+// TestCopyTakesNoSlot: a run that copies the video takes no transcode slot, so
+// copy sessions beside a transcode that holds the only one play at once.
+func TestCopyTakesNoSlot(t *testing.T) {
+	m := newTestManager(t, Options{MaxTranscodes: 1})
+	runningSession(t, m, stalledServerOf(t, mediaTranscode), "transcode")
+	for _, task := range []string{"copy 1", "copy 2"} {
+		s, err := m.Create(t.Context(), Spec{TaskID: task, InputURL: serveMedia(t, media(t, mediaCopy), serverOptions{}).inputURL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), eventWait) // a hang guard
+		_, err = s.Segment(ctx, segmentName(0))
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: Segment beside a transcode holding the only slot = %v", task, err)
+		}
+	}
+}
+
 func TestMaxTranscodes(t *testing.T) {
-	srv := stalledServer(t)
+	srv := stalledServerOf(t, mediaTranscode)
 	m := newTestManager(t, Options{MaxTranscodes: 1})
 	a := runningSession(t, m, srv, "a")
 
@@ -468,23 +492,24 @@ func TestMaxTranscodes(t *testing.T) {
 
 // A paused ffmpeg (ahead of its player) gives its slot to another session.
 func TestPausedProducerIsPreempted(t *testing.T) {
-	// The input arrives at about one segment per second, like a torrent: unthrottled, a
-	// copying ffmpeg can write every segment before a busy machine lets the session see the
-	// fourth and pause it, and then there is no paused ffmpeg to preempt.
-	path := media(t, mediaCopy)
+	// The input arrives at about one segment per second, like a torrent: unthrottled, an
+	// ffmpeg can write every segment before a busy machine lets the session see the fourth
+	// and pause it, and then there is no paused ffmpeg to preempt. Transcoded: only a run
+	// that re-encodes takes a slot.
+	path := media(t, mediaTranscode)
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := serveMedia(t, path, serverOptions{bytesPerSec: max(fi.Size()/6, 1)})
-	m := newTestManager(t, Options{MaxTranscodes: 1, SegmentSeconds: 1})
+	m := newTestManager(t, Options{MaxTranscodes: 1, SegmentSeconds: 2})
 	m.readaheadSec = 1 // pause 3 segments ahead
 	a, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pl := fetchPlaylist(t, a)
-	if len(pl.segments) != 6 { // keyframes every 2 s
+	if len(pl.segments) != 6 { // 12 s in 2 s segments
 		t.Fatalf("%d segments, want 6", len(pl.segments))
 	}
 	if _, err := a.Segment(t.Context(), segmentName(0)); err != nil {
@@ -627,6 +652,105 @@ func TestTwoPlayersOneSession(t *testing.T) {
 	// Each request that finds no run starts one; a few more when both ask at once.
 	if got := m.starts.Load(); got > 8 {
 		t.Errorf("ffmpeg started %d times for 4 requests of two players, want 8 at most", got)
+	}
+}
+
+// TestNamedPlayersRunsOfTheirOwn: two players that name themselves, far apart in one
+// session, each get an ffmpeg run: the second's request does not stop the first's run
+// (which a later request of the first would have to start again), and each player's own
+// seek still replaces its own run.
+func TestNamedPlayersRunsOfTheirOwn(t *testing.T) {
+	// 40 one-second segments: room for two players far apart and a seek.
+	needFFmpeg(t)
+	film := filepath.Join(t.TempDir(), "long.mkv")
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
+		"-t", "40", "-c:v", "mpeg4", "-q:v", "8", "-g", "25", film).CombinedOutput()
+	if err != nil {
+		t.Fatalf("make the film: %v: %s", err, out)
+	}
+	srv := serveMedia(t, film, serverOptions{})
+	m := newTestManager(t, Options{SegmentSeconds: 1})
+	m.readaheadSec = 1 // a run pauses 3 segments past its player
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := fetchPlaylist(t, s)
+	if len(pl.segments) != 40 {
+		t.Fatalf("%d segments, want 40", len(pl.segments))
+	}
+	get := func(player string, idx int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		path, err := s.SegmentFor(ctx, segmentName(idx), player)
+		if err != nil {
+			t.Fatalf("player %q, segment %d: %v", player, idx, err)
+		}
+		checkSegment(t, path, pl, idx)
+	}
+	run := func(player string) *producer {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if p := s.tracks[0].prods[player]; p != nil && !p.stopping {
+			return p
+		}
+		return nil
+	}
+	get("a", 0)
+	a := run("a")
+	if a == nil {
+		t.Fatal("player a has no run after its first segment")
+	}
+	get("b", 20)
+	b := run("b")
+	if got := m.restarts.Load(); got != 0 {
+		t.Errorf("%d runs stopped for another player's request, want 0", got)
+	}
+	if run("a") != a || b == nil {
+		t.Errorf("runs after player b's request: a %p (was %p), b %p; want both", run("a"), a, b)
+	}
+	get("a", 1)
+	get("b", 21)
+	get("a", 2)
+	if got := m.starts.Load(); got != 2 {
+		t.Errorf("ffmpeg started %d times for two players, want 2", got)
+	}
+	// A player's own seek replaces its own run, and only that.
+	get("a", 30)
+	if got := m.restarts.Load(); got != 1 {
+		t.Errorf("%d runs stopped after player a's seek, want 1", got)
+	}
+	if p := run("a"); p == nil || p == a || p.start != 30 {
+		t.Errorf("player a's run after its seek: %+v, want a new one from segment 30", p)
+	}
+	if run("b") != b {
+		t.Error("player b's run is gone after player a's seek")
+	}
+	get("b", 22)
+
+	// With one transcode slot, held by player a's run, player b's takes that run over
+	// instead of waiting for the slot.
+	m1 := newTestManager(t, Options{SegmentSeconds: 1, MaxTranscodes: 1})
+	m1.readaheadSec = 1
+	s1, err := m1.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []struct {
+		player string
+		idx    int
+	}{{"a", 0}, {"b", 20}, {"a", 1}} {
+		ctx, cancel := context.WithTimeout(t.Context(), eventWait) // a hang guard
+		path, err := s1.SegmentFor(ctx, segmentName(req.idx), req.player)
+		cancel()
+		if err != nil {
+			t.Fatalf("one slot: player %q, segment %d: %v", req.player, req.idx, err)
+		}
+		checkSegment(t, path, pl, req.idx)
+	}
+	if got := m1.restarts.Load(); got != 1 {
+		t.Errorf("one slot: %d runs taken over, want 1 (player b's)", got)
 	}
 }
 

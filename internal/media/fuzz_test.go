@@ -162,3 +162,37 @@ func FuzzAcceptsGzip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlayerName: any query gives no player name or a short one of letters, digits and
+// '-' (the page's names pass as they are).
+func FuzzPlayerName(f *testing.F) {
+	for _, s := range []string{"t=abc&p=0123456789abcdef", "p=", "p=a%2Fb", "p=" + strings.Repeat("a", 33), "p=%zz", "p=x&p=y", "t=%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		p := playerName(q)
+		if len(p) > 32 {
+			t.Errorf("playerName(%q) = %q, longer than 32", q, p)
+		}
+		for _, c := range p {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				t.Fatalf("playerName(%q) = %q", q, p)
+			}
+		}
+	})
+}
+
+func TestPlayerName(t *testing.T) {
+	for q, want := range map[string]string{
+		"t=abc&p=0123456789abcdef":     "0123456789abcdef",
+		"p=tab-2":                      "tab-2",
+		"t=abc":                        "",
+		"p=a%2Fb":                      "",
+		"p=" + strings.Repeat("a", 33): "",
+		"p=%zz":                        "",
+	} {
+		if got := playerName(q); got != want {
+			t.Errorf("playerName(%q) = %q, want %q", q, got, want)
+		}
+	}
+}

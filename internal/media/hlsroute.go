@@ -98,7 +98,7 @@ func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
 		} else if strings.HasSuffix(resource, ".vtt") {
 			p, err = sess.Subtitle(r.Context(), resource)
 		} else {
-			p, err = sess.Segment(r.Context(), resource)
+			p, err = sess.SegmentFor(r.Context(), resource, playerName(r.URL.RawQuery))
 		}
 		if err != nil {
 			s.writeError(w, r, fmt.Errorf("hls segment: %w", err))
@@ -119,6 +119,26 @@ func (s *Server) handleHLS(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "private, max-age=3600")
 		http.ServeContent(w, r, "", time.Time{}, f)
 	}
+}
+
+// playerName returns the p= of a segment URL: the /watch page names its player so
+// that two pages of one session far apart get ffmpeg runs of their own
+// (hls.Session.SegmentFor). Anything but 1-32 letters, digits or '-' is no name.
+func playerName(rawQuery string) string {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return ""
+	}
+	p := q.Get("p")
+	if len(p) > 32 {
+		return ""
+	}
+	for _, c := range p {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return ""
+		}
+	}
+	return p
 }
 
 // windowFirstByteAfter is how long a subtitle window may take before its

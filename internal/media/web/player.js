@@ -10,6 +10,10 @@
   var subsSel = document.getElementById('subs');
   var status = document.getElementById('status');
   var hls = null;
+  // playerID names this page's player in its HLS requests (see playHLSjs).
+  var playerID = Array.prototype.map.call(crypto.getRandomValues(new Uint8Array(8)), function (b) {
+    return (b + 256).toString(16).slice(1);
+  }).join('');
 
   // bufferingAt is where playback stood when the page said "Buffering…",
   // -1 once it says anything else.
@@ -366,7 +370,12 @@
     document.body.dataset.engine = 'hlsjs';
     hls = new Hls({
       enableWorker: false, renderTextTracksNatively: true, subtitleDisplay: true,
-      startPosition: resume ? resume.at : -1
+      startPosition: resume ? resume.at : -1,
+      // Name this player in its requests: two pages of one session far
+      // apart then each get an ffmpeg of their own on the daemon.
+      xhrSetup: function (xhr, url) {
+        xhr.open('GET', url + (url.indexOf('?') < 0 ? '?' : '&') + 'p=' + playerID, true);
+      }
     });
     hls.on(Hls.Events.MANIFEST_PARSED, function () {
       if (resume && resume.paused) return;
