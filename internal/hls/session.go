@@ -798,8 +798,12 @@ func (s *Session) restart(ctx context.Context, tr *track, idx int, player string
 		case o == old || o.stopping:
 		case o.start > idx:
 			end = min(end, o.start)
+		case o.next > idx:
+			// idx is in what o made (and was evicted): go no further
+			// than o has.
+			end = min(end, o.next)
 		case o.end > idx:
-			o.end = idx // it stops once it gets here (segmentDone)
+			o.end = idx // o is behind: it stops once it gets here (segmentDone)
 		}
 	}
 	s.runs++

@@ -659,8 +659,10 @@ func TestTwoPlayersOneSession(t *testing.T) {
 // session, each get an ffmpeg run: the second's request does not stop the first's run
 // (which a later request of the first would have to start again), and each player's own
 // seek still replaces its own run.
-func TestNamedPlayersRunsOfTheirOwn(t *testing.T) {
-	// 40 one-second segments: room for two players far apart and a seek.
+// longFilm makes a 40 s MPEG-4 film (transcoded, so 40 one-second segments): room for two
+// players far apart and a seek.
+func longFilm(t *testing.T) string {
+	t.Helper()
 	needFFmpeg(t)
 	film := filepath.Join(t.TempDir(), "long.mkv")
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
@@ -668,7 +670,55 @@ func TestNamedPlayersRunsOfTheirOwn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("make the film: %v: %s", err, out)
 	}
-	srv := serveMedia(t, film, serverOptions{})
+	return film
+}
+
+// TestNamedPlayerBehindAnother: a player asking for a segment another player's run made
+// and the disk cap evicted gets a run for the gap, and the other player's run goes on.
+func TestNamedPlayerBehindAnother(t *testing.T) {
+	srv := serveMedia(t, longFilm(t), serverOptions{})
+	m := newTestManager(t, Options{SegmentSeconds: 1})
+	m.readaheadSec = 1 // a run pauses 3 segments past its player
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := fetchPlaylist(t, s)
+	get := func(player string, idx int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), eventWait) // a hang guard
+		defer cancel()
+		path, err := s.SegmentFor(ctx, segmentName(idx), player)
+		if err != nil {
+			t.Fatalf("player %q, segment %d: %v", player, idx, err)
+		}
+		checkSegment(t, path, pl, idx)
+	}
+	get("a", 0)
+	waitFor(t, "player a's run to make segment 2", 60*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.tracks[0].segs[2].done
+	})
+	// Evicted, as the disk cap does.
+	s.mu.Lock()
+	tr := s.tracks[0]
+	tr.segs[1] = segInfo{}
+	s.mu.Unlock()
+	if err := os.Remove(s.segPath(tr, 1)); err != nil {
+		t.Fatal(err)
+	}
+	get("b", 1)
+	for idx := 1; idx <= 8; idx++ {
+		get("a", idx)
+	}
+	if got := m.starts.Load(); got != 2 {
+		t.Errorf("ffmpeg started %d times, want 2: player a's run, and player b's for the gap", got)
+	}
+}
+
+func TestNamedPlayersRunsOfTheirOwn(t *testing.T) {
+	srv := serveMedia(t, longFilm(t), serverOptions{})
 	m := newTestManager(t, Options{SegmentSeconds: 1})
 	m.readaheadSec = 1 // a run pauses 3 segments past its player
 	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
