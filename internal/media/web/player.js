@@ -269,6 +269,13 @@
   var renewTries = 90;
   var playedSinceRenewal = true;
   video.addEventListener('playing', function () { playedSinceRenewal = true; });
+  // pendingAt is where a renewal restarted the player (-1: none pending).
+  // Until the element gets there (its first seek, hls.js's to its start
+  // position or the raw path's after the metadata, or the user's) it shows
+  // 0, and a second renewal meanwhile must not take that for the place.
+  var pendingAt = -1;
+  video.addEventListener('seeking', function () { pendingAt = -1; });
+  video.addEventListener('playing', function () { pendingAt = -1; });
   // wantPlay is whether the user wants playback: a media error pauses the
   // element (the browser's own HLS does on a 404), which is not the user's
   // pause.
@@ -282,7 +289,7 @@
     var engine = document.body.dataset.engine;
     renewing = true;
     document.body.dataset.reconnect = cause;
-    var lostAt = video.currentTime;
+    var lostAt = pendingAt >= 0 ? pendingAt : video.currentTime;
     // Where to go on from, taken when the session is back, not when it
     // went: Firefox reports a raw stream's network error as soon as the
     // daemon is gone, then plays on from what it has buffered (a seek
@@ -290,7 +297,7 @@
     // An element that was emptied has no position of its own left.
     function resumeState() {
       return {
-        at: video.readyState > 0 ? video.currentTime : lostAt,
+        at: pendingAt >= 0 ? pendingAt : video.readyState > 0 ? video.currentTime : lostAt,
         paused: !wantPlay,
         // What the menus say: the user's last choice, even one that
         // hls.js had not finished loading when the session went.
@@ -314,16 +321,19 @@
           // Playing clears it too; a paused page must not stay on it.
           say('');
           if (engine === 'raw') {
+            pendingAt = resume.at;
             load(info.raw, resume);
             return;
           }
           if (!info.hls) throw new Error('the daemon has no HLS for this file now');
           if (engine === 'native') {
+            pendingAt = resume.at;
             playNativeHLS(info, resume);
             return;
           }
           if (hls) hls.destroy();
           hls = null;
+          pendingAt = resume.at;
           playHLSjs(info, resume);
         }, function (e) {
           // fetch fails with a TypeError when nothing answers: the daemon
