@@ -31,6 +31,9 @@ const (
 	// one session. A further player's run takes over the run asked for least
 	// recently. Two is hls.max_transcodes' default.
 	maxPlayerRuns = 2
+	// minSegmentBytes: an MPEG-TS segment smaller than three packets holds
+	// at most its tables (PAT, PMT), no media.
+	minSegmentBytes = 3 * 188
 	// hotGrace: segments of a session touched within this time and inside
 	// its playback window are never evicted for disk space.
 	hotGrace = 30 * time.Second
@@ -1013,6 +1016,15 @@ func (s *Session) segmentDone(tr *track, p *producer, line string) {
 	}
 	var size int64
 	fi, err := os.Stat(src)
+	if err == nil && fi.Size() < minSegmentBytes {
+		// No media in it: ffmpeg closed the segment on an input error (a
+		// paused task answers 503 where its pieces are missing). Served,
+		// it is a fragment no player can parse, and it would stay cached.
+		_ = os.Remove(src)
+		s.log.Warn("ffmpeg wrote a segment without media; not serving it", "run", p.run, "track", tr.id,
+			"segment", idx, "bytes", fi.Size())
+		return
+	}
 	if err == nil {
 		size = fi.Size()
 		err = os.Rename(src, s.segPath(tr, idx))

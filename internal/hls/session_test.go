@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -1125,4 +1129,54 @@ func TestLandingTime(t *testing.T) {
 			t.Errorf("%s: landing time of %v = %.6f, want %.6f", tc.mi.format, tc.start, got, tc.want)
 		}
 	}
+}
+
+// TestPausedInputMakesNoEmptySegment: the input answers 503 where its bytes are missing
+// (the daemon's /stream for a paused task). ffmpeg then closes the segment it began with
+// nothing in it; that file is not a segment (served, hls.js cannot parse it, and it would
+// stay cached). Once the input answers again, the same segment is made.
+func TestPausedInputMakesNoEmptySegment(t *testing.T) {
+	path := media(t, mediaFaststart)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := int64(len(data) / 2)
+	inner := serveMedia(t, path, serverOptions{})
+	var paused atomic.Bool
+	paused.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		from, _, _ := strings.Cut(strings.TrimPrefix(r.Header.Get("Range"), "bytes="), "-")
+		if off, err := strconv.ParseInt(from, 10, 64); err == nil && off >= half && paused.Load() {
+			http.Error(w, "task paused", http.StatusServiceUnavailable)
+			return
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	m := newTestManager(t, Options{SegmentSeconds: 2})
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.URL + "/stream?id=task&t=" + testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := fetchPlaylist(t, s)
+	ctx, cancel := context.WithTimeout(t.Context(), eventWait) // a hang guard
+	defer cancel()
+	if p, err := s.Segment(ctx, segmentName(4)); err == nil {
+		fi, _ := os.Stat(p)
+		t.Fatalf("Segment(4) with its bytes unavailable = %s (%d bytes), want an error", p, fi.Size())
+	}
+	s.mu.Lock()
+	for i, seg := range s.tracks[0].segs {
+		if seg.done && seg.size < minSegmentBytes {
+			t.Errorf("segment %d is done with %d bytes", i, seg.size)
+		}
+	}
+	s.mu.Unlock()
+	paused.Store(false)
+	p, err := s.Segment(ctx, segmentName(4))
+	if err != nil {
+		t.Fatalf("Segment(4) once the input answers = %v", err)
+	}
+	checkSegment(t, p, pl, 4)
 }
