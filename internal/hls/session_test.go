@@ -659,10 +659,6 @@ func TestTwoPlayersOneSession(t *testing.T) {
 	}
 }
 
-// TestNamedPlayersRunsOfTheirOwn: two players that name themselves, far apart in one
-// session, each get an ffmpeg run: the second's request does not stop the first's run
-// (which a later request of the first would have to start again), and each player's own
-// seek still replaces its own run.
 // longFilm makes a 40 s MPEG-4 film (transcoded, so 40 one-second segments): room for two
 // players far apart and a seek.
 func longFilm(t *testing.T) string {
@@ -677,27 +673,36 @@ func longFilm(t *testing.T) string {
 	return film
 }
 
-// TestNamedPlayerBehindAnother: a player asking for a segment another player's run made
-// and the disk cap evicted gets a run for the gap, and the other player's run goes on.
-func TestNamedPlayerBehindAnother(t *testing.T) {
-	srv := serveMedia(t, longFilm(t), serverOptions{})
-	m := newTestManager(t, Options{SegmentSeconds: 1})
-	m.readaheadSec = 1 // a run pauses 3 segments past its player
+// namedPlayersSession opens a session on srv whose runs pause 3 one-second segments past
+// their player, and returns it with its manager and playlist.
+func namedPlayersSession(t *testing.T, srv *mediaServer, maxTranscodes int) (*Manager, *Session, *mediaPlaylist) {
+	t.Helper()
+	m := newTestManager(t, Options{SegmentSeconds: 1, MaxTranscodes: maxTranscodes})
+	m.readaheadSec = 1
 	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := fetchPlaylist(t, s)
-	get := func(player string, idx int) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), eventWait) // a hang guard
-		defer cancel()
-		path, err := s.SegmentFor(ctx, segmentName(idx), player)
-		if err != nil {
-			t.Fatalf("player %q, segment %d: %v", player, idx, err)
-		}
-		checkSegment(t, path, pl, idx)
+	return m, s, fetchPlaylist(t, s)
+}
+
+// segmentFor asks s for segment idx as player, and checks what comes.
+func segmentFor(t *testing.T, s *Session, pl *mediaPlaylist, player string, idx int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), eventWait) // a hang guard
+	defer cancel()
+	path, err := s.SegmentFor(ctx, segmentName(idx), player)
+	if err != nil {
+		t.Fatalf("player %q, segment %d: %v", player, idx, err)
 	}
+	checkSegment(t, path, pl, idx)
+}
+
+// TestNamedPlayerBehindAnother: a player asking for a segment another player's run made
+// and the disk cap evicted gets a run for the gap, and the other player's run goes on.
+func TestNamedPlayerBehindAnother(t *testing.T) {
+	m, s, pl := namedPlayersSession(t, serveMedia(t, longFilm(t), serverOptions{}), 0)
+	get := func(player string, idx int) { t.Helper(); segmentFor(t, s, pl, player, idx) }
 	get("a", 0)
 	waitFor(t, "player a's run to make segment 2", 60*time.Second, func() bool {
 		s.mu.Lock()
@@ -721,28 +726,17 @@ func TestNamedPlayerBehindAnother(t *testing.T) {
 	}
 }
 
+// TestNamedPlayersRunsOfTheirOwn: two players that name themselves, far apart in one
+// session, each get an ffmpeg run: the second's request does not stop the first's run
+// (which a later request of the first would have to start again), and each player's own
+// seek still replaces its own run.
 func TestNamedPlayersRunsOfTheirOwn(t *testing.T) {
 	srv := serveMedia(t, longFilm(t), serverOptions{})
-	m := newTestManager(t, Options{SegmentSeconds: 1})
-	m.readaheadSec = 1 // a run pauses 3 segments past its player
-	s, err := m.Create(t.Context(), Spec{InputURL: srv.inputURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl := fetchPlaylist(t, s)
+	m, s, pl := namedPlayersSession(t, srv, 0)
 	if len(pl.segments) != 40 {
 		t.Fatalf("%d segments, want 40", len(pl.segments))
 	}
-	get := func(player string, idx int) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-		defer cancel()
-		path, err := s.SegmentFor(ctx, segmentName(idx), player)
-		if err != nil {
-			t.Fatalf("player %q, segment %d: %v", player, idx, err)
-		}
-		checkSegment(t, path, pl, idx)
-	}
+	get := func(player string, idx int) { t.Helper(); segmentFor(t, s, pl, player, idx) }
 	run := func(player string) *producer {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -785,24 +779,10 @@ func TestNamedPlayersRunsOfTheirOwn(t *testing.T) {
 
 	// With one transcode slot, held by player a's run, player b's takes that run over
 	// instead of waiting for the slot.
-	m1 := newTestManager(t, Options{SegmentSeconds: 1, MaxTranscodes: 1})
-	m1.readaheadSec = 1
-	s1, err := m1.Create(t.Context(), Spec{InputURL: srv.inputURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, req := range []struct {
-		player string
-		idx    int
-	}{{"a", 0}, {"b", 20}, {"a", 1}} {
-		ctx, cancel := context.WithTimeout(t.Context(), eventWait) // a hang guard
-		path, err := s1.SegmentFor(ctx, segmentName(req.idx), req.player)
-		cancel()
-		if err != nil {
-			t.Fatalf("one slot: player %q, segment %d: %v", req.player, req.idx, err)
-		}
-		checkSegment(t, path, pl, req.idx)
-	}
+	m1, s1, pl1 := namedPlayersSession(t, srv, 1)
+	segmentFor(t, s1, pl1, "a", 0)
+	segmentFor(t, s1, pl1, "b", 20)
+	segmentFor(t, s1, pl1, "a", 1)
 	if got := m1.restarts.Load(); got != 1 {
 		t.Errorf("one slot: %d runs taken over, want 1 (player b's)", got)
 	}
