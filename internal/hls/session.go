@@ -29,7 +29,8 @@ const (
 	// maxPlayerRuns bounds the ffmpeg runs of one track at once: one per
 	// player that names itself (SegmentFor), for two players far apart in
 	// one session. A further player's run takes over the run asked for least
-	// recently. Two is hls.max_transcodes' default.
+	// recently. Two is the hls package's MaxTranscodes default (the daemon's
+	// hls.max_transcodes is 1: a re-encoding run then takes the other over).
 	maxPlayerRuns = 2
 	// minSegmentBytes: an MPEG-TS segment smaller than three packets holds
 	// at most its tables (PAT, PMT), no media.
