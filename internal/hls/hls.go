@@ -91,6 +91,9 @@ type Manager struct {
 	opts   Options
 	log    *slog.Logger
 	client *http.Client // keyframe-index reads on the input
+	// inputRetry is how often the input proxy asks again for bytes the
+	// input said come later (inputHeld).
+	inputRetry time.Duration
 
 	slots   chan struct{} // one token per running ffmpeg that re-encodes video
 	disk    atomic.Int64  // bytes of complete segments on disk
@@ -171,6 +174,7 @@ func New(opts Options) (*Manager, error) {
 		sessions:     map[string]*Session{},
 		readaheadSec: readaheadSeconds,
 		paused:       make(chan struct{}),
+		inputRetry:   time.Second,
 		client: &http.Client{
 			Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second},
 			CheckRedirect: func(*http.Request, []*http.Request) error {

@@ -192,22 +192,43 @@ func (m *Manager) serveInput(w http.ResponseWriter, r *http.Request) {
 			rangeHeader = "bytes=" + strconv.FormatInt(from, 10) + "-"
 		}
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, s.inputs[k], nil)
-	if err != nil {
-		http.Error(w, "bad input", http.StatusBadGateway)
-		return
-	}
-	if rangeHeader != "" {
-		req.Header.Set("Range", rangeHeader)
-	}
-	if v := r.Header.Get("If-Range"); v != "" {
-		req.Header.Set("If-Range", v)
-	}
-	resp, err := m.client.Do(req)
-	if err != nil {
-		// The URL is in err: say only that the input failed.
-		http.Error(w, "input unreachable", http.StatusBadGateway)
-		return
+	var resp *http.Response
+	for {
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, s.inputs[k], nil)
+		if err != nil {
+			http.Error(w, "bad input", http.StatusBadGateway)
+			return
+		}
+		if rangeHeader != "" {
+			req.Header.Set("Range", rangeHeader)
+		}
+		if v := r.Header.Get("If-Range"); v != "" {
+			req.Header.Set("If-Range", v)
+		}
+		resp, err = m.client.Do(req)
+		if err != nil {
+			// The URL is in err: say only that the input failed.
+			http.Error(w, "input unreachable", http.StatusBadGateway)
+			return
+		}
+		if !inputHeld(resp) {
+			break
+		}
+		// The task downloads nothing now (paused, disk full, too many
+		// readers): these bytes come once it goes on. ffmpeg would take
+		// the 503 for an error that ends its run, after closing the
+		// segment it began with nothing in it, and a player would have
+		// to start it again after the resume. Held here, the request is
+		// only a slow input, and the run goes on by itself.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+		t := time.NewTimer(m.inputRetry)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
 	}
 	defer resp.Body.Close()
 	for _, h := range []string{"Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Last-Modified"} {
@@ -233,6 +254,13 @@ func (m *Manager) serveInput(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.Copy(w, resp.Body) // a player's seek cuts this short
+}
+
+// inputHeld reports an input answer that says its bytes come later: the
+// daemon's 503 with Retry-After (a paused task, a full disk, too many
+// readers), not the 503 of a daemon that shuts down.
+func inputHeld(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != ""
 }
 
 // parseBound parses the "<end>-<tail>" of a bounded input URL

@@ -1160,3 +1160,77 @@ func TestPausedInputMakesNoEmptySegment(t *testing.T) {
 	}
 	checkSegment(t, p, pl, 4)
 }
+
+// TestHeldInputIsWaitedFor: the input answers 503 with Retry-After where its bytes are
+// missing (the daemon's /stream while a task is paused or its disk is full). The proxy
+// holds ffmpeg's request and asks again, so the run waits instead of failing; once the
+// input answers, the same run makes the segment, and nothing else was started.
+func TestHeldInputIsWaitedFor(t *testing.T) {
+	path := media(t, mediaFaststart)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := int64(len(data) / 2)
+	inner := serveMedia(t, path, serverOptions{})
+	var paused atomic.Bool
+	paused.Store(true)
+	refused := make(chan struct{}, 64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		from, _, _ := strings.Cut(strings.TrimPrefix(r.Header.Get("Range"), "bytes="), "-")
+		if off, err := strconv.ParseInt(from, 10, 64); err == nil && off >= half && paused.Load() {
+			w.Header().Set("Retry-After", "10")
+			http.Error(w, "task paused", http.StatusServiceUnavailable)
+			select {
+			case refused <- struct{}{}:
+			default:
+			}
+			return
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	m := newTestManager(t, Options{SegmentSeconds: 2})
+	m.inputRetry = 20 * time.Millisecond
+	s, err := m.Create(t.Context(), Spec{InputURL: srv.URL + "/stream?id=task&t=" + testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := fetchPlaylist(t, s)
+	ctx, cancel := context.WithTimeout(t.Context(), eventWait) // a hang guard
+	defer cancel()
+	type result struct {
+		path string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		p, err := s.Segment(ctx, segmentName(4))
+		got <- result{p, err}
+	}()
+	// The input refused ffmpeg's read three times, and the segment is still awaited.
+	for range 3 {
+		select {
+		case <-refused:
+		case r := <-got:
+			t.Fatalf("Segment(4) with its bytes held back = %q, %v; want it to wait", r.path, r.err)
+		case <-ctx.Done():
+			t.Fatal("ffmpeg never asked for the held bytes")
+		}
+	}
+	starts := m.starts.Load()
+	paused.Store(false)
+	var r result
+	select {
+	case r = <-got:
+	case <-ctx.Done():
+		t.Fatal("Segment(4) did not come once the input answered")
+	}
+	if r.err != nil {
+		t.Fatalf("Segment(4) once the input answers = %v", r.err)
+	}
+	checkSegment(t, r.path, pl, 4)
+	if n := m.starts.Load(); n != starts || n != 1 {
+		t.Errorf("video ffmpeg started %d times (%d before the input answered), want once", n, starts)
+	}
+}
