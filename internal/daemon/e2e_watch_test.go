@@ -838,3 +838,82 @@ func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testin
 		})
 	}
 }
+
+// TestE2EWatchPausedTask pauses the task under a playing page and seeks past what the
+// player holds: the page must say the download is paused (not "Buffering…", and not give
+// up), and once the task is resumed play on from the place it was sent to, by itself, on
+// both paths. Before, hls.js gave up after 30 s and its new start waited on an ffmpeg that
+// had failed on the paused input; the raw path's element took the 503 for a network error
+// and stopped for good.
+func TestE2EWatchPausedTask(t *testing.T) {
+	chromium := e2eWatchStart(t)
+	const seconds = 120 // longer than hls.js buffers ahead (30 s)
+	for _, tc := range []struct {
+		engine string
+		film   func(t testing.TB, dir string, seconds int) string
+	}{
+		{"hlsjs", e2eMakeTracks},
+		{"raw", e2eMakeMP4},
+	} {
+		t.Run(tc.engine, func(t *testing.T) {
+			film := tc.film(t, t.TempDir(), seconds)
+			cfg := testConfig(t, t.TempDir())
+			cfg.HLS.SegmentSeconds = e2eSegSeconds
+			// As in the restart test: slow enough that the far seek needs bytes the
+			// task does not have when it is paused.
+			r, add, logs := e2eWatchTaskAt(t, cfg, film, 400<<10)
+			c := startCDP(t, chromium)
+			p := chromiumPage{c, c.newPage()}
+			c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+			const slow = 3 * time.Minute
+			waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
+			var st pageState
+			p.eval(pageStateJS, 30*time.Second, &st)
+			if st.Engine != tc.engine {
+				t.Fatalf("page state %+v, want it playing with %s", st, tc.engine)
+			}
+			if err := r.client.PauseTask(t.Context(), add.TaskID); err != nil {
+				t.Fatal(err)
+			}
+			const to = 90
+			p.eval(fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %d; return true; })()`, to), 30*time.Second, nil)
+			paused := time.Now()
+			waitPage(t, p, `document.body.dataset.wait === 'paused' && /paused/.test(document.getElementById('status').textContent)`, slow,
+				"the page to say the download is paused")
+			p.eval(pageStateJS, 30*time.Second, &st)
+			t.Logf("task paused; %v later the page says so: %+v", time.Since(paused).Round(time.Millisecond), st)
+			// Long enough for hls.js to give up on the segment it waits for (about 30 s),
+			// and for the element's error on the raw path: the page must still wait.
+			hlsGaveUp := `/fragLoad/.test(document.body.dataset.hlsError || '')`
+			if tc.engine == "hlsjs" {
+				waitPage(t, p, hlsGaveUp, slow, "hls.js to give up on the held segment")
+			}
+			p.eval(pageStateJS, 30*time.Second, &st)
+			if !strings.Contains(st.Status, "paused") || st.Reconnect != "" {
+				t.Errorf("page state while the task stays paused: %+v, want it waiting and saying so", st)
+			}
+			p.eval(`(() => {
+				const v = document.getElementById('video');
+				window.__lowest = Infinity;
+				v.addEventListener('timeupdate', () => {
+					if (v.readyState >= 3 && !v.seeking && !v.paused) window.__lowest = Math.min(window.__lowest, v.currentTime);
+				});
+				return true;
+			})()`, 30*time.Second, nil)
+			if err := r.client.ResumeTask(t.Context(), add.TaskID); err != nil {
+				t.Fatal(err)
+			}
+			resumed := time.Now()
+			waitPage(t, p, fmt.Sprintf(`document.getElementById('video').currentTime > %d + 1.5 && document.getElementById('status').textContent === ''`, to),
+				slow, "playback to go on from the seek after the resume")
+			p.eval(pageStateJS, 30*time.Second, &st)
+			var lowest float64
+			p.eval(`window.__lowest`, 30*time.Second, &lowest)
+			t.Logf("resumed; %v later playing from %.2f s: %+v", time.Since(resumed).Round(time.Millisecond), lowest, st)
+			if lowest < to-1 {
+				t.Errorf("playback went back to %.2f s after the resume, want it from %d s", lowest, to)
+			}
+			assertNoSecrets(t, logs.String(), add.Token.Reveal())
+		})
+	}
+}

@@ -414,6 +414,22 @@ func (rp reservedPiece) Flush() error {
 	return nil
 }
 
+// Held returns why the task downloads nothing now: an error wrapping [ErrDiskFull] or
+// [ErrWrite] (a storage failure, retried by itself) or [ErrPaused]; nil while it may
+// download. A player waiting for data asks it to tell its viewer why nothing comes.
+func (t *Task) Held() error {
+	t.mu.Lock()
+	serr, paused := t.storeErr, t.paused
+	t.mu.Unlock()
+	switch {
+	case serr != nil:
+		return fmt.Errorf("task %s: %w", t.id, serr)
+	case paused:
+		return fmt.Errorf("task %s: %w", t.id, ErrPaused)
+	}
+	return nil
+}
+
 // Unavailable returns an error wrapping [ErrDiskFull], [ErrWrite] or [ErrPaused] when the byte
 // at offset off of file index cannot be read now: it is not verified yet and the task cannot
 // download it (a storage failure, a pause). It returns nil when a read there would return

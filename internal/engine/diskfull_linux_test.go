@@ -360,6 +360,9 @@ func TestDiskFullRetriesByItself(t *testing.T) {
 	if err := task.Unavailable(0, int64(missing)*pieceLen); !errors.Is(err, engine.ErrDiskFull) {
 		t.Errorf("Unavailable(missing piece %d) = %v, want ErrDiskFull", missing, err)
 	}
+	if err := task.Held(); !errors.Is(err, engine.ErrDiskFull) {
+		t.Errorf("Held() on a full disk = %v, want ErrDiskFull", err)
+	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
@@ -371,5 +374,8 @@ func TestDiskFullRetriesByItself(t *testing.T) {
 	}
 	if err := task.Unavailable(0, int64(missing)*pieceLen); err != nil {
 		t.Errorf("Unavailable after completion = %v, want nil", err)
+	}
+	if err := task.Held(); err != nil {
+		t.Errorf("Held() after the disk had room again = %v, want nil", err)
 	}
 }

@@ -233,6 +233,7 @@ func (s *Server) buildHandler() http.Handler {
 	mux.HandleFunc("GET /hls/{session}/{resource}", s.handleHLS)
 	mux.HandleFunc("GET /watch", s.handleWatch)
 	mux.HandleFunc("GET /watch/session", s.handleWatchSession)
+	mux.HandleFunc("GET /watch/state", s.handleWatchState)
 	mux.HandleFunc("GET /watch/assets/{name}", s.handleWatchAsset)
 	mux.HandleFunc("GET /health", s.handleHealth)
 	mux.HandleFunc("OPTIONS /", s.handlePreflight)

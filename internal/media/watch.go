@@ -1,6 +1,6 @@
 package media
 
-// The /watch player page. Three routes:
+// The /watch player page. Four routes:
 //
 //   - GET /watch?id=&t=[&file=]: the page. Authorized exactly like /stream
 //     (same 404). It carries only what the URL already carried: the
@@ -13,6 +13,11 @@ package media
 //     relative and carrying that same token: the page learns no other
 //     secret. Creating a session costs one ffprobe; ffmpeg runs only when
 //     the page asks for segments, and an unused session idles out.
+//   - GET /watch/state?id=&t=[&file=]: what the task waits for, if
+//     anything ({"wait":"paused"}, "diskFull", "writeError"; {} when it
+//     may download), authorized the same way. The page asks when playback
+//     has waited for data for a while, to tell the viewer why, and goes on
+//     by itself once the answer is {} again.
 //   - GET /watch/assets/{name}: the page's script, style sheet and hls.js,
 //     embedded in the binary (web/; hls.js vendored by
 //     .ci/vendor-hlsjs.sh). Public and identical for everyone, like
@@ -28,6 +33,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -120,9 +126,10 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body bytes.Buffer
-	err := watchTemplate.Execute(&body, struct{ Title, SessionURL string }{
+	err := watchTemplate.Execute(&body, struct{ Title, SessionURL, StateURL string }{
 		Title:      playlistTitle(f.Path),
 		SessionURL: "/watch/session?" + encodeTaskQuery(q, idx),
+		StateURL:   "/watch/state?" + encodeTaskQuery(q, idx),
 	})
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("render watch page: %w", err))
@@ -234,6 +241,45 @@ func (s *Server) handleWatchSession(w http.ResponseWriter, r *http.Request) {
 	body, err := json.Marshal(info)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("watch session: %w", err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// watchState is the reply of /watch/state.
+type watchState struct {
+	// Wait is why the task downloads nothing now: "paused", "diskFull"
+	// or "writeError"; empty while it may download.
+	Wait string `json:"wait,omitempty"`
+}
+
+// handleWatchState serves GET /watch/state?id=&t=[&file=].
+func (s *Server) handleWatchState(w http.ResponseWriter, r *http.Request) {
+	q := watchQuery(r.URL.RawQuery)
+	task, ok := s.authorizedTask(w, r, q, s.tokens)
+	if !ok {
+		return
+	}
+	var st watchState
+	switch err := task.Held(); {
+	case err == nil:
+	case errors.Is(err, engine.ErrDiskFull):
+		st.Wait = "diskFull"
+	case errors.Is(err, engine.ErrWrite):
+		st.Wait = "writeError"
+	default:
+		st.Wait = "paused"
+	}
+	body, err := json.Marshal(st)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("watch state: %w", err))
 		return
 	}
 	h := w.Header()

@@ -64,6 +64,7 @@ func TestWatch(t *testing.T) {
 		"/watch?" + q(wrong), "/watch/session?" + q(wrong), "/watch?id=nope&t=" + tok, "/watch?" + q(""),
 		"/watch?" + q(tok) + "&t=" + tok, "/watch?" + q(tok, "s", "abc"), "/watch?" + q(tok, "file", "99"),
 		"/watch/session?" + q(tok, "file", "-1"), "/watch/assets/nope.js",
+		"/watch/state?" + q(wrong), "/watch/state?" + q(""), "/watch/state?id=nope&t=" + tok,
 	} {
 		resp, b := do(t, fx.client, http.MethodGet, fx.base+u)
 		if resp.StatusCode != http.StatusNotFound || string(b) != notFoundBody {
@@ -79,6 +80,43 @@ func TestWatch(t *testing.T) {
 	}
 	if resp, b := do(t, fx.client, http.MethodGet, fx.base+"/watch/assets/hls.js.LICENSE"); !strings.Contains(string(b), "Apache License") {
 		t.Errorf("hls.js license = %d %q", resp.StatusCode, b)
+	}
+}
+
+// TestWatchState: /watch/state says what the task waits for (a pause here), and says
+// nothing again once it is resumed; the page URL carries it with the page's own query.
+func TestWatchState(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{require: true, uploadRate: 256 << 10})
+	fx.waitFiles(t)
+	q := url.Values{"id": {fx.task.ID()}, "t": {string(fx.tok)}}.Encode()
+	state := func() watchState {
+		t.Helper()
+		resp, b := do(t, fx.client, http.MethodGet, fx.base+"/watch/state?"+q)
+		var st watchState
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" || json.Unmarshal(b, &st) != nil {
+			t.Fatalf("GET /watch/state = %s", dump(t, resp, b))
+		}
+		return st
+	}
+	if st := state(); st.Wait != "" {
+		t.Errorf("state of a downloading task = %+v, want no wait", st)
+	}
+	if err := fx.leech.Pause(fx.task.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if st := state(); st.Wait != "paused" {
+		t.Errorf("state of a paused task = %+v, want wait paused", st)
+	}
+	if err := fx.leech.Resume(fx.task.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if st := state(); st.Wait != "" {
+		t.Errorf("state of a resumed task = %+v, want no wait", st)
+	}
+	_, page := do(t, fx.client, http.MethodGet, fx.base+"/watch?"+q)
+	want := `data-state="/watch/state?file=` + itoa(fx.movie.Index) + `&amp;id=` + url.QueryEscape(fx.task.ID()) + `&amp;t=` + string(fx.tok) + `"`
+	if !strings.Contains(string(page), want) {
+		t.Errorf("page lacks %q:\n%s", want, page)
 	}
 }
 

@@ -284,8 +284,10 @@
   video.addEventListener('pause', function () { if (!video.error) wantPlay = false; });
   // cause says what noticed the loss ('probe', 'hls', 'error'); the page
   // keeps it in data-reconnect, for the tests.
-  function renewSession(cause) {
-    if (renewing || (!playedSinceRenewal && Date.now() - renewedAt < 10000)) return false;
+  // force: a renewal the page chose (the task went on after a pause), not
+  // one an error asked for, so not held back by the loop guard.
+  function renewSession(cause, force) {
+    if (renewing || (!force && !playedSinceRenewal && Date.now() - renewedAt < 10000)) return false;
     var engine = document.body.dataset.engine;
     renewing = true;
     document.body.dataset.reconnect = cause;
@@ -305,7 +307,7 @@
         subs: Number(subsSel.value)
       };
     }
-    say('Reconnecting…');
+    say(cause === 'resume' ? 'Resuming…' : 'Reconnecting…');
     var tries = 0;
     function fail(e) {
       renewing = false;
@@ -418,6 +420,12 @@
         hls.recoverMediaError();
         return;
       }
+      // While the task is held (a pause), hls.js gives up on the segment
+      // that cannot come; the page starts it again when the task goes on.
+      if (d.type === Hls.ErrorTypes.NETWORK_ERROR && held) {
+        heldDead = true;
+        return;
+      }
       if (d.type === Hls.ErrorTypes.NETWORK_ERROR && (renewing || renewSession('hls'))) return;
       say('Playback failed: ' + d.details);
     });
@@ -460,7 +468,7 @@
   // buffered (Firefox plays on after a network error): that is still the
   // daemon not answering, not buffering.
   video.addEventListener('waiting', function () {
-    if (renewing) return;
+    if (renewing || held) return;
     say('Buffering…');
     bufferingAt = video.currentTime;
   });
@@ -482,7 +490,21 @@
     // another try; the browser's own HLS reports a closed session's 404 as
     // a media error too.
     var network = video.error && video.error.code === video.error.MEDIA_ERR_NETWORK;
-    if ((engine === 'native' || (engine === 'raw' && network)) && renewSession('error')) return;
+    if (engine === 'native' || (engine === 'raw' && network)) {
+      // A paused task answers the bytes it lacks with 503, which the
+      // element takes for a network error: say so, and go on when the task
+      // does. Anything else (nothing answers: the daemon is gone) renews.
+      askState().then(function (st) {
+        if (renewing) return;
+        if (st.wait) {
+          heldDead = true;
+          hold(st.wait);
+          return;
+        }
+        if (!renewSession('error')) say('This browser cannot play this stream.');
+      });
+      return;
+    }
     if (engine === 'hlsjs' && hls && laterRecovery()) return;
     say('This browser cannot play this stream.');
   });
@@ -538,23 +560,84 @@
     if (!stuckSince) stuckSince = Date.now();
     if (probing || Date.now() - stuckSince < 2000) return;
     probing = true;
-    fetch('/watch/assets/player.css', { method: 'HEAD', cache: 'no-store', credentials: 'omit' })
-      .then(function (r) {
-        // A proxy's 502 is no sign of the daemon (see gone).
-        if (gone(r.status)) {
+    askState()
+      .then(function (st) {
+        // Nothing answers, or a proxy's 502 (see gone): reconnect.
+        if (st.gone) {
           if (!renewing && stuck()) renewSession('probe');
           return;
         }
         stuckSince = Date.now();
-      }, function (e) {
-        if (e instanceof TypeError && !renewing && stuck()) renewSession('probe');
+        if (st.wait) hold(st.wait);
       })
       .then(function () { probing = false; });
   }, 500);
 
+  // askState asks the daemon what the task waits for (/watch/state):
+  // {wait: 'paused' | 'diskFull' | 'writeError'} when it downloads nothing
+  // now, {gone: true} when nothing answers or a proxy cannot reach the
+  // daemon, {} otherwise (any other answer: the daemon is there).
+  function askState() {
+    return fetch(cfg.state, { cache: 'no-store', credentials: 'omit' })
+      .then(function (r) {
+        if (gone(r.status)) return { gone: true };
+        if (!r.ok) return {};
+        return r.json().then(function (j) { return j && j.wait ? { wait: String(j.wait) } : {}; }, function () { return {}; });
+      }, function () { return { gone: true }; });
+  }
+
+  // held is what the task waits for while playback waits on it ('' when
+  // nothing); heldDead that the player gave up meanwhile (hls.js's fatal
+  // error, the element's network error). While held, the page says why,
+  // asks again every second, and once the task goes on, starts the player
+  // again where it stands, or leaves it to go on by itself.
+  var held = '';
+  var heldDead = false;
+  var heldTimer = 0;
+  var holdText = {
+    paused: 'The download is paused. Playback goes on when it is resumed.',
+    diskFull: 'The daemon\'s disk is full. Playback goes on once space is freed.',
+    writeError: 'The daemon cannot store the download. Playback goes on once it can.'
+  };
+  function hold(wait) {
+    held = wait;
+    document.body.dataset.wait = wait;
+    say(holdText[wait] || 'The download is stopped. Playback goes on when it starts again.');
+    if (heldTimer) return;
+    heldTimer = setInterval(function () {
+      askState().then(function (st) {
+        if (st.wait) {
+          if (st.wait !== held) hold(st.wait);
+          return;
+        }
+        if (st.gone) return; // the probe and the errors handle that
+        clearInterval(heldTimer);
+        heldTimer = 0;
+        held = '';
+        delete document.body.dataset.wait;
+        var dead = heldDead;
+        heldDead = false;
+        if (dead || stuck() || video.error) {
+          renewSession('resume', true);
+          return;
+        }
+        say('');
+      });
+    }, 1000);
+  }
+
   say('Preparing…');
+  // The session's probe reads the file's head, which a paused task may
+  // not have: say why it takes long.
+  var starting = setInterval(function () {
+    askState().then(function (st) {
+      if (starting && st.wait) say(holdText[st.wait] || 'Preparing…');
+    });
+  }, 2000);
   fetchSession()
     .then(function (info) {
+      clearInterval(starting);
+      starting = 0;
       say('Loading…');
       if (canPlayRaw(info) || !info.hls) return info;
       return loadHlsJS().then(function () { return info; });
@@ -572,5 +655,9 @@
         say('This browser cannot play this file.');
       }
     })
-    .catch(function (e) { say('Cannot start: ' + e.message); });
+    .catch(function (e) {
+      clearInterval(starting);
+      starting = 0;
+      say('Cannot start: ' + e.message);
+    });
 })();
