@@ -847,6 +847,16 @@ func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testin
 // and stopped for good.
 func TestE2EWatchPausedTask(t *testing.T) {
 	chromium := e2eWatchStart(t)
+	e2ePausedTask(t, func(t *testing.T, pageURL string) browserPage {
+		c := startCDP(t, chromium)
+		s := c.newPage()
+		c.call(s, "Page.navigate", map[string]any{"url": pageURL}, 60*time.Second)
+		return chromiumPage{c, s}
+	})
+}
+
+// e2ePausedTask is TestE2EWatchPausedTask in the browser open opens pages in.
+func e2ePausedTask(t *testing.T, open func(t *testing.T, pageURL string) browserPage) {
 	const seconds = 120 // longer than hls.js buffers ahead (30 s)
 	for _, tc := range []struct {
 		engine string
@@ -862,9 +872,7 @@ func TestE2EWatchPausedTask(t *testing.T) {
 			// As in the restart test: slow enough that the far seek needs bytes the
 			// task does not have when it is paused.
 			r, add, logs := e2eWatchTaskAt(t, cfg, film, 400<<10)
-			c := startCDP(t, chromium)
-			p := chromiumPage{c, c.newPage()}
-			c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+			p := open(t, e2eWatchURL(r, add))
 			const slow = 3 * time.Minute
 			waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 			var st pageState

@@ -190,3 +190,17 @@ func TestE2EWatchFirefoxRestart(t *testing.T) {
 		return p
 	})
 }
+
+// TestE2EWatchFirefoxPausedTask is TestE2EWatchPausedTask in Firefox, which reports the
+// raw stream's 503 as an error at once and plays on from what it holds.
+func TestE2EWatchFirefoxPausedTask(t *testing.T) {
+	firefox := e2eFirefoxStart(t)
+	if firefox == "" {
+		return // the test ran in its namespace
+	}
+	e2ePausedTask(t, func(t *testing.T, pageURL string) browserPage {
+		p := firefoxPage{startFirefox(t, firefox, "normal")}
+		p.navigate(pageURL)
+		return p
+	})
+}
