@@ -925,3 +925,48 @@ func e2ePausedTask(t *testing.T, open func(t *testing.T, pageURL string) browser
 		})
 	}
 }
+
+// TestE2EWatchBeforeMetainfo opens the page of a magnet the daemon has no peer for yet:
+// the page comes at once and says it looks for peers (it used to be a blank tab until the
+// metainfo came), then, once the seeder is found, plays without a reload.
+func TestE2EWatchBeforeMetainfo(t *testing.T) {
+	chromium := e2eWatchStart(t)
+	film := e2eMakeMP4(t, t.TempDir(), 30)
+	cfg := testConfig(t, t.TempDir())
+	logs := &logBuffer{}
+	r := startDaemon(t, cfg, logs)
+	seeder := enginetest.NewSeeder(t, enginetest.SeederOptions{})
+	si := seeder.Add(t, film)
+	// The magnet without its x.pe: nobody to ask for the metainfo.
+	add, err := r.client.AddTask(t.Context(), control.AddRequest{Source: "magnet:?xt=urn:btih:" + si.InfoHash + "&dn=Film", FileIndex: -1})
+	if err != nil {
+		t.Fatalf("AddTask() error = %v", err)
+	}
+	c := startCDP(t, chromium)
+	p := chromiumPage{c, c.newPage()}
+	c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+	const slow = 3 * time.Minute
+	waitPage(t, p, `document.body.dataset.wait === 'metadata' && /Looking for peers/.test(document.getElementById('status').textContent)`,
+		slow, "the page to say it looks for peers")
+	var title string
+	p.eval(`document.title`, 30*time.Second, &title)
+	if title != "Film · torrentclaw" {
+		t.Errorf("page title %q before the metainfo, want the magnet's name", title)
+	}
+	task, err := r.d.eng.Task(add.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.AddPeers(si.Peer.String()); err != nil {
+		t.Fatal(err)
+	}
+	found := time.Now()
+	waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s once the seeder is found")
+	var st pageState
+	p.eval(pageStateJS, 30*time.Second, &st)
+	t.Logf("playing %v after the peer was given: %+v", time.Since(found).Round(time.Millisecond), st)
+	if st.Status != "" {
+		t.Errorf("page says %q while playing", st.Status)
+	}
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}

@@ -257,6 +257,9 @@ func (t *Task) WaitInfo(ctx context.Context) error {
 	return nil
 }
 
+// HasInfo reports whether the task has its metainfo (its files are known).
+func (t *Task) HasInfo() bool { return t.hasInfo() }
+
 func (t *Task) hasInfo() bool {
 	select {
 	case <-t.infoReady:

@@ -26,6 +26,20 @@ import (
 // exist). So an unknown task costs what a known task with a wrong token
 // costs, with require_stream_token on or off.
 func (s *Server) authorizedTask(w http.ResponseWriter, r *http.Request, q taskQuery, tables ...*token.Table) (*engine.Task, bool) {
+	task, ok := s.authorizedTaskNow(w, r, q, tables...)
+	if !ok {
+		return nil, false
+	}
+	if err := task.WaitInfo(r.Context()); err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return task, true
+}
+
+// authorizedTaskNow is authorizedTask without the wait for the metainfo:
+// the task may not know its files yet.
+func (s *Server) authorizedTaskNow(w http.ResponseWriter, r *http.Request, q taskQuery, tables ...*token.Table) (*engine.Task, bool) {
 	authorized := verify(q.id, q.tok, q.scope(), q.ok, tables...)
 	lookup := q.id
 	if !authorized {
@@ -37,10 +51,6 @@ func (s *Server) authorizedTask(w http.ResponseWriter, r *http.Request, q taskQu
 		return nil, false
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return nil, false
-	}
-	if err := task.WaitInfo(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return nil, false
 	}

@@ -14,8 +14,9 @@ package media
 //     secret. Creating a session costs one ffprobe; ffmpeg runs only when
 //     the page asks for segments, and an unused session idles out.
 //   - GET /watch/state?id=&t=[&file=]: what the task waits for, if
-//     anything ({"wait":"paused"}, "diskFull", "writeError"; {} when it
-//     may download), authorized the same way. The page asks when playback
+//     anything ({"wait":"metadata","peers":2}, "paused", "diskFull",
+//     "writeError"; {} when it may download), authorized the same way but
+//     answered at once, like the page itself, before the metainfo is in. The page asks when playback
 //     has waited for data for a while, to tell the viewer why, and goes on
 //     by itself once the answer is {} again.
 //   - GET /watch/assets/{name}: the page's script, style sheet and hls.js,
@@ -100,9 +101,13 @@ func watchQuery(raw string) taskQuery {
 	return q
 }
 
-// encodeTaskQuery writes id, t and file back as a query string.
+// encodeTaskQuery writes id, t and file (when not negative) back as a
+// query string.
 func encodeTaskQuery(q taskQuery, file int) string {
-	v := url.Values{"id": {q.id}, "file": {strconv.Itoa(file)}}
+	v := url.Values{"id": {q.id}}
+	if file >= 0 {
+		v.Set("file", strconv.Itoa(file))
+	}
 	if q.tok != "" {
 		v.Set("t", q.tok)
 	}
@@ -112,22 +117,32 @@ func encodeTaskQuery(q taskQuery, file int) string {
 // handleWatch serves GET /watch?id=&t=[&file=].
 func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 	q := watchQuery(r.URL.RawQuery)
-	task, ok := s.authorizedTask(w, r, q, s.tokens)
+	// Not authorizedTask: a magnet added a moment ago has no metainfo yet,
+	// and a page that waited for it would be a blank tab meanwhile. The
+	// page says what it waits for (/watch/state) while its session request
+	// waits for the metainfo.
+	task, ok := s.authorizedTaskNow(w, r, q, s.tokens)
 	if !ok {
 		return
 	}
 	idx := q.file
-	if idx < 0 {
-		idx = task.SelectedFile()
-	}
-	f, ok := fileAt(task.Files(), idx)
-	if !ok {
-		s.writeError(w, r, fmt.Errorf("watch file %d: %w", idx, engine.ErrNotFound))
-		return
+	var title string
+	if task.HasInfo() {
+		if idx < 0 {
+			idx = task.SelectedFile()
+		}
+		f, ok := fileAt(task.Files(), idx)
+		if !ok {
+			s.writeError(w, r, fmt.Errorf("watch file %d: %w", idx, engine.ErrNotFound))
+			return
+		}
+		title = playlistTitle(f.Path)
+	} else {
+		title = playlistTitle(task.Status().Name) // the magnet's display name, if any
 	}
 	var body bytes.Buffer
 	err := watchTemplate.Execute(&body, struct{ Title, SessionURL, StateURL string }{
-		Title:      playlistTitle(f.Path),
+		Title:      title,
 		SessionURL: "/watch/session?" + encodeTaskQuery(q, idx),
 		StateURL:   "/watch/state?" + encodeTaskQuery(q, idx),
 	})
@@ -135,7 +150,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("render watch page: %w", err))
 		return
 	}
-	if r.Method == http.MethodGet && s.watchSession != nil && s.hlsUnavailable() == nil {
+	if idx >= 0 && r.Method == http.MethodGet && s.watchSession != nil && s.hlsUnavailable() == nil {
 		// The page asks for its session first thing: start it now, so the
 		// probe runs while the browser loads the page and its script. The
 		// page's request finds it by its key (same task, file and token).
@@ -255,20 +270,26 @@ func (s *Server) handleWatchSession(w http.ResponseWriter, r *http.Request) {
 
 // watchState is the reply of /watch/state.
 type watchState struct {
-	// Wait is why the task downloads nothing now: "paused", "diskFull"
-	// or "writeError"; empty while it may download.
+	// Wait is what playback waits for beyond the swarm's pace: "metadata"
+	// (the torrent's info, from peers), or why the task downloads nothing
+	// now: "paused", "diskFull" or "writeError". Empty otherwise.
 	Wait string `json:"wait,omitempty"`
+	// Peers is how many peers the task is connected to, while it waits
+	// for the metadata.
+	Peers int `json:"peers,omitempty"`
 }
 
 // handleWatchState serves GET /watch/state?id=&t=[&file=].
 func (s *Server) handleWatchState(w http.ResponseWriter, r *http.Request) {
 	q := watchQuery(r.URL.RawQuery)
-	task, ok := s.authorizedTask(w, r, q, s.tokens)
+	task, ok := s.authorizedTaskNow(w, r, q, s.tokens)
 	if !ok {
 		return
 	}
 	var st watchState
 	switch err := task.Held(); {
+	case err == nil && !task.HasInfo():
+		st.Wait, st.Peers = "metadata", task.Status().Peers
 	case err == nil:
 	case errors.Is(err, engine.ErrDiskFull):
 		st.Wait = "diskFull"

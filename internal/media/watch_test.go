@@ -7,6 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/torrentclaw/cli/internal/engine"
+	"github.com/torrentclaw/cli/internal/token"
 )
 
 // TestWatch: the player page and its session endpoint are authorized like
@@ -117,6 +121,49 @@ func TestWatchState(t *testing.T) {
 	want := `data-state="/watch/state?file=` + itoa(fx.movie.Index) + `&amp;id=` + url.QueryEscape(fx.task.ID()) + `&amp;t=` + string(fx.tok) + `"`
 	if !strings.Contains(string(page), want) {
 		t.Errorf("page lacks %q:\n%s", want, page)
+	}
+}
+
+// TestWatchBeforeMetainfo: the page of a magnet whose metainfo is not in yet is served at
+// once (it used to wait for the metainfo, a blank tab meanwhile), with a session URL that
+// names no file, and /watch/state says the task waits for the metadata. A wrong token
+// still gets the standard 404.
+func TestWatchBeforeMetainfo(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{require: true})
+	// Nobody has this torrent: its metainfo never comes.
+	task, err := fx.leech.Add(t.Context(), engine.AddSpec{Source: "magnet:?xt=urn:btih:" + strings.Repeat("5a", 20) + "&dn=Lost+Film", FileIndex: -1, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := mintToken(t)
+	if err := fx.tokens.Grant(task.ID(), tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	q := url.Values{"id": {task.ID()}, "t": {string(tok)}}.Encode()
+	resp, page := do(t, fx.client, http.MethodGet, fx.base+"/watch?"+q)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /watch before the metainfo = %s", dump(t, resp, page))
+	}
+	for _, want := range []string{
+		"<title>Lost Film · torrentclaw</title>",
+		`data-session="/watch/session?id=` + url.QueryEscape(task.ID()) + `&amp;t=` + string(tok) + `"`,
+		`data-state="/watch/state?id=` + url.QueryEscape(task.ID()) + `&amp;t=` + string(tok) + `"`,
+	} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	resp, b := do(t, fx.client, http.MethodGet, fx.base+"/watch/state?"+q)
+	var st watchState
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &st) != nil || st.Wait != "metadata" {
+		t.Errorf("GET /watch/state before the metainfo = %s, want wait metadata", dump(t, resp, b))
+	}
+	wrong := url.Values{"id": {task.ID()}, "t": {strings.Repeat("ab", 32)}}.Encode()
+	for _, u := range []string{"/watch?" + wrong, "/watch/state?" + wrong} {
+		resp, b := do(t, fx.client, http.MethodGet, fx.base+u)
+		if resp.StatusCode != http.StatusNotFound || string(b) != notFoundBody {
+			t.Errorf("GET %s = %s, want the standard 404", redact(u), dump(t, resp, b))
+		}
 	}
 }
 

@@ -582,7 +582,9 @@
       .then(function (r) {
         if (gone(r.status)) return { gone: true };
         if (!r.ok) return {};
-        return r.json().then(function (j) { return j && j.wait ? { wait: String(j.wait) } : {}; }, function () { return {}; });
+        return r.json().then(function (j) {
+          return j && j.wait ? { wait: String(j.wait), peers: Number(j.peers) || 0 } : {};
+        }, function () { return {}; });
       }, function () { return { gone: true }; });
   }
 
@@ -629,15 +631,25 @@
   say('Preparing…');
   // The session's probe reads the file's head, which a paused task may
   // not have: say why it takes long.
+  // A magnet added a moment ago has no metainfo yet: its session waits for
+  // it, and the page says what it waits for.
   var starting = setInterval(function () {
     askState().then(function (st) {
-      if (starting && st.wait) say(holdText[st.wait] || 'Preparing…');
+      if (!starting || !st.wait) return;
+      if (st.wait !== 'metadata') {
+        say(holdText[st.wait] || 'Preparing…');
+      } else {
+        say(st.peers > 0 ? 'Getting the torrent\'s details from ' + st.peers + (st.peers === 1 ? ' peer…' : ' peers…') :
+          'Looking for peers that have this torrent…');
+      }
+      document.body.dataset.wait = st.wait;
     });
-  }, 2000);
+  }, 1000);
   fetchSession()
     .then(function (info) {
       clearInterval(starting);
       starting = 0;
+      delete document.body.dataset.wait;
       say('Loading…');
       if (canPlayRaw(info) || !info.hls) return info;
       return loadHlsJS().then(function () { return info; });
