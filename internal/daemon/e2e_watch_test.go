@@ -661,7 +661,7 @@ func TestE2EWatchNative(t *testing.T) {
 // the user was, on either path.
 func TestE2EWatchDaemonRestart(t *testing.T) {
 	chromium := e2eWatchStart(t)
-	e2eDaemonRestart(t, map[string]string{"hlsjs": "probe", "raw": "probe", "proxied": "probe"}, func(t *testing.T, pageURL string) browserPage {
+	e2eDaemonRestart(t, map[string]string{"hlsjs": "probe", "raw": "probe", "proxied": "probe", "maintenance": "probe"}, func(t *testing.T, pageURL string) browserPage {
 		c := startCDP(t, chromium)
 		s := c.newPage()
 		c.call(s, "Page.navigate", map[string]any{"url": pageURL}, 60*time.Second)
@@ -731,8 +731,9 @@ func TestE2EWatchTwoPages(t *testing.T) {
 }
 
 // e2eReverseProxy serves target's URLs on a loopback port of its own, as a reverse proxy
-// in front of the daemon does (502 while the daemon does not answer).
-func e2eReverseProxy(t *testing.T, target string) string {
+// in front of the daemon does: 502 while the daemon does not answer, or, with maintenance,
+// a page of its own with a 200 (nginx's error_page with =200).
+func e2eReverseProxy(t *testing.T, target string, maintenance bool) string {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -740,6 +741,12 @@ func e2eReverseProxy(t *testing.T, target string) string {
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = log.New(io.Discard, "", 0) // its URLs hold the token
+	if maintenance {
+		rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = io.WriteString(w, "<!doctype html><title>Maintenance</title><p>Back soon.</p>")
+		}
+	}
 	srv := httptest.NewServer(rp)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -750,6 +757,7 @@ func e2eReverseProxy(t *testing.T, target string) string {
 // play on from where it stands then, on both paths, never from further back. cause says,
 // by case ("hlsjs", "raw", and "proxied": hls.js behind a reverse proxy), what must have
 // noticed the daemon was gone (pageState.Reconnect); a case it does not name is not run.
+// ("maintenance" is hls.js behind a proxy that answers 200 with a page of its own.)
 // open opens the page in a browser.
 func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testing.T, pageURL string) browserPage) {
 	const seconds = 120 // longer than hls.js buffers ahead (30 s)
@@ -757,10 +765,12 @@ func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testin
 		name, engine string
 		film         func(t testing.TB, dir string, seconds int) string
 		proxied      bool // the page reaches the daemon through a reverse proxy
+		maintenance  bool // which answers 200 for the daemon while it is gone
 	}{
-		{"hlsjs", "hlsjs", e2eMakeTracks, false},
-		{"raw", "raw", e2eMakeMP4, false},
-		{"proxied", "hlsjs", e2eMakeTracks, true},
+		{"hlsjs", "hlsjs", e2eMakeTracks, false, false},
+		{"raw", "raw", e2eMakeMP4, false, false},
+		{"proxied", "hlsjs", e2eMakeTracks, true, false},
+		{"maintenance", "hlsjs", e2eMakeTracks, true, true},
 	} {
 		want, ok := cause[tc.name]
 		if !ok {
@@ -778,7 +788,7 @@ func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testin
 			if tc.proxied {
 				// What nginx or Caddy in front of the daemon does: while the daemon is
 				// gone, every request gets 502 instead of no answer.
-				pageURL = strings.Replace(pageURL, e2eMediaBase(r), e2eReverseProxy(t, e2eMediaBase(r)), 1)
+				pageURL = strings.Replace(pageURL, e2eMediaBase(r), e2eReverseProxy(t, e2eMediaBase(r), tc.maintenance), 1)
 			}
 			p := open(t, pageURL)
 			const slow = 3 * time.Minute

@@ -239,13 +239,27 @@
   function fetchSession() {
     return fetch(cfg.session, { cache: 'no-store', credentials: 'omit' })
       .then(function (r) {
+        var e;
         if (!r.ok) {
-          var e = new Error('the daemon answered ' + r.status);
+          e = new Error('the daemon answered ' + r.status);
           e.status = r.status;
+          throw e;
+        }
+        if (!ours(r)) {
+          // Not the daemon: a proxy's page in its place (see ours).
+          e = new Error('the daemon is not answering');
+          e.status = 502;
           throw e;
         }
         return r.json();
       });
+  }
+  // ours: an OK answer to the page's JSON requests comes from the daemon
+  // only if it is JSON. A reverse proxy may answer for a daemon it cannot
+  // reach with a page of its own and a 200 (nginx's error_page with =200,
+  // a "maintenance" page): that is the daemon gone, not there.
+  function ours(r) {
+    return /^application\/json/.test(r.headers.get('Content-Type') || '');
   }
   // gone: what a proxy in front of the daemon answers when it cannot reach
   // it (502, 504), and what the daemon answers while it shuts down or is
@@ -580,7 +594,7 @@
   function askState() {
     return fetch(cfg.state, { cache: 'no-store', credentials: 'omit' })
       .then(function (r) {
-        if (gone(r.status)) return { gone: true };
+        if (gone(r.status) || (r.ok && !ours(r))) return { gone: true };
         if (!r.ok) return {};
         return r.json().then(function (j) {
           return j && j.wait ? { wait: String(j.wait), peers: Number(j.peers) || 0 } : {};
