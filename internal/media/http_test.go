@@ -12,12 +12,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/torrentclaw/cli/internal/engine"
 	"github.com/torrentclaw/cli/internal/enginetest"
 	"github.com/torrentclaw/cli/internal/logtest"
 	"github.com/torrentclaw/cli/internal/token"
@@ -408,5 +410,57 @@ func TestAccessLog(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Errorf("access log contains %q:\n%s", secret, out)
 		}
+	}
+}
+
+// TestAccessLogClientClosed: a request the client gives up on before any answer (here a
+// /stream of a magnet whose metainfo never comes) is logged with status 499, not as a 200
+// with no bytes, which read as a served empty answer.
+func TestAccessLogClientClosed(t *testing.T) {
+	var logs logtest.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	fx := newFixture(t, fixtureOptions{require: true, mod: func(o *Options) { o.Logger = logger }})
+	task, err := fx.leech.Add(t.Context(), engine.AddSpec{Source: "magnet:?xt=urn:btih:" + strings.Repeat("6b", 20), FileIndex: -1, Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := mintToken(t)
+	if err := fx.tokens.Grant(task.ID(), tok, token.IssuerOrigin, token.TaskScope(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	wrote := make(chan struct{})
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) }})
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, StreamURL(fx.base, task.ID(), tok, -1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := fx.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	// Once sent, the server reads it and runs the handler, which waits for the metainfo
+	// until it sees the connection close.
+	<-wrote
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled request got an answer")
+	}
+	line := ""
+	enginetest.WaitFor(t, enginetest.EventWait, "the access log line", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `msg="http request"`) && strings.Contains(l, `route="GET /stream"`) {
+				line = l
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(line, "status=499") || !strings.Contains(line, "bytes=0") {
+		t.Errorf("access log of a request cancelled before its answer: %s; want status=499", line)
 	}
 }

@@ -17,7 +17,13 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		status := sw.status
-		if status == 0 {
+		switch {
+		case status == 0 && r.Context().Err() != nil:
+			// The client went away before any answer (a player's
+			// seek or timeout): nothing was sent, so not a 200.
+			// 499 is nginx's name for it.
+			status = statusClientClosed
+		case status == 0:
 			status = http.StatusOK
 		}
 		s.count(status)
@@ -31,6 +37,10 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			"remote_addr", r.RemoteAddr)
 	})
 }
+
+// statusClientClosed is the access log's status of a request whose client
+// hung up before it was answered.
+const statusClientClosed = 499
 
 // statusWriter records the status and the body bytes of a response.
 type statusWriter struct {
