@@ -980,3 +980,42 @@ func TestE2EWatchBeforeMetainfo(t *testing.T) {
 	}
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
 }
+
+// TestE2EWatchRevoked revokes the page's token under playback and seeks past what the
+// player holds: the page must say the link no longer plays, on both paths (it used to say
+// "Playback failed: the daemon answered 404").
+func TestE2EWatchRevoked(t *testing.T) {
+	chromium := e2eWatchStart(t)
+	for _, tc := range []struct {
+		engine string
+		film   func(t testing.TB, dir string, seconds int) string
+	}{
+		{"hlsjs", e2eMakeTracks},
+		{"raw", e2eMakeMP4},
+	} {
+		t.Run(tc.engine, func(t *testing.T) {
+			film := tc.film(t, t.TempDir(), 120)
+			cfg := testConfig(t, t.TempDir())
+			cfg.HLS.SegmentSeconds = e2eSegSeconds
+			r, add, logs := e2eWatchTaskAt(t, cfg, film, 400<<10)
+			c := startCDP(t, chromium)
+			p := chromiumPage{c, c.newPage()}
+			c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+			const slow = 3 * time.Minute
+			waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
+			if err := r.client.RevokeToken(t.Context(), add.TaskID); err != nil {
+				t.Fatal(err)
+			}
+			p.eval(`(() => { document.getElementById('video').currentTime = 90; return true; })()`, 30*time.Second, nil)
+			waitPage(t, p, `/no longer plays/.test(document.getElementById('status').textContent)`, slow,
+				"the page to say the link no longer plays")
+			var st pageState
+			p.eval(pageStateJS, 30*time.Second, &st)
+			t.Logf("after the revocation and a seek: %+v", st)
+			if st.Engine != tc.engine {
+				t.Errorf("page played with %q, want %s", st.Engine, tc.engine)
+			}
+			assertNoSecrets(t, logs.String(), add.Token.Reveal())
+		})
+	}
+}

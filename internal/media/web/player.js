@@ -325,7 +325,10 @@
     var tries = 0;
     function fail(e) {
       renewing = false;
-      say('Playback failed: ' + e.message);
+      // The daemon answers every refusal alike: a revoked or expired
+      // token, a removed task.
+      say(e.status === 404 ? 'This link no longer plays: it has expired or was revoked, or the download was removed. Open it again from where you found it.' :
+        'Playback failed: ' + e.message);
     }
     function attempt() {
       fetchSession()
