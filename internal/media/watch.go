@@ -125,6 +125,11 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A healthy swarm sends it within a moment: wait that long for it, for
+	// the file's title and the session started ahead below.
+	infoCtx, cancelInfo := context.WithTimeout(r.Context(), watchInfoWait)
+	_ = task.WaitInfo(infoCtx)
+	cancelInfo()
 	idx := q.file
 	var title string
 	if task.HasInfo() {
@@ -150,14 +155,23 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("render watch page: %w", err))
 		return
 	}
-	if idx >= 0 && r.Method == http.MethodGet && s.watchSession != nil && s.hlsUnavailable() == nil {
+	if r.Method == http.MethodGet && s.watchSession != nil && s.hlsUnavailable() == nil {
 		// The page asks for its session first thing: start it now, so the
 		// probe runs while the browser loads the page and its script. The
 		// page's request finds it by its key (same task, file and token).
+		// Without the metainfo yet, as soon as it is in.
 		tok := token.Token(q.tok)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), watchSessionTimeout)
 			defer cancel()
+			idx := idx
+			if idx < 0 {
+				if err := task.WaitInfo(ctx); err != nil {
+					s.log.Debug("watch session not started ahead", "err", err)
+					return
+				}
+				idx = task.SelectedFile()
+			}
 			if _, err := s.watchSession(ctx, q.id, idx, tok); err != nil {
 				s.log.Debug("watch session not started ahead", "err", err)
 			}
@@ -200,6 +214,11 @@ type watchSubtitle struct {
 // watchSessionTimeout bounds the wait for the session's probe (the file's
 // head must arrive from the swarm first).
 const watchSessionTimeout = 2 * time.Minute
+
+// watchInfoWait is how long the page waits for a task's metainfo before it
+// is served without it (titled with the magnet's name, saying it looks for
+// peers).
+const watchInfoWait = time.Second
 
 // handleWatchSession serves GET /watch/session?id=&t=[&file=].
 func (s *Server) handleWatchSession(w http.ResponseWriter, r *http.Request) {
