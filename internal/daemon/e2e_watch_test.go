@@ -1019,3 +1019,27 @@ func TestE2EWatchRevoked(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EWatchBufferingSaysSwarm seeks far ahead of a slow download: while the page waits,
+// it says how the download goes ("Buffering… (1 peer, 98 kB/s)"), not only "Buffering…".
+func TestE2EWatchBufferingSaysSwarm(t *testing.T) {
+	chromium := e2eWatchStart(t)
+	film := e2eMakeMP4(t, t.TempDir(), 120)
+	cfg := testConfig(t, t.TempDir())
+	// Slower than the title plays (about 100 KiB/s): the seek's bytes take seconds.
+	r, add, logs := e2eWatchTaskAt(t, cfg, film, 32<<10)
+	c := startCDP(t, chromium)
+	p := chromiumPage{c, c.newPage()}
+	c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+	const slow = 3 * time.Minute
+	waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
+	p.eval(`(() => { document.getElementById('video').currentTime = 90; return true; })()`, 30*time.Second, nil)
+	waitPage(t, p, `/^Buffering… \(1 peer, [0-9.]+ (kB|MB)\/s\)$/.test(document.getElementById('status').textContent)`, slow,
+		"the page to say how the download goes while it buffers")
+	var st pageState
+	p.eval(pageStateJS, 30*time.Second, &st)
+	t.Logf("buffering after a far seek: %+v", st)
+	waitPage(t, p, `document.getElementById('video').currentTime > 91 && document.getElementById('status').textContent === ''`, slow,
+		"playback to go on after the seek")
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}

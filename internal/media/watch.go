@@ -14,9 +14,10 @@ package media
 //     secret. Creating a session costs one ffprobe; ffmpeg runs only when
 //     the page asks for segments, and an unused session idles out.
 //   - GET /watch/state?id=&t=[&file=]: what the task waits for, if
-//     anything ({"wait":"metadata","peers":2}, "paused", "diskFull",
-//     "writeError"; {} when it may download), authorized the same way but
-//     answered at once, like the page itself, before the metainfo is in. The page asks when playback
+//     anything ("wait": "metadata", "paused", "diskFull", "writeError";
+//     none when it may download) and its peers and download rate,
+//     authorized the same way but answered at once, like the page itself,
+//     before the metainfo is in. The page asks when playback
 //     has waited for data for a while, to tell the viewer why, and goes on
 //     by itself once the answer is {} again.
 //   - GET /watch/assets/{name}: the page's script, style sheet and hls.js,
@@ -293,9 +294,11 @@ type watchState struct {
 	// (the torrent's info, from peers), or why the task downloads nothing
 	// now: "paused", "diskFull" or "writeError". Empty otherwise.
 	Wait string `json:"wait,omitempty"`
-	// Peers is how many peers the task is connected to, while it waits
-	// for the metadata.
-	Peers int `json:"peers,omitempty"`
+	// Peers is how many peers the task is connected to, and SpeedBps its
+	// download rate (bytes a second): what a viewer sees beside
+	// "Buffering…".
+	Peers    int   `json:"peers"`
+	SpeedBps int64 `json:"speedBps"`
 }
 
 // handleWatchState serves GET /watch/state?id=&t=[&file=].
@@ -305,10 +308,11 @@ func (s *Server) handleWatchState(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var st watchState
+	ts := task.Status()
+	st := watchState{Peers: ts.Peers, SpeedBps: ts.SpeedBps}
 	switch err := task.Held(); {
 	case err == nil && !task.HasInfo():
-		st.Wait, st.Peers = "metadata", task.Status().Peers
+		st.Wait = "metadata"
 	case err == nil:
 	case errors.Is(err, engine.ErrDiskFull):
 		st.Wait = "diskFull"

@@ -102,8 +102,8 @@ func TestWatchState(t *testing.T) {
 		}
 		return st
 	}
-	if st := state(); st.Wait != "" {
-		t.Errorf("state of a downloading task = %+v, want no wait", st)
+	if st := state(); st.Wait != "" || st.Peers != 1 {
+		t.Errorf("state of a downloading task = %+v, want no wait and its one peer", st)
 	}
 	if err := fx.leech.Pause(fx.task.ID()); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,17 @@
     bufferingAt = -1;
     status.textContent = msg;
   }
+  // buffering says "Buffering…", with detail (see swarmText) when given.
+  function buffering(detail) {
+    status.textContent = 'Buffering…' + (detail ? ' (' + detail + ')' : '');
+    if (bufferingAt < 0) bufferingAt = video.currentTime;
+  }
+  // swarmText tells how the download goes: "3 peers, 1.2 MB/s".
+  function swarmText(st) {
+    if (!st.peers) return 'no peer connected';
+    var rate = st.speed >= 1e6 ? (st.speed / 1e6).toFixed(1) + ' MB/s' : Math.round(st.speed / 1e3) + ' kB/s';
+    return st.peers + (st.peers === 1 ? ' peer, ' : ' peers, ') + rate;
+  }
 
   function fill(sel, items, offLabel) {
     while (sel.firstChild) sel.removeChild(sel.firstChild);
@@ -486,8 +497,7 @@
   // daemon not answering, not buffering.
   video.addEventListener('waiting', function () {
     if (renewing || held) return;
-    say('Buffering…');
-    bufferingAt = video.currentTime;
+    buffering('');
   });
   // WebKitGTK (GStreamer) plays on after a seek in the raw file with its
   // readyState left at HAVE_CURRENT_DATA, so 'playing' never comes: time
@@ -585,7 +595,12 @@
           return;
         }
         stuckSince = Date.now();
-        if (st.wait) hold(st.wait);
+        if (st.wait) {
+          hold(st.wait);
+          return;
+        }
+        // Only slow: say how the download goes.
+        if (!renewing && !held && st.peers !== undefined && stuck()) buffering(swarmText(st));
       })
       .then(function () { probing = false; });
   }, 500);
@@ -600,7 +615,10 @@
         if (gone(r.status) || (r.ok && !ours(r))) return { gone: true };
         if (!r.ok) return {};
         return r.json().then(function (j) {
-          return j && j.wait ? { wait: String(j.wait), peers: Number(j.peers) || 0 } : {};
+          if (!j) return {};
+          var st = { peers: Number(j.peers) || 0, speed: Number(j.speedBps) || 0 };
+          if (j.wait) st.wait = String(j.wait);
+          return st;
         }, function () { return {}; });
       }, function () { return { gone: true }; });
   }
