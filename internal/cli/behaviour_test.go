@@ -177,6 +177,46 @@ func TestStreamOpenVLC(t *testing.T) {
 	}
 }
 
+// TestStreamOpenBrowserAtOnce: --open browser opens the /watch page as soon as the task
+// is added, while it still has no metadata (the page says what it waits for), not once
+// the file is playable as for the other players.
+func TestStreamOpenBrowserAtOnce(t *testing.T) {
+	fd := newFakeDaemon()
+	fd.resolving = true
+	fd.readyAfter = -1
+	env, out, _ := testEnv(serve(t, fd))
+	env.LookPath = func(name string) (string, error) {
+		if name == "xdg-open" || name == "open" || name == "rundll32" {
+			return "/usr/bin/" + name, nil
+		}
+		return "", errors.New("not found")
+	}
+	started := make(chan []string, 1)
+	env.StartPlayer = func(path string, args ...string) error {
+		started <- append([]string{path}, args...)
+		return nil
+	}
+	opts := streamOpts(env, testMagnet)
+	opts.Open = "browser"
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- runStream(ctx, opts) }()
+	var got []string
+	select {
+	case got = <-started:
+	case err := <-done:
+		t.Fatalf("runStream() = %v before it opened the browser", err)
+	case <-time.After(time.Minute): // a hang guard
+		t.Fatal("the browser was not opened while the task resolves")
+	}
+	cancel()
+	<-done
+	watch := got[len(got)-1]
+	if !strings.Contains(watch, "/watch?") || !strings.Contains(out.String(), strings.Replace(watch, "/watch?", "/stream?", 1)) {
+		t.Errorf("opened %q, want the /watch page of the printed stream URL (stdout %q)", got, out)
+	}
+}
+
 func TestStreamErrors(t *testing.T) {
 	tests := []struct {
 		name   string

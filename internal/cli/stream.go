@@ -121,7 +121,7 @@ exits once playable, or keeps serving until Ctrl-C with an in-process daemon.`,
 	f.StringVar(&opts.Subs, "subs", "", "with --hls: default subtitle language (BCP 47 or ISO 639, e.g. en)")
 	f.BoolVar(&opts.BurnSubs, "burn-subs", false, "with --hls: burn an image subtitle track (PGS, VobSub) into the video")
 	f.BoolVar(&opts.JSON, "json", false, "print the task ID, token and URLs as JSON")
-	f.StringVar(&opts.Open, "open", "", "once playable, open it in vlc (the default for a bare --open), mpv, iina or the browser's player page")
+	f.StringVar(&opts.Open, "open", "", "once playable, open it in vlc (the default for a bare --open), mpv or iina; browser opens the player page at once (it says what it waits for)")
 	f.Lookup("open").NoOptDefVal = "vlc"
 	_ = cmd.RegisterFlagCompletionFunc("open", cobra.FixedCompletions(players, cobra.ShellCompDirectiveNoFileComp))
 	f.DurationVar(&opts.ResolveTimeout, "resolve-timeout", defaultResolveTimeout, "give up when no peer sent the torrent's metadata within this time (0: wait forever)")
@@ -196,6 +196,17 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 		}
 	}
 
+	// The player page says itself what it waits for (peers, the
+	// metadata, the file's head) and starts by itself: opening it now lets
+	// the browser start while the torrent does. Other players open once
+	// the file is playable.
+	opened := false
+	if player != "" && opts.Open == "browser" {
+		if err := openIn(opts.StartPlayer, opts.Open, player, added.StreamURL, added.PlaylistURL); err != nil {
+			return err
+		}
+		opened = true
+	}
 	bar := &progress{w: opts.Err, terminal: opts.Terminal, quiet: opts.JSON && !opts.Terminal,
 		width: opts.Width, hint: opts.hint(source), hintAfter: opts.HintAfter}
 	info, err := pollUntilPlayable(ctx, c.client, added.TaskID, opts.PollInterval, opts.ResolveTimeout, bar.update)
@@ -206,7 +217,7 @@ func runStream(ctx context.Context, opts *streamOptions) (err error) {
 		}
 		return err
 	}
-	if player != "" {
+	if player != "" && !opened {
 		if err := openIn(opts.StartPlayer, opts.Open, player, added.StreamURL, added.PlaylistURL); err != nil {
 			return err
 		}
