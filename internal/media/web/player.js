@@ -293,7 +293,8 @@
   var renewedAt = 0;
   var renewTries = 90;
   var playedSinceRenewal = true;
-  video.addEventListener('playing', function () { playedSinceRenewal = true; });
+  var plays = 0; // 'playing' events so far
+  video.addEventListener('playing', function () { playedSinceRenewal = true; plays++; });
   // pendingAt is where a renewal restarted the player (-1: none pending).
   // Until the element gets there (its first seek, hls.js's to its start
   // position or the raw path's after the metadata, or the user's) it shows
@@ -334,6 +335,14 @@
     }
     say(cause === 'resume' ? 'Resuming…' : 'Reconnecting…');
     var tries = 0;
+    // The raw file's URL outlives a restart of the daemon, and Chromium
+    // asks for it again by itself for about 30 s: an element that plays on
+    // meanwhile has recovered, and giving it the file again would only
+    // take it back to its start for a moment.
+    var playsBefore = plays;
+    function recovered() {
+      return engine === 'raw' && plays > playsBefore && !video.error && video.readyState >= 3;
+    }
     function fail(e) {
       renewing = false;
       // The daemon answers every refusal alike: a revoked or expired
@@ -342,8 +351,20 @@
         'Playback failed: ' + e.message);
     }
     function attempt() {
+      if (recovered()) {
+        renewing = false;
+        renewedAt = Date.now();
+        say('');
+        return;
+      }
       fetchSession()
         .then(function (info) {
+          if (recovered()) {
+            renewing = false;
+            renewedAt = Date.now();
+            say('');
+            return;
+          }
           var resume = resumeState();
           renewing = false;
           renewedAt = Date.now();
