@@ -212,9 +212,10 @@ func (s *Session) makeSubtitle(k int) error {
 	}
 	err = s.runFFmpeg(s.ctx, ffmpeg, args(""), env)
 	if err != nil && r.input > 0 && s.ctx.Err() == nil {
-		// Sidecar SRTs are often in a legacy 8-bit encoding, which
-		// ffmpeg refuses as invalid UTF-8; Windows-1252 covers most.
-		err = s.runFFmpeg(s.ctx, ffmpeg, args("CP1252"), env)
+		// Sidecar SRTs are often in a legacy encoding, which ffmpeg
+		// refuses as invalid UTF-8: the one files in the track's
+		// language were mostly written in.
+		err = s.runFFmpeg(s.ctx, ffmpeg, args(legacyCharset(r.info.Language)), env)
 	}
 	if err != nil {
 		_ = os.Remove(part)
@@ -484,4 +485,51 @@ func sourceType(mi *mediaInfo) string {
 		}
 	}
 	return mime + `; codecs="` + strings.Join(codecs, ", ") + `"`
+}
+
+// legacyCharset is the encoding subtitle files in language lang (BCP 47)
+// were most often written in before UTF-8, as ffmpeg's -sub_charenc (iconv)
+// names it: the Windows code page of the language's script, or the national
+// one for Chinese, Japanese and Korean; Windows-1252 (Western Europe) when
+// the language is unknown or written in Latin script with it. Without it,
+// a Russian Windows-1251 file came out as "Ïðèâåò" for "Привет".
+func legacyCharset(lang string) string {
+	primary, rest, _ := strings.Cut(lang, "-")
+	script := func(s string) bool { return strings.Contains("-"+rest+"-", "-"+s+"-") }
+	switch primary {
+	case "ru", "uk", "be", "bg", "mk":
+		return "CP1251"
+	case "sr", "bs":
+		// Both scripts are in use; files are mostly in Latin.
+		if script("Cyrl") {
+			return "CP1251"
+		}
+		return "CP1250"
+	case "pl", "cs", "sk", "hu", "ro", "hr", "sl", "sq":
+		return "CP1250"
+	case "el":
+		return "CP1253"
+	case "tr", "az":
+		return "CP1254"
+	case "he", "yi":
+		return "CP1255"
+	case "ar", "fa", "ur":
+		return "CP1256"
+	case "et", "lv", "lt":
+		return "CP1257"
+	case "vi":
+		return "CP1258"
+	case "th":
+		return "CP874"
+	case "zh":
+		if script("Hant") || script("TW") || script("HK") || script("MO") {
+			return "BIG5"
+		}
+		return "GB18030"
+	case "ja":
+		return "CP932"
+	case "ko":
+		return "CP949"
+	}
+	return "CP1252"
 }

@@ -2,6 +2,7 @@ package hls
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestNormalizeLanguage(t *testing.T) {
@@ -567,5 +569,73 @@ func TestPlanTracksImageSubtitles(t *testing.T) {
 		videoIndex: 0, audioIndex: -1, burnIndex: 4, segSec: 4, end: 3, input: "http://x/", pattern: "p-%05d.ts"}), " ")
 	if !strings.Contains(args, "-filter_complex [0:0][0:4]overlay=eof_action=pass,scale=640:360[v] -map [v]") || strings.Contains(args, "-vf") {
 		t.Errorf("burn-in arguments: %s", args)
+	}
+}
+
+// TestLegacySidecarCharsets: sidecar SRTs written in the legacy encoding of their language
+// (Windows-1251 for Russian, GB18030 for Chinese…) come out as the right UTF-8 text in
+// WebVTT. Before, every such file was read as Windows-1252: "Ïðèâåò" for "Привет".
+func TestLegacySidecarCharsets(t *testing.T) {
+	for _, tc := range []struct {
+		lang, text, charset string
+		encoded             string // text in charset, hex
+	}{
+		{"ru", "Привет, мир", "windows-1251", "cff0e8e2e5f22c20ece8f0"},
+		{"es", "¿Dónde está?", "windows-1252", "bf44f36e646520657374e13f"},
+		{"pl", "Zażółć gęślą jaźń", "windows-1250", "5a61bff3b3e62067ea9c6cb9206a619ff1"},
+		{"el", "Καλημέρα κόσμε", "windows-1253", "cae1ebe7ecddf1e120eafcf3ece5"},
+		{"zh", "你好，世界", "gb18030", "c4e3bac3a3accac0bde7"},
+		{"ja", "こんにちは", "shift_jis", "82b182f182c982bf82cd"},
+		{"", "Ça va très bien", "windows-1252", "c761207661207472e873206269656e"}, // no language: Western
+	} {
+		t.Run(tc.charset+"-"+tc.lang, func(t *testing.T) {
+			text, err := hex.DecodeString(tc.encoded)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if utf8.Valid(text) {
+				t.Fatalf("the %s test text is valid UTF-8: it tests nothing", tc.charset)
+			}
+			srt := append(append([]byte("1\r\n00:00:01,000 --> 00:00:03,000\r\n"), text...), "\r\n\r\n"...)
+			path := filepath.Join(t.TempDir(), "Film.srt")
+			if err := os.WriteFile(path, srt, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			side := serveMedia(t, path, serverOptions{})
+			srv := serveMedia(t, media(t, mediaCopy), serverOptions{})
+			m := newTestManager(t, Options{})
+			s, err := m.Create(t.Context(), Spec{TaskID: "task", InputURL: srv.inputURL(),
+				Sidecars: []SidecarInput{{InputURL: side.inputURL(), Language: tc.lang, Label: tc.lang, Format: "srt"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.WaitReady(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			p, err := s.Subtitle(t.Context(), "subs-0.vtt")
+			if err != nil {
+				t.Fatalf("Subtitle(subs-0.vtt) = %v", err)
+			}
+			vtt, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, cues := parseVTT(t, vtt); len(cues) != 1 || cues[0].text != tc.text {
+				t.Errorf("cues %+v, want one with %q", cues, tc.text)
+			}
+		})
+	}
+}
+
+func TestLegacyCharset(t *testing.T) {
+	for lang, want := range map[string]string{
+		"": "CP1252", "en": "CP1252", "fr-CA": "CP1252", "ru": "CP1251", "uk": "CP1251", "sr": "CP1250",
+		"sr-Cyrl": "CP1251", "sr-Latn": "CP1250", "pl": "CP1250", "el": "CP1253", "tr": "CP1254",
+		"he": "CP1255", "ar": "CP1256", "lt": "CP1257", "vi": "CP1258", "th": "CP874",
+		"zh": "GB18030", "zh-Hans": "GB18030", "zh-Hant": "BIG5", "zh-TW": "BIG5", "ja": "CP932", "ko": "CP949",
+	} {
+		if got := legacyCharset(lang); got != want {
+			t.Errorf("legacyCharset(%q) = %s, want %s", lang, got, want)
+		}
 	}
 }
