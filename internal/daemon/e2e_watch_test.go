@@ -1020,8 +1020,9 @@ func TestE2EWatchRevoked(t *testing.T) {
 	}
 }
 
-// TestE2EWatchBufferingSaysSwarm seeks far ahead of a slow download: while the page waits,
-// it says how the download goes ("Buffering… (1 peer, 98 kB/s)"), not only "Buffering…".
+// TestE2EWatchBufferingSaysSwarm opens a page on a slow download and seeks far ahead: while
+// the page waits, first for the session, then after the seek, it says how the download goes
+// ("Preparing… (1 peer, 32 kB/s)", "Buffering… (1 peer, 32 kB/s)"), not only "Buffering…".
 func TestE2EWatchBufferingSaysSwarm(t *testing.T) {
 	chromium := e2eWatchStart(t)
 	film := e2eMakeMP4(t, t.TempDir(), 120)
@@ -1032,6 +1033,9 @@ func TestE2EWatchBufferingSaysSwarm(t *testing.T) {
 	p := chromiumPage{c, c.newPage()}
 	c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 	const slow = 3 * time.Minute
+	// The session's probe reads the file's head at the seeder's pace: seconds.
+	waitPage(t, p, `/^Preparing… \(1 peer, [0-9.]+ (kB|MB)\/s\)$/.test(document.getElementById('status').textContent)`, slow,
+		"the page to say how the download goes while it prepares")
 	waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 	p.eval(`(() => { document.getElementById('video').currentTime = 90; return true; })()`, 30*time.Second, nil)
 	waitPage(t, p, `/^Buffering… \(1 peer, [0-9.]+ (kB|MB)\/s\)$/.test(document.getElementById('status').textContent)`, slow,

@@ -691,7 +691,12 @@
   // it, and the page says what it waits for.
   var starting = setInterval(function () {
     askState().then(function (st) {
-      if (!starting || !st.wait) return;
+      if (!starting || st.gone) return;
+      if (!st.wait) {
+        // The session waits for the file's head from the swarm.
+        if (st.peers !== undefined) say('Preparing… (' + swarmText(st) + ')');
+        return;
+      }
       if (st.wait !== 'metadata') {
         say(holdText[st.wait] || 'Preparing…');
       } else {
