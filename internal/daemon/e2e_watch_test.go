@@ -138,6 +138,17 @@ func (c *cdp) newPage() string {
 // call sends one command (in session when not "") and returns its result.
 func (c *cdp) call(session, method string, params any, within time.Duration) json.RawMessage {
 	c.t.Helper()
+	res, err := c.tryCall(session, method, params, within)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return res
+}
+
+// tryCall is call that returns the browser's error instead of failing the test (a page
+// in the middle of a navigation refuses some methods).
+func (c *cdp) tryCall(session, method string, params any, within time.Duration) (json.RawMessage, error) {
+	c.t.Helper()
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
@@ -158,15 +169,14 @@ func (c *cdp) call(session, method string, params any, within time.Duration) jso
 	select {
 	case r := <-ch:
 		if r.Error != nil {
-			c.t.Fatalf("cdp %s: %s", method, r.Error.Message)
+			return nil, fmt.Errorf("cdp %s: %s", method, r.Error.Message)
 		}
-		return r.Result
+		return r.Result, nil
 	case <-c.exited:
-		c.t.Fatalf("chromium exited during %s:\n%s", method, c.log.String())
+		return nil, fmt.Errorf("chromium exited during %s:\n%s", method, c.log.String())
 	case <-time.After(within):
-		c.t.Fatalf("cdp %s: no answer within %s", method, within)
+		return nil, fmt.Errorf("cdp %s: no answer within %s", method, within)
 	}
-	return nil
 }
 
 // eval evaluates a JS expression (awaiting a promise) and decodes its value.
@@ -1045,5 +1055,79 @@ func TestE2EWatchBufferingSaysSwarm(t *testing.T) {
 	t.Logf("buffering after a far seek: %+v", st)
 	waitPage(t, p, `document.getElementById('video').currentTime > 91 && document.getElementById('status').textContent === ''`, slow,
 		"playback to go on after the seek")
+	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}
+
+// TestE2EWatchNextFile plays the first of two episodes of a season pack: the page offers
+// both in its file menu, and when the first ends it goes on to the second by itself.
+func TestE2EWatchNextFile(t *testing.T) {
+	chromium := e2eWatchStart(t)
+	dir := e2eMakeMP4(t, t.TempDir(), 4)
+	for _, name := range []string{"Film.fr.srt"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, second := filepath.Join(dir, "Show.S01E01.mp4"), filepath.Join(dir, "Show.S01E02.mp4")
+	if err := os.Rename(filepath.Join(dir, "Film.mp4"), first); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(second, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, t.TempDir())
+	r, add, logs := e2eWatchTaskAt(t, cfg, dir, 0)
+	c := startCDP(t, chromium)
+	p := chromiumPage{c, c.newPage()}
+	c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add) + "&file=0"}, 60*time.Second)
+	const slow = 3 * time.Minute
+	waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play the first episode past 1 s")
+	var menu struct {
+		Hidden  bool
+		Options []string
+		Value   string
+		Title   string
+	}
+	p.eval(`(() => { const s = document.getElementById('file');
+		return { Hidden: document.getElementById('files').hidden, Options: [...s.options].map(o => o.textContent), Value: s.value, Title: document.title }; })()`,
+		30*time.Second, &menu)
+	if menu.Hidden || len(menu.Options) != 2 || menu.Options[0] != "Show.S01E01.mp4" || menu.Options[1] != "Show.S01E02.mp4" || menu.Value != "0" ||
+		menu.Title != "Show.S01E01.mp4 · torrentclaw" {
+		t.Fatalf("file menu %+v, want both episodes with the first picked", menu)
+	}
+	var shot struct {
+		Data string `json:"data"`
+	}
+	if err := json.Unmarshal(c.call(p.session, "Page.captureScreenshot", map[string]any{"format": "png"}, 60*time.Second), &shot); err != nil {
+		t.Fatal(err)
+	}
+	saveScreenshot(t, shot.Data, "watch-page-files.png")
+	// The first one ends (4 s): the page goes to the second.
+	enginetest.WaitFor(t, slow, "the page to go on to the second episode", func() bool {
+		var h struct {
+			CurrentIndex int `json:"currentIndex"`
+			Entries      []struct {
+				URL string `json:"url"`
+			} `json:"entries"`
+		}
+		res, err := c.tryCall(p.session, "Page.getNavigationHistory", map[string]any{}, 30*time.Second)
+		if err != nil {
+			return false // navigating
+		}
+		if err := json.Unmarshal(res, &h); err != nil {
+			t.Fatal(err)
+		}
+		return h.CurrentIndex < len(h.Entries) && strings.Contains(h.Entries[h.CurrentIndex].URL, "file=1")
+	})
+	waitPage(t, p, `document.title === 'Show.S01E02.mp4 · torrentclaw' && document.getElementById('video').currentTime > 1`, slow,
+		"the second episode to play")
+	p.eval(`document.getElementById('file').value`, 30*time.Second, &menu.Value)
+	if menu.Value != "1" {
+		t.Errorf("file menu on the second episode picks %q, want 1", menu.Value)
+	}
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
 }

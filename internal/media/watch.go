@@ -40,6 +40,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -199,6 +200,36 @@ type watchInfo struct {
 	Duration   float64         `json:"duration,omitempty"`
 	Audio      []hls.TrackInfo `json:"audio,omitempty"`
 	Subtitles  []watchSubtitle `json:"subtitles,omitempty"`
+	// File is the index of the file the page plays; Files the task's
+	// playable files the page's token opens, by name, when there are two or
+	// more (a season pack): the page's file menu, and what plays next.
+	File  int         `json:"file"`
+	Files []watchFile `json:"files,omitempty"`
+}
+
+// watchFile is one entry of the page's file menu.
+type watchFile struct {
+	Index int    `json:"index"`
+	Name  string `json:"name"`
+}
+
+// watchFiles lists the playable files of task that tok opens (a task-wide
+// grant opens all, a file grant its own), sorted by path; nil when fewer
+// than two.
+func (s *Server) watchFiles(task *engine.Task, q taskQuery) []watchFile {
+	files := task.Files()
+	slices.SortStableFunc(files, func(a, b engine.File) int { return strings.Compare(a.Path, b.Path) })
+	var out []watchFile
+	for _, f := range files {
+		if !f.Playable || !verify(q.id, q.tok, token.Scope{File: f.Index}, true, s.tokens) {
+			continue
+		}
+		out = append(out, watchFile{Index: f.Index, Name: playlistTitle(f.Path)})
+	}
+	if len(out) < 2 {
+		return nil
+	}
+	return out
 }
 
 type watchSubtitle struct {
@@ -236,7 +267,7 @@ func (s *Server) handleWatchSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("watch file %d: %w", idx, engine.ErrNotFound))
 		return
 	}
-	info := watchInfo{Raw: "/stream?" + encodeTaskQuery(q, idx)}
+	info := watchInfo{Raw: "/stream?" + encodeTaskQuery(q, idx), File: idx, Files: s.watchFiles(task, q)}
 	if s.watchSession != nil && s.hlsUnavailable() == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), watchSessionTimeout)
 		defer cancel()

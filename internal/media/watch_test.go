@@ -62,6 +62,22 @@ func TestWatch(t *testing.T) {
 		t.Errorf("session info = %+v, want raw %s and no HLS", info, want)
 	}
 
+	// Two playable files (movie.mp4, extra.mkv): the file menu lists both for a task-wide
+	// token, by name, and says which one the page plays.
+	if len(info.Files) != 2 || info.File != fx.extra.Index || info.Files[0].Name != "extra.mkv" || info.Files[1].Name != "movie.mp4" {
+		t.Errorf("session files = %d %+v, want extra.mkv and movie.mp4, playing extra.mkv", info.File, info.Files)
+	}
+	// A token for one file opens only that file: no menu.
+	one := mintToken(t)
+	if err := fx.tokens.Grant(fx.task.ID(), one, token.IssuerOrigin, token.Scope{File: fx.movie.Index}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	resp, js = do(t, fx.client, http.MethodGet, fx.base+"/watch/session?"+q(string(one), "file", itoa(fx.movie.Index)))
+	info = watchInfo{}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(js, &info) != nil || info.Files != nil || info.File != fx.movie.Index {
+		t.Errorf("session of a one-file token = %s, want no file menu", dump(t, resp, js))
+	}
+
 	// Every failure is the standard 404.
 	wrong := strings.Repeat("ab", 32)
 	for _, u := range []string{

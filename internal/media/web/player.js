@@ -684,6 +684,32 @@
     }, 1000);
   }
 
+  // fileMenu: a torrent with several playable files (a season pack) gets a
+  // file menu, and the next file plays when one ends. Each file is its own
+  // page (the same id and token, another file=).
+  function fileMenu(info) {
+    var files = info.files || [];
+    if (files.length < 2) return;
+    var sel = document.getElementById('file');
+    fill(sel, files.map(function (f) { return f.name; }));
+    var at = -1;
+    files.forEach(function (f, i) { if (f.index === info.file) at = i; });
+    sel.value = String(at);
+    document.getElementById('files').hidden = false;
+    function go(i) {
+      var q = new URLSearchParams(location.search);
+      q.set('file', String(files[i].index));
+      location.assign('/watch?' + q.toString());
+    }
+    sel.onchange = function () { go(Number(sel.value)); };
+    video.addEventListener('ended', function () {
+      if (at < 0 || at + 1 >= files.length) return;
+      say('Next: ' + files[at + 1].name);
+      document.body.dataset.next = String(files[at + 1].index);
+      go(at + 1);
+    });
+  }
+
   say('Preparing…');
   // The session's probe reads the file's head, which a paused task may
   // not have: say why it takes long.
@@ -711,6 +737,7 @@
       clearInterval(starting);
       starting = 0;
       delete document.body.dataset.wait;
+      fileMenu(info);
       say('Loading…');
       if (canPlayRaw(info) || !info.hls) return info;
       return loadHlsJS().then(function () { return info; });
