@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1130,4 +1131,59 @@ func TestE2EWatchNextFile(t *testing.T) {
 		t.Errorf("file menu on the second episode picks %q, want 1", menu.Value)
 	}
 	assertNoSecrets(t, logs.String(), add.Token.Reveal())
+}
+
+// TestE2EWatchRemembersPosition leaves a page 30 s into a file and opens it again: the new
+// page goes on from there, not from the start; a file that played to its end starts over.
+func TestE2EWatchRemembersPosition(t *testing.T) {
+	chromium := e2eWatchStart(t)
+	for _, tc := range []struct {
+		engine string
+		film   func(t testing.TB, dir string, seconds int) string
+	}{
+		{"raw", e2eMakeMP4},
+		{"hlsjs", e2eMakeTracks},
+	} {
+		t.Run(tc.engine, func(t *testing.T) {
+			film := tc.film(t, t.TempDir(), 90) // 30 s is not in its last 30 s
+			cfg := testConfig(t, t.TempDir())
+			cfg.HLS.SegmentSeconds = e2eSegSeconds
+			r, add, logs := e2eWatchTaskAt(t, cfg, film, 0)
+			c := startCDP(t, chromium)
+			p := chromiumPage{c, c.newPage()}
+			const slow = 3 * time.Minute
+			c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+			waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
+			p.eval(`(() => { document.getElementById('video').currentTime = 30; return true; })()`, 30*time.Second, nil)
+			waitPage(t, p, `document.getElementById('video').currentTime > 31`, slow, "play on from 30 s")
+			// A second page of the same file, as after closing the tab (pagehide saves).
+			q := p
+			q.session = c.newPage()
+			c.call(p.session, "Page.navigate", map[string]any{"url": "about:blank"}, 60*time.Second)
+			c.call(q.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+			waitPage(t, q, `document.getElementById('video').currentTime > 31 && document.getElementById('status').textContent === ''`, slow,
+				"the new page to go on from 30 s")
+			var st struct {
+				From string
+				Time float64
+			}
+			q.eval(`({ From: document.body.dataset.resumedFrom || '', Time: document.getElementById('video').currentTime })`, 30*time.Second, &st)
+			t.Logf("the new page went on from %s s: now %.2f s", st.From, st.Time)
+			if from, err := strconv.ParseFloat(st.From, 64); err != nil || from < 30 || from > 40 {
+				t.Errorf("the new page went on from %q, want the place the first one left (30–40 s)", st.From)
+			}
+			// Played to its end, the file starts over next time.
+			q.eval(`(() => { const v = document.getElementById('video'); v.currentTime = v.duration - 1; return true; })()`, 30*time.Second, nil)
+			waitPage(t, q, `document.getElementById('video').ended`, slow, "the file to end")
+			var left string
+			q.eval(`localStorage.length === 0 ? '' : JSON.stringify(Object.assign({}, localStorage))`, 30*time.Second, &left)
+			if left != "" {
+				t.Errorf("after the end, the browser still keeps %s", left)
+			}
+			if strings.Contains(left, add.Token.Reveal()) {
+				t.Error("the browser's storage holds the token")
+			}
+			assertNoSecrets(t, logs.String(), add.Token.Reveal())
+		})
+	}
 }

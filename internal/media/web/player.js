@@ -61,11 +61,11 @@
     return video.canPlayType(info.sourceType) !== '';
   }
 
-  function playRaw(info) {
+  function playRaw(info, resume) {
     document.body.dataset.engine = 'raw';
     sideTracks(info);
     fill(audioSel, (info.audio || []).map(trackLabel));
-    load(info.raw);
+    load(info.raw, resume);
   }
 
   // sideTracks gives the <video> the session's text subtitles as <track>
@@ -710,6 +710,42 @@
     });
   }
 
+  // Where the viewer left this file, kept in the browser (by task and
+  // file, never the token) every 5 s of playback, at a pause and when the
+  // page goes: a new page of the same file goes on from there, unless that
+  // was in its first 10 s or its last 30 s. A file that played to its end
+  // starts again from the start.
+  var posKey = '';
+  var savedAt = 0;
+  function savePosition(force) {
+    if (!posKey || video.seeking || !(video.currentTime > 0)) return;
+    if (!force && Date.now() - savedAt < 5000) return;
+    savedAt = Date.now();
+    try { localStorage.setItem(posKey, String(Math.floor(video.currentTime * 10) / 10)); } catch (e) {}
+  }
+  video.addEventListener('timeupdate', function () { savePosition(false); });
+  video.addEventListener('pause', function () { savePosition(true); });
+  window.addEventListener('pagehide', function () { savePosition(true); });
+  video.addEventListener('ended', function () {
+    try { if (posKey) localStorage.removeItem(posKey); } catch (e) {}
+    posKey = '';
+  });
+  function clock(sec) {
+    sec = Math.floor(sec);
+    var h = Math.floor(sec / 3600), m = Math.floor(sec / 60) % 60, x = sec % 60;
+    return (h ? h + ':' + (m < 10 ? '0' : '') : '') + m + ':' + (x < 10 ? '0' : '') + x;
+  }
+  function remembered(info) {
+    var id = new URLSearchParams(location.search).get('id');
+    if (!id || typeof info.file !== 'number') return undefined;
+    posKey = 'torrentclaw.position.' + id + '.' + info.file;
+    var at = NaN;
+    try { at = Number(localStorage.getItem(posKey)); } catch (e) {}
+    if (!(at > 10) || (info.duration > 0 && at > info.duration - 30)) return undefined;
+    document.body.dataset.resumedFrom = String(at);
+    return { at: at, paused: false, audio: -1, subs: NaN };
+  }
+
   say('Preparing…');
   // The session's probe reads the file's head, which a paused task may
   // not have: say why it takes long.
@@ -743,14 +779,19 @@
       return loadHlsJS().then(function () { return info; });
     })
     .then(function (info) {
+      var resume = remembered(info);
+      if (resume) {
+        pendingAt = resume.at;
+        say('Going on from ' + clock(resume.at) + '…');
+      }
       if (canPlayRaw(info)) {
-        playRaw(info);
+        playRaw(info, resume);
       } else if (info.hls && window.Hls && Hls.isSupported()) {
-        playHLSjs(info);
+        playHLSjs(info, resume);
       } else if (info.hls && video.canPlayType('application/vnd.apple.mpegurl')) {
-        playNativeHLS(info);
+        playNativeHLS(info, resume);
       } else if (info.raw) {
-        playRaw(info);
+        playRaw(info, resume);
       } else {
         say('This browser cannot play this file.');
       }
