@@ -19,7 +19,7 @@ package media
 //     authorized the same way but answered at once, like the page itself,
 //     before the metainfo is in. The page asks when playback
 //     has waited for data for a while, to tell the viewer why, and goes on
-//     by itself once the answer is {} again.
+//     by itself once the answer names no wait again.
 //   - GET /watch/assets/{name}: the page's script, style sheet and hls.js,
 //     embedded in the binary (web/; hls.js vendored by
 //     .ci/vendor-hlsjs.sh). Public and identical for everyone, like
