@@ -40,9 +40,7 @@ func TestE2EWatchDiskFull(t *testing.T) {
 	})
 	filler, _ := enginetest.WriteRandomFile(t, cfg.Torrent.DownloadDir, "filler", 6<<20, 1)
 	r, add, logs := e2eWatchTaskAt(t, cfg, film, 400<<10)
-	c := startCDP(t, chromium)
-	p := chromiumPage{c, c.newPage()}
-	c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+	p := openChromium(t, chromium, e2eWatchURL(r, add))
 	const slow = 3 * time.Minute
 	waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 	// Once the disk is full, seek to a place whose bytes could not be stored (the file is
@@ -63,7 +61,7 @@ func TestE2EWatchDiskFull(t *testing.T) {
 	if to < 0 {
 		t.Fatal("every byte of the file's middle fitted on the disk")
 	}
-	p.eval(fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %d; return true; })()`, to), 30*time.Second, nil)
+	p.eval(seekJS(float64(to)), 30*time.Second, nil)
 	waitPage(t, p, `document.body.dataset.wait === 'diskFull' && /disk is full/.test(document.getElementById('status').textContent)`, slow,
 		"the page to say the disk is full")
 	var st pageState

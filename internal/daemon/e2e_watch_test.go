@@ -231,6 +231,30 @@ type chromiumPage struct {
 	session string
 }
 
+// e2eBothPaths are the page's two ways to play, with a title that takes each: hls.js for
+// the tracks MKV, the raw file for the MP4.
+var e2eBothPaths = []struct {
+	engine string
+	film   func(t testing.TB, dir string, seconds int) string
+}{
+	{"hlsjs", e2eMakeTracks},
+	{"raw", e2eMakeMP4},
+}
+
+// openChromium starts a Chromium, opens a tab and navigates it to pageURL.
+func openChromium(t *testing.T, chromium, pageURL string) chromiumPage {
+	t.Helper()
+	c := startCDP(t, chromium)
+	p := chromiumPage{c, c.newPage()}
+	c.call(p.session, "Page.navigate", map[string]any{"url": pageURL}, 60*time.Second)
+	return p
+}
+
+// seekJS moves the page's <video> to the given second.
+func seekJS(to float64) string {
+	return fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %v; return true; })()`, to)
+}
+
 func (p chromiumPage) eval(expr string, within time.Duration, v any) {
 	p.c.eval(p.session, expr, within, v)
 }
@@ -673,10 +697,7 @@ func TestE2EWatchNative(t *testing.T) {
 func TestE2EWatchDaemonRestart(t *testing.T) {
 	chromium := e2eWatchStart(t)
 	e2eDaemonRestart(t, map[string]string{"hlsjs": "probe", "raw": "probe", "proxied": "probe", "maintenance": "probe"}, func(t *testing.T, pageURL string) browserPage {
-		c := startCDP(t, chromium)
-		s := c.newPage()
-		c.call(s, "Page.navigate", map[string]any{"url": pageURL}, 60*time.Second)
-		return chromiumPage{c, s}
+		return openChromium(t, chromium, pageURL)
 	})
 }
 
@@ -707,7 +728,7 @@ func TestE2EWatchTwoPages(t *testing.T) {
 	// while both play on.
 	before := len(logs.String())
 	seekAt := time.Now()
-	pages[1].eval(`(() => { document.getElementById('video').currentTime = 80; return true; })()`, 30*time.Second, nil)
+	pages[1].eval(seekJS(80), 30*time.Second, nil)
 	waitPage(t, pages[1], `document.getElementById('video').currentTime > 81`, slow, "page 2 to play on after its seek to 80 s")
 	t.Logf("page 2 plays on %v after its seek", time.Since(seekAt).Round(time.Millisecond))
 	var at [2]float64
@@ -817,7 +838,7 @@ func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testin
 			// (Chromium waits there; Firefox, which has reported the error already,
 			// keeps the seek inside what it holds.)
 			const to = 90
-			p.eval(fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %d; return true; })()`, to), 30*time.Second, nil)
+			p.eval(seekJS(to), 30*time.Second, nil)
 			stopped := time.Now()
 			waitPage(t, p, `/not answering/.test(document.getElementById('status').textContent)`, slow,
 				"the page to say the daemon is not answering")
@@ -869,23 +890,14 @@ func e2eDaemonRestart(t *testing.T, cause map[string]string, open func(t *testin
 func TestE2EWatchPausedTask(t *testing.T) {
 	chromium := e2eWatchStart(t)
 	e2ePausedTask(t, func(t *testing.T, pageURL string) browserPage {
-		c := startCDP(t, chromium)
-		s := c.newPage()
-		c.call(s, "Page.navigate", map[string]any{"url": pageURL}, 60*time.Second)
-		return chromiumPage{c, s}
+		return openChromium(t, chromium, pageURL)
 	})
 }
 
 // e2ePausedTask is TestE2EWatchPausedTask in the browser open opens pages in.
 func e2ePausedTask(t *testing.T, open func(t *testing.T, pageURL string) browserPage) {
 	const seconds = 120 // longer than hls.js buffers ahead (30 s)
-	for _, tc := range []struct {
-		engine string
-		film   func(t testing.TB, dir string, seconds int) string
-	}{
-		{"hlsjs", e2eMakeTracks},
-		{"raw", e2eMakeMP4},
-	} {
+	for _, tc := range e2eBothPaths {
 		t.Run(tc.engine, func(t *testing.T) {
 			film := tc.film(t, t.TempDir(), seconds)
 			cfg := testConfig(t, t.TempDir())
@@ -905,7 +917,7 @@ func e2ePausedTask(t *testing.T, open func(t *testing.T, pageURL string) browser
 				t.Fatal(err)
 			}
 			const to = 90
-			p.eval(fmt.Sprintf(`(() => { document.getElementById('video').currentTime = %d; return true; })()`, to), 30*time.Second, nil)
+			p.eval(seekJS(to), 30*time.Second, nil)
 			paused := time.Now()
 			waitPage(t, p, `document.body.dataset.wait === 'paused' && /paused/.test(document.getElementById('status').textContent)`, slow,
 				"the page to say the download is paused")
@@ -963,9 +975,7 @@ func TestE2EWatchBeforeMetainfo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AddTask() error = %v", err)
 	}
-	c := startCDP(t, chromium)
-	p := chromiumPage{c, c.newPage()}
-	c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+	p := openChromium(t, chromium, e2eWatchURL(r, add))
 	const slow = 3 * time.Minute
 	waitPage(t, p, `document.body.dataset.wait === 'metadata' && /Looking for peers/.test(document.getElementById('status').textContent)`,
 		slow, "the page to say it looks for peers")
@@ -997,27 +1007,19 @@ func TestE2EWatchBeforeMetainfo(t *testing.T) {
 // "Playback failed: the daemon answered 404").
 func TestE2EWatchRevoked(t *testing.T) {
 	chromium := e2eWatchStart(t)
-	for _, tc := range []struct {
-		engine string
-		film   func(t testing.TB, dir string, seconds int) string
-	}{
-		{"hlsjs", e2eMakeTracks},
-		{"raw", e2eMakeMP4},
-	} {
+	for _, tc := range e2eBothPaths {
 		t.Run(tc.engine, func(t *testing.T) {
 			film := tc.film(t, t.TempDir(), 120)
 			cfg := testConfig(t, t.TempDir())
 			cfg.HLS.SegmentSeconds = e2eSegSeconds
 			r, add, logs := e2eWatchTaskAt(t, cfg, film, 400<<10)
-			c := startCDP(t, chromium)
-			p := chromiumPage{c, c.newPage()}
-			c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+			p := openChromium(t, chromium, e2eWatchURL(r, add))
 			const slow = 3 * time.Minute
 			waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
 			if err := r.client.RevokeToken(t.Context(), add.TaskID); err != nil {
 				t.Fatal(err)
 			}
-			p.eval(`(() => { document.getElementById('video').currentTime = 90; return true; })()`, 30*time.Second, nil)
+			p.eval(seekJS(90), 30*time.Second, nil)
 			waitPage(t, p, `/no longer plays/.test(document.getElementById('status').textContent)`, slow,
 				"the page to say the link no longer plays")
 			var st pageState
@@ -1040,15 +1042,13 @@ func TestE2EWatchBufferingSaysSwarm(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	// Slower than the title plays (about 100 KiB/s): the seek's bytes take seconds.
 	r, add, logs := e2eWatchTaskAt(t, cfg, film, 32<<10)
-	c := startCDP(t, chromium)
-	p := chromiumPage{c, c.newPage()}
-	c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
+	p := openChromium(t, chromium, e2eWatchURL(r, add))
 	const slow = 3 * time.Minute
 	// The session's probe reads the file's head at the seeder's pace: seconds.
 	waitPage(t, p, `/^Preparing… \(1 peer, [0-9.]+ (kB|MB)\/s\)$/.test(document.getElementById('status').textContent)`, slow,
 		"the page to say how the download goes while it prepares")
 	waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
-	p.eval(`(() => { document.getElementById('video').currentTime = 90; return true; })()`, 30*time.Second, nil)
+	p.eval(seekJS(90), 30*time.Second, nil)
 	waitPage(t, p, `/^Buffering… \(1 peer, [0-9.]+ (kB|MB)\/s\)$/.test(document.getElementById('status').textContent)`, slow,
 		"the page to say how the download goes while it buffers")
 	var st pageState
@@ -1137,13 +1137,7 @@ func TestE2EWatchNextFile(t *testing.T) {
 // page goes on from there, not from the start; a file that played to its end starts over.
 func TestE2EWatchRemembersPosition(t *testing.T) {
 	chromium := e2eWatchStart(t)
-	for _, tc := range []struct {
-		engine string
-		film   func(t testing.TB, dir string, seconds int) string
-	}{
-		{"raw", e2eMakeMP4},
-		{"hlsjs", e2eMakeTracks},
-	} {
+	for _, tc := range e2eBothPaths {
 		t.Run(tc.engine, func(t *testing.T) {
 			film := tc.film(t, t.TempDir(), 90) // 30 s is not in its last 30 s
 			cfg := testConfig(t, t.TempDir())
@@ -1154,7 +1148,7 @@ func TestE2EWatchRemembersPosition(t *testing.T) {
 			const slow = 3 * time.Minute
 			c.call(p.session, "Page.navigate", map[string]any{"url": e2eWatchURL(r, add)}, 60*time.Second)
 			waitPage(t, p, `document.getElementById('video').currentTime > 1`, slow, "play past 1 s")
-			p.eval(`(() => { document.getElementById('video').currentTime = 30; return true; })()`, 30*time.Second, nil)
+			p.eval(seekJS(30), 30*time.Second, nil)
 			waitPage(t, p, `document.getElementById('video').currentTime > 31`, slow, "play on from 30 s")
 			// A second page of the same file, as after closing the tab (pagehide saves).
 			q := p

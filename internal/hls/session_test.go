@@ -1116,26 +1116,9 @@ func TestLandingTime(t *testing.T) {
 // nothing in it; that file is not a segment (served, hls.js cannot parse it, and it would
 // stay cached). Once the input answers again, the same segment is made.
 func TestPausedInputMakesNoEmptySegment(t *testing.T) {
-	path := media(t, mediaFaststart)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	half := int64(len(data) / 2)
-	inner := serveMedia(t, path, serverOptions{})
-	var paused atomic.Bool
-	paused.Store(true)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		from, _, _ := strings.Cut(strings.TrimPrefix(r.Header.Get("Range"), "bytes="), "-")
-		if off, err := strconv.ParseInt(from, 10, 64); err == nil && off >= half && paused.Load() {
-			http.Error(w, "task paused", http.StatusServiceUnavailable)
-			return
-		}
-		inner.Config.Handler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	in := newPausedInput(t, "")
 	m := newTestManager(t, Options{SegmentSeconds: 2})
-	s, err := m.Create(t.Context(), Spec{InputURL: srv.URL + "/stream?id=task&t=" + testToken})
+	s, err := m.Create(t.Context(), Spec{InputURL: in.url})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1153,7 +1136,7 @@ func TestPausedInputMakesNoEmptySegment(t *testing.T) {
 		}
 	}
 	s.mu.Unlock()
-	paused.Store(false)
+	in.paused.Store(false)
 	p, err := s.Segment(ctx, segmentName(4))
 	if err != nil {
 		t.Fatalf("Segment(4) once the input answers = %v", err)
@@ -1166,33 +1149,10 @@ func TestPausedInputMakesNoEmptySegment(t *testing.T) {
 // holds ffmpeg's request and asks again, so the run waits instead of failing; once the
 // input answers, the same run makes the segment, and nothing else was started.
 func TestHeldInputIsWaitedFor(t *testing.T) {
-	path := media(t, mediaFaststart)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	half := int64(len(data) / 2)
-	inner := serveMedia(t, path, serverOptions{})
-	var paused atomic.Bool
-	paused.Store(true)
-	refused := make(chan struct{}, 64)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		from, _, _ := strings.Cut(strings.TrimPrefix(r.Header.Get("Range"), "bytes="), "-")
-		if off, err := strconv.ParseInt(from, 10, 64); err == nil && off >= half && paused.Load() {
-			w.Header().Set("Retry-After", "10")
-			http.Error(w, "task paused", http.StatusServiceUnavailable)
-			select {
-			case refused <- struct{}{}:
-			default:
-			}
-			return
-		}
-		inner.Config.Handler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	in := newPausedInput(t, "10")
 	m := newTestManager(t, Options{SegmentSeconds: 2})
 	m.inputRetry = 20 * time.Millisecond
-	s, err := m.Create(t.Context(), Spec{InputURL: srv.URL + "/stream?id=task&t=" + testToken})
+	s, err := m.Create(t.Context(), Spec{InputURL: in.url})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1211,7 +1171,7 @@ func TestHeldInputIsWaitedFor(t *testing.T) {
 	// The input refused ffmpeg's read three times, and the segment is still awaited.
 	for range 3 {
 		select {
-		case <-refused:
+		case <-in.refused:
 		case r := <-got:
 			t.Fatalf("Segment(4) with its bytes held back = %q, %v; want it to wait", r.path, r.err)
 		case <-ctx.Done():
@@ -1219,7 +1179,7 @@ func TestHeldInputIsWaitedFor(t *testing.T) {
 		}
 	}
 	starts := m.starts.Load()
-	paused.Store(false)
+	in.paused.Store(false)
 	var r result
 	select {
 	case r = <-got:
@@ -1233,4 +1193,45 @@ func TestHeldInputIsWaitedFor(t *testing.T) {
 	if n := m.starts.Load(); n != starts || n != 1 {
 		t.Errorf("video ffmpeg started %d times (%d before the input answered), want once", n, starts)
 	}
+}
+
+// pausedInput serves mediaFaststart as the daemon's /stream serves a paused task: while
+// paused is set, a range from the second half on (bytes the task lacks) gets 503, with
+// Retry-After when retryAfter is not empty. Every such answer is signalled on refused
+// (when there is room).
+type pausedInput struct {
+	url     string
+	paused  atomic.Bool
+	refused chan struct{}
+}
+
+func newPausedInput(t *testing.T, retryAfter string) *pausedInput {
+	t.Helper()
+	path := media(t, mediaFaststart)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := fi.Size() / 2
+	inner := serveMedia(t, path, serverOptions{})
+	in := &pausedInput{refused: make(chan struct{}, 64)}
+	in.paused.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		from, _, _ := strings.Cut(strings.TrimPrefix(r.Header.Get("Range"), "bytes="), "-")
+		if off, err := strconv.ParseInt(from, 10, 64); err == nil && off >= half && in.paused.Load() {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			http.Error(w, "task paused", http.StatusServiceUnavailable)
+			select {
+			case in.refused <- struct{}{}:
+			default:
+			}
+			return
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	in.url = srv.URL + "/stream?id=task&t=" + testToken
+	return in
 }

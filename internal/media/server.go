@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -250,13 +251,18 @@ func (s *Server) buildHandler() http.Handler {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSONBody(w, r, s.healthBody)
+}
+
+// writeJSONBody answers 200 with body, JSON, not cached (no body to a HEAD).
+func writeJSONBody(w http.ResponseWriter, r *http.Request, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", fmt.Sprint(len(s.healthBody)))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(s.healthBody)
+		_, _ = w.Write(body)
 	}
 }
 

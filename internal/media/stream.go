@@ -66,13 +66,9 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	idx := q.file
-	if idx < 0 {
-		idx = task.SelectedFile()
-	}
-	f, ok := fileAt(task.Files(), idx)
+	f, ok := requestedFile(task, q.file)
 	if !ok {
-		s.writeError(w, r, fmt.Errorf("file %d: %w", idx, engine.ErrNotFound))
+		s.writeError(w, r, fmt.Errorf("file %d: %w", q.file, engine.ErrNotFound))
 		return
 	}
 
@@ -168,6 +164,15 @@ func (e *readErrRecorder) Seek(off int64, whence int) (int64, error) {
 }
 
 // fileAt returns the file with the given index.
+// requestedFile is the file a request names by index (file=), or the task's
+// selected file when it names none (idx < 0).
+func requestedFile(task *engine.Task, idx int) (engine.File, bool) {
+	if idx < 0 {
+		idx = task.SelectedFile()
+	}
+	return fileAt(task.Files(), idx)
+}
+
 func fileAt(files []engine.File, idx int) (engine.File, bool) {
 	for _, f := range files {
 		if f.Index == idx {

@@ -135,15 +135,12 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 	idx := q.file
 	var title string
 	if task.HasInfo() {
-		if idx < 0 {
-			idx = task.SelectedFile()
-		}
-		f, ok := fileAt(task.Files(), idx)
+		f, ok := requestedFile(task, idx)
 		if !ok {
 			s.writeError(w, r, fmt.Errorf("watch file %d: %w", idx, engine.ErrNotFound))
 			return
 		}
-		title = playlistTitle(f.Path)
+		idx, title = f.Index, playlistTitle(f.Path)
 	} else {
 		title = playlistTitle(task.Status().Name) // the magnet's display name, if any
 	}
@@ -259,14 +256,12 @@ func (s *Server) handleWatchSession(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	idx := q.file
-	if idx < 0 {
-		idx = task.SelectedFile()
-	}
-	if _, ok := fileAt(task.Files(), idx); !ok {
-		s.writeError(w, r, fmt.Errorf("watch file %d: %w", idx, engine.ErrNotFound))
+	f, ok := requestedFile(task, q.file)
+	if !ok {
+		s.writeError(w, r, fmt.Errorf("watch file %d: %w", q.file, engine.ErrNotFound))
 		return
 	}
+	idx := f.Index
 	info := watchInfo{Raw: "/stream?" + encodeTaskQuery(q, idx), File: idx, Files: s.watchFiles(task, q)}
 	if s.watchSession != nil && s.hlsUnavailable() == nil {
 		ctx, cancel := context.WithTimeout(r.Context(), watchSessionTimeout)
@@ -304,19 +299,7 @@ func (s *Server) handleWatchSession(w http.ResponseWriter, r *http.Request) {
 			s.log.Info("watch page without hls", "err", err)
 		}
 	}
-	body, err := json.Marshal(info)
-	if err != nil {
-		s.writeError(w, r, fmt.Errorf("watch session: %w", err))
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
+	s.writeJSON(w, r, "watch session", info)
 }
 
 // watchState is the reply of /watch/state.
@@ -352,19 +335,18 @@ func (s *Server) handleWatchState(w http.ResponseWriter, r *http.Request) {
 	default:
 		st.Wait = "paused"
 	}
-	body, err := json.Marshal(st)
+	s.writeJSON(w, r, "watch state", st)
+}
+
+// writeJSON answers 200 with v as JSON, not cached; what names the answer
+// in an error.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, what string, v any) {
+	body, err := json.Marshal(v)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("watch state: %w", err))
+		s.writeError(w, r, fmt.Errorf("%s: %w", what, err))
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
+	writeJSONBody(w, r, body)
 }
 
 // handleWatchAsset serves GET /watch/assets/{name}.

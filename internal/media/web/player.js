@@ -338,10 +338,15 @@
     // The raw file's URL outlives a restart of the daemon, and Chromium
     // asks for it again by itself for about 30 s: an element that plays on
     // meanwhile has recovered, and giving it the file again would only
-    // take it back to its start for a moment.
+    // take it back to its start for a moment. recovered() ends the
+    // renewal then.
     var playsBefore = plays;
     function recovered() {
-      return engine === 'raw' && plays > playsBefore && !video.error && video.readyState >= 3;
+      if (engine !== 'raw' || plays <= playsBefore || video.error || video.readyState < 3) return false;
+      renewing = false;
+      renewedAt = Date.now();
+      say('');
+      return true;
     }
     function fail(e) {
       renewing = false;
@@ -351,20 +356,10 @@
         'Playback failed: ' + e.message);
     }
     function attempt() {
-      if (recovered()) {
-        renewing = false;
-        renewedAt = Date.now();
-        say('');
-        return;
-      }
+      if (recovered()) return;
       fetchSession()
         .then(function (info) {
-          if (recovered()) {
-            renewing = false;
-            renewedAt = Date.now();
-            say('');
-            return;
-          }
+          if (recovered()) return;
           var resume = resumeState();
           renewing = false;
           renewedAt = Date.now();
